@@ -1,0 +1,152 @@
+"""Runs the MMOE pipeline on this machine: Beam's DirectRunner and a SQLite ML Metadata store.
+
+    python local_runner.py                              # the bundled e-commerce data
+    python local_runner.py --data DIR --config FILE     # your CSVs, your config (pipeline.draft)
+    python local_runner.py --set model.num_experts=4 --train-steps 500
+
+Everything a run writes goes under --output (default ./outputs): pipeline_root/ (artifacts),
+metadata.sqlite, serving_model/ (pushed models), logs/, and run_summary.json.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from pipeline.config import ConfigError, PipelineConfig
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--data', help='directory of CSV files with a header row '
+                                       '(default: the config\'s, the bundled data)')
+    parser.add_argument('--config', help='YAML config replacing the defaults '
+                                         '(draft one with python -m pipeline.draft)')
+    parser.add_argument('--schema', help='schema.pbtxt (default: the config\'s)')
+    parser.add_argument('--output', default='outputs', help='where everything is written')
+    parser.add_argument('--train-steps', type=int, help='training steps')
+    parser.add_argument('--batch-size', type=int, help='training batch size')
+    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                        help='any config value, e.g. model.num_experts=4 or '
+                             'model.expert_dnn_hidden_units=[128,64]; repeatable')
+    parser.add_argument('--warn-on-anomalies', action='store_true',
+                        help='report data anomalies as warnings instead of stopping the run')
+    parser.add_argument('--beam-arg', action='append', default=[], metavar='ARG',
+                        help='a Beam pipeline argument, e.g. --beam-arg=--direct_num_workers=2; '
+                             'repeatable')
+    parser.add_argument('--no-cache', action='store_true', help='run every component again')
+    parser.add_argument('-v', '--verbose', action='store_true',
+                        help='show TensorFlow, Beam and TFX logging on the terminal')
+    return parser.parse_args(argv)
+
+
+def build_config(args) -> PipelineConfig:
+    config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
+    overrides = list(args.set)
+    for flag, key in ((args.data, 'data'), (args.schema, 'schema'),
+                      (args.train_steps, 'training.train_steps'),
+                      (args.batch_size, 'training.batch_size')):
+        if flag is not None:
+            overrides.append(f'{key}={os.path.abspath(flag) if key in ("data", "schema") else flag}')
+    if args.warn_on_anomalies:
+        overrides.append('fail_on_anomalies=false')
+    return config.with_overrides(overrides)
+
+
+def check_inputs(config: PipelineConfig):
+    """Fails fast, before any component, on a missing or empty data directory or schema."""
+    import glob  # pylint: disable=import-outside-toplevel
+    if not os.path.isdir(config.data):
+        raise ConfigError(f'data: {config.data} is not a directory')
+    files = glob.glob(os.path.join(config.data, config.csv_pattern))
+    if not files:
+        raise ConfigError(f'data: no file matches {config.csv_pattern} in {config.data}')
+    empty = [f for f in files if os.path.getsize(f) == 0]
+    if empty:
+        raise ConfigError(f'data: {empty[0]} is empty')
+    if not os.path.isfile(config.schema):
+        raise ConfigError(f'schema: {config.schema} does not exist')
+
+
+def _print_summary(summary, paths, seconds, stream):
+    stream.write(f'\nPipeline finished in {seconds / 60:.1f} min.\n')
+    for task, result in summary['tasks'].items():
+        metrics = result['metrics']
+        shown = '  '.join(f'{name} {metrics[name]:.4f}' for name in
+                          ('auc', 'mean_squared_error', 'example_count') if name in metrics)
+        verdict = result['verdict']
+        stream.write(f'  {task}: {shown}  -> '
+                     f'{"blessed" if verdict and verdict["blessed"] else "NOT blessed"}\n')
+        stream.write(f'      evaluation: {result["evaluation"]}\n')
+    pushed = summary['pushed_model']
+    stream.write(f'  pushed model:   {pushed or "nothing pushed (not blessed)"}\n')
+    stream.write(f'  metadata store: {paths["metadata"]}\n')
+    stream.write(f'  run summary:    {paths["summary"]}\n')
+    stream.write(f'  log:            {paths["log"]}\n')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    output = os.path.abspath(args.output)
+    paths = {
+        'pipeline_root': os.path.join(output, 'pipeline_root'),
+        'metadata': os.path.join(output, 'metadata.sqlite'),
+        'serving': os.path.join(output, 'serving_model'),
+        'summary': os.path.join(output, 'run_summary.json'),
+    }
+    try:
+        config = build_config(args)
+        check_inputs(config)
+    except ConfigError as e:
+        sys.exit(f'error: {e}')
+
+    from pipeline import progress  # pylint: disable=import-outside-toplevel
+    tracker = progress.setup_logging(os.path.join(output, 'logs'), args.verbose)
+    paths['log'] = tracker.log_path
+    print(f'Running pipeline {config.pipeline_name!r} on {config.data} into {output}')
+    print(f'(full log: {tracker.log_path})')
+
+    # Imported after the logging setup so that their import-time output lands in the log file.
+    # pylint: disable=import-outside-toplevel
+    import trainer_module  # noqa: F401  (the Keras choice, before TensorFlow loads)
+    from tfx import v1 as tfx
+    from pipeline.pipeline import create_pipeline
+    from pipeline.run_report import summarize
+
+    beam_args = args.beam_arg or ['--direct_running_mode=in_memory', '--direct_num_workers=1']
+    pipeline = create_pipeline(
+        config, paths['pipeline_root'], paths['serving'],
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            paths['metadata']),
+        beam_pipeline_args=beam_args,
+        enable_cache=not args.no_cache)
+    started = time.monotonic()
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception as error:  # pylint: disable=broad-except
+        import logging  # pylint: disable=import-outside-toplevel
+        logging.getLogger(__name__).exception('The pipeline failed')
+        sys.stderr.write(f'\nerror: {tracker.component or "the pipeline"} failed: '
+                         f'{type(error).__name__}: {_root_message(error)}\n'
+                         f'(details in {tracker.log_path})\n')
+        return 1
+    summary = summarize(paths['metadata'], config)
+    summary.update(paths=paths, seconds=round(time.monotonic() - started, 1))
+    with open(paths['summary'], 'w') as f:
+        json.dump(summary, f, indent=2)
+    _print_summary(summary, paths, time.monotonic() - started, sys.stdout)
+    return 0
+
+
+def _root_message(error: BaseException) -> str:
+    """The message of the innermost cause: what actually went wrong, not the wrapper around it."""
+    while error.__cause__ is not None or (error.__context__ is not None
+                                          and not error.__suppress_context__):
+        error = error.__cause__ or error.__context__
+    return str(error)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""The one typed config of the pipeline: data layout, tasks, MMOE arguments, training and gates.
+
+The runners build it (defaults, then `--config FILE`, then flags), the pipeline passes it as a dict to
+Transform and Trainer (`custom_config`), and the Evaluators' EvalConfigs are generated from it.
+"""
+
+import dataclasses
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import yaml
+
+from pipeline.datasets import ecommerce
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TASK_TYPES = ('binary', 'regression')
+
+
+class ConfigError(ValueError):
+    """A config that cannot describe a pipeline; the message names the offending key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseFeature:
+    """A categorical column: a Transform vocabulary, then an embedding (DeepCTR's SparseFeat)."""
+    name: str
+    embedding_dim: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseFeature:
+    """A numeric column, scaled to z-scores by Transform (DeepCTR's DenseFeat of dimension 1);
+    `log1p` first takes log(1 + x) of heavy-tailed values such as prices and counts."""
+    name: str
+    log1p: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One MMOE output: its label column, loss and the Evaluator's gate for it.
+
+    `min_auc` is a value floor on AUC for binary tasks; regression tasks are gated by `max_mse`.
+    `max_decrease` bounds how much worse than the baseline (the serving model) the candidate may be,
+    on the same metric.
+    """
+    name: str
+    label: str
+    type: str = 'binary'
+    loss_weight: float = 1.0
+    min_auc: float = 0.5
+    max_mse: Optional[float] = None
+    max_decrease: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """DeepCTR's MMOE arguments, with its defaults (task_types/task_names come from `tasks`)."""
+    num_experts: int = 3
+    expert_dnn_hidden_units: Tuple[int, ...] = (256, 128)
+    tower_dnn_hidden_units: Tuple[int, ...] = (64,)
+    gate_dnn_hidden_units: Tuple[int, ...] = ()
+    l2_reg_embedding: float = 1e-5
+    l2_reg_dnn: float = 0.0
+    seed: int = 1024
+    dnn_dropout: float = 0.0
+    dnn_activation: str = 'relu'
+    dnn_use_bn: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Training runs `train_steps` batches; every `steps_per_epoch` it evaluates on the whole eval
+    split and stops early when the eval loss has not improved for `early_stopping_patience` epochs."""
+    train_steps: int = 1000
+    steps_per_epoch: int = 50
+    early_stopping_patience: int = 2
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    log_every_steps: int = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    pipeline_name: str = 'mmoe'
+    data: str = os.path.join(PROJECT_DIR, 'data', 'ecommerce')
+    csv_pattern: str = '*.csv'
+    schema: str = os.path.join(PROJECT_DIR, 'schema', 'schema.pbtxt')
+    sparse_features: Tuple[SparseFeature, ...] = tuple(
+        SparseFeature(name, embedding_dim=8) for name in ecommerce.SPARSE_COLUMNS)
+    dense_features: Tuple[DenseFeature, ...] = tuple(
+        DenseFeature(name, log1p=name in ecommerce.HEAVY_TAILED_COLUMNS)
+        for name in ecommerce.DENSE_COLUMNS)
+    tasks: Tuple[Task, ...] = tuple(
+        Task(name, label) for name, label in ecommerce.TASK_LABELS.items())
+    slice_features: Tuple[str, ...] = ('device',)
+    num_oov_buckets: int = 1
+    train_eval_split: Tuple[int, int] = (8, 2)
+    fail_on_anomalies: bool = True
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    def __post_init__(self):
+        self._validate()
+
+    @property
+    def task_names(self) -> Tuple[str, ...]:
+        return tuple(task.name for task in self.tasks)
+
+    @property
+    def task_types(self) -> Tuple[str, ...]:
+        return tuple(task.type for task in self.tasks)
+
+    @property
+    def label_columns(self) -> Tuple[str, ...]:
+        return tuple(task.label for task in self.tasks)
+
+    def _validate(self):
+        columns = ([f.name for f in self.sparse_features] + [f.name for f in self.dense_features]
+                   + list(self.label_columns))
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise ConfigError(f'columns used twice (as features or labels): {repeated}')
+        if not self.sparse_features and not self.dense_features:
+            raise ConfigError('sparse_features and dense_features are both empty')
+        names = self.task_names
+        if len(set(names)) != len(names):
+            raise ConfigError(f'tasks: task names must be unique, got {list(names)}')
+        for task in self.tasks:
+            if task.type not in TASK_TYPES:
+                raise ConfigError(f'tasks.{task.name}.type: {task.type!r} is not one of {TASK_TYPES}')
+        unknown_slices = set(self.slice_features) - set(columns)
+        if unknown_slices:
+            raise ConfigError(f'slice_features: {sorted(unknown_slices)} are not columns of the data')
+        if self.num_oov_buckets < 1:
+            raise ConfigError('num_oov_buckets must be >= 1 so that unseen values get an OOV id')
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-able dict: what the Transform and Trainer components receive as custom_config."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any], base: Optional['PipelineConfig'] = None
+                  ) -> 'PipelineConfig':
+        """Builds a config from (possibly partial) nested dicts over `base` (default: the defaults)."""
+        return _replace(base or cls(), values, 'config')
+
+    @classmethod
+    def from_yaml(cls, path: str) -> 'PipelineConfig':
+        """Reads a YAML config; keys it leaves out keep their defaults, relative paths are taken
+        relative to the YAML file."""
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f'{path}: expected a mapping at the top level')
+        base_dir = os.path.dirname(os.path.abspath(path))
+        for key in ('data', 'schema'):
+            if key in values and not os.path.isabs(values[key]) and '://' not in values[key]:
+                values[key] = os.path.join(base_dir, values[key])
+        try:
+            return cls.from_dict(values)
+        except ConfigError as e:
+            raise ConfigError(f'{path}: {e}') from None
+
+    def with_overrides(self, assignments: List[str]) -> 'PipelineConfig':
+        """Applies `key.sub=value` assignments (values parsed as YAML), e.g. `model.num_experts=4`."""
+        config = self
+        for assignment in assignments:
+            key, sep, raw = assignment.partition('=')
+            if not sep:
+                raise ConfigError(f'--set {assignment!r}: expected KEY=VALUE')
+            value = yaml.safe_load(raw)
+            for part in reversed(key.strip().split('.')):
+                value = {part: value}
+            config = _replace(config, value, 'config')
+        return config
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(_plain(self.to_dict()), sort_keys=False)
+
+
+def _plain(value):
+    """Tuples become lists so that YAML stays readable."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _replace(instance, values: Dict[str, Any], where: str):
+    """A copy of dataclass `instance` with `values` applied, converting nested dicts and lists."""
+    if not isinstance(values, dict):
+        raise ConfigError(f'{where}: expected a mapping, got {values!r}')
+    fields = {f.name: f for f in dataclasses.fields(instance)}
+    changes = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f'{where}.{key}: unknown key (known: {sorted(fields)})')
+        changes[key] = _convert(getattr(instance, key), value, f'{where}.{key}', fields[key])
+    try:
+        return dataclasses.replace(instance, **changes)
+    except TypeError as e:
+        raise ConfigError(f'{where}: {e}') from None
+
+
+_ITEM_TYPES = {'sparse_features': SparseFeature, 'dense_features': DenseFeature, 'tasks': Task}
+
+
+def _convert(current, value, where, field):
+    if dataclasses.is_dataclass(current):
+        return _replace(current, value, where)
+    item_type = _ITEM_TYPES.get(field.name)
+    if item_type is not None:
+        if not isinstance(value, list):
+            raise ConfigError(f'{where}: expected a list')
+        items = []
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                item = {'name': item}
+            if not isinstance(item, dict):
+                raise ConfigError(f'{where}[{i}]: expected a name or a mapping, got {item!r}')
+            try:
+                items.append(item_type(**item))
+            except TypeError as e:
+                raise ConfigError(f'{where}[{i}]: {e}') from None
+        return tuple(items)
+    if isinstance(current, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f'{where}: expected a list, got {value!r}')
+        return tuple(value)
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f'{where}: expected true or false, got {value!r}')
+        return value
+    if isinstance(current, (int, float)) and current is not None:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f'{where}: expected a number, got {value!r}')
+        return type(current)(value) if isinstance(current, float) else value
+    return value

@@ -1,0 +1,161 @@
+"""Drafts a `schema.pbtxt` and a pipeline config from a CSV, for a person to review before a run.
+
+    python -m pipeline.draft --csv my_data/part-0.csv --out my_project [--labels click,watch_time]
+
+Column roles are guessed: label columns by name (click, label, conversion, purchase, target, ...) unless
+`--labels` names them, a label with only 0/1 values is a binary task and any other a regression task;
+text columns and integer columns with few distinct values (or named like ids) are sparse features; other
+numbers are dense features. Check every role, then run
+`python local_runner.py --config my_project/config.yaml`.
+"""
+
+import argparse
+import os
+import re
+import sys
+from typing import Dict, List, Optional
+
+import pandas as pd
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipeline.config import DenseFeature, PipelineConfig, SparseFeature, Task
+
+LABEL_NAME = re.compile(r'^(is_)?(label|target|y|click|clicked|conversion|converted|purchase|purchased|'
+                        r'buy|like|liked)$|^label_|_label$|_target$', re.IGNORECASE)
+ID_NAME = re.compile(r'(^|_)id$', re.IGNORECASE)
+MAX_CATEGORICAL_INTEGERS = 50  # an integer column with at most this many values is categorical
+SAMPLE_ROWS = 200000
+
+
+class DraftError(ValueError):
+    pass
+
+
+def _is_binary(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) and set(column.dropna().unique()) <= {0, 1}
+
+
+def guess_roles(frame: pd.DataFrame, labels: Optional[List[str]] = None) -> Dict[str, str]:
+    """{column: 'binary_label' | 'regression_label' | 'sparse' | 'dense'}"""
+    if labels:
+        unknown = [label for label in labels if label not in frame.columns]
+        if unknown:
+            raise DraftError(f'--labels: {unknown} are not columns of the CSV '
+                             f'(columns: {list(frame.columns)})')
+    roles = {}
+    for name in frame.columns:
+        column = frame[name]
+        is_label = name in labels if labels else bool(LABEL_NAME.search(name))
+        if is_label:
+            if not pd.api.types.is_numeric_dtype(column):
+                raise DraftError(f'label column {name!r} is not numeric')
+            roles[name] = 'binary_label' if _is_binary(column) else 'regression_label'
+        elif not pd.api.types.is_numeric_dtype(column):
+            roles[name] = 'sparse'
+        elif pd.api.types.is_integer_dtype(column) and (
+                ID_NAME.search(name) or column.nunique() <= MAX_CATEGORICAL_INTEGERS):
+            roles[name] = 'sparse'
+        else:
+            roles[name] = 'dense'
+    if not any(role.endswith('_label') for role in roles.values()):
+        raise DraftError('no label column found: name them with --labels col1,col2')
+    return roles
+
+
+def draft_schema(frame: pd.DataFrame, roles: Dict[str, str]) -> schema_pb2.Schema:
+    """Types, presence (required where the sample has no missing value) and one value per row;
+    labels of binary tasks get the domain {0, 1}."""
+    schema = schema_pb2.Schema()
+    for name, role in roles.items():
+        column = frame[name]
+        feature = schema.feature.add(name=name)
+        if not pd.api.types.is_numeric_dtype(column):
+            feature.type = schema_pb2.BYTES
+        elif pd.api.types.is_integer_dtype(column) or _is_binary(column):
+            feature.type = schema_pb2.INT
+        else:
+            feature.type = schema_pb2.FLOAT
+        required = role.endswith('_label') or not column.isna().any()
+        feature.presence.min_count = 1
+        if required:
+            feature.presence.min_fraction = 1.0
+        feature.value_count.min = 1
+        feature.value_count.max = 1
+        if role == 'binary_label':
+            feature.int_domain.min = 0
+            feature.int_domain.max = 1
+        elif role == 'sparse' and feature.type == schema_pb2.INT:
+            feature.int_domain.is_categorical = True
+    return schema
+
+
+def draft_config(frame: pd.DataFrame, roles: Dict[str, str], data_dir: str, schema_path: str,
+                 pipeline_name: str) -> PipelineConfig:
+    sparse = [name for name, role in roles.items() if role == 'sparse']
+    dense = [name for name, role in roles.items() if role == 'dense']
+    tasks = [Task(name=name, label=name, type=role.split('_')[0])
+             for name, role in roles.items() if role.endswith('_label')]
+
+    def heavy_tailed(name):
+        values = frame[name].dropna()
+        return bool(values.min() >= 0 and values.skew() > 2)
+
+    # The sparse feature with the fewest values is the likeliest useful slice (device, country, ...).
+    slices = sorted(sparse, key=lambda name: frame[name].nunique())[:1]
+    return PipelineConfig(
+        pipeline_name=pipeline_name, data=data_dir, schema=schema_path,
+        sparse_features=tuple(SparseFeature(name, embedding_dim=8) for name in sparse),
+        dense_features=tuple(DenseFeature(name, log1p=heavy_tailed(name)) for name in dense),
+        tasks=tuple(tasks), slice_features=tuple(slices))
+
+
+def draft(csv_path: str, out_dir: str, labels: Optional[List[str]] = None,
+          pipeline_name: Optional[str] = None) -> Dict[str, str]:
+    """Writes `schema.pbtxt` and `config.yaml` into `out_dir`; returns {column: role}."""
+    if not os.path.isfile(csv_path):
+        raise DraftError(f'{csv_path}: no such file')
+    try:
+        frame = pd.read_csv(csv_path, nrows=SAMPLE_ROWS, skipinitialspace=True)
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise DraftError(f'{csv_path}: cannot read as CSV: {e}') from None
+    if frame.empty:
+        raise DraftError(f'{csv_path}: has a header but no rows')
+    roles = guess_roles(frame, labels)
+    os.makedirs(out_dir, exist_ok=True)
+    schema_path = os.path.abspath(os.path.join(out_dir, 'schema.pbtxt'))
+    with open(schema_path, 'w') as f:
+        f.write(text_format.MessageToString(draft_schema(frame, roles)))
+    name = pipeline_name or re.sub(r'[^a-z0-9_]+', '_', os.path.basename(
+        os.path.abspath(out_dir)).lower()) or 'mmoe'
+    config = draft_config(frame, roles, os.path.dirname(os.path.abspath(csv_path)), schema_path,
+                          name)
+    with open(os.path.join(out_dir, 'config.yaml'), 'w') as f:
+        f.write(f'# Drafted from {csv_path} by `python -m pipeline.draft`: check each column role,\n'
+                f'# the tasks and their gates, then run `python local_runner.py --config {f.name}`.\n')
+        f.write(config.to_yaml())
+    return roles
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--csv', required=True, help='a CSV file with a header row')
+    parser.add_argument('--out', required=True, help='where to write schema.pbtxt and config.yaml')
+    parser.add_argument('--labels', help='comma-separated label columns (default: guessed by name)')
+    parser.add_argument('--pipeline-name', help='default: the name of --out')
+    args = parser.parse_args(argv)
+    try:
+        roles = draft(args.csv, args.out, args.labels.split(',') if args.labels else None,
+                      args.pipeline_name)
+    except DraftError as e:
+        sys.exit(f'error: {e}')
+    width = max(len(name) for name in roles)
+    for name, role in roles.items():
+        print(f'  {name:<{width}}  {role}')
+    print(f'wrote {os.path.join(args.out, "schema.pbtxt")} and {os.path.join(args.out, "config.yaml")}: '
+          'check the roles above, then run python local_runner.py --config '
+          f'{os.path.join(args.out, "config.yaml")}')
+
+
+if __name__ == '__main__':
+    main()

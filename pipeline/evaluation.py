@@ -1,0 +1,40 @@
+"""One TFMA EvalConfig per task, generated from the pipeline config."""
+
+import tensorflow_model_analysis as tfma
+
+from pipeline.config import PipelineConfig, Task
+
+BINARY_METRICS = ('ExampleCount', 'AUCPrecisionRecall', 'BinaryCrossentropy', 'Calibration',
+                  'MeanLabel', 'MeanPrediction', 'CalibrationPlot', 'ConfusionMatrixPlot')
+REGRESSION_METRICS = ('ExampleCount', 'MeanAbsoluteError', 'MeanLabel', 'MeanPrediction')
+
+
+def _gated_metric(task: Task) -> tfma.MetricConfig:
+    """The metric the Evaluator blesses on: a value bound (when set) and a change bound against the
+    baseline, which TFX ignores while there is no baseline yet."""
+    if task.type == 'binary':
+        name, direction = 'AUC', tfma.MetricDirection.HIGHER_IS_BETTER
+        value_threshold = tfma.GenericValueThreshold(lower_bound={'value': task.min_auc})
+        allowed_change = -task.max_decrease
+    else:
+        name, direction = 'MeanSquaredError', tfma.MetricDirection.LOWER_IS_BETTER
+        value_threshold = (tfma.GenericValueThreshold(upper_bound={'value': task.max_mse})
+                           if task.max_mse is not None else None)
+        allowed_change = task.max_decrease
+    threshold = tfma.MetricThreshold(
+        value_threshold=value_threshold,
+        change_threshold=tfma.GenericChangeThreshold(direction=direction,
+                                                     absolute={'value': allowed_change}))
+    return tfma.MetricConfig(class_name=name, threshold=threshold)
+
+
+def eval_config(config: PipelineConfig, task: Task) -> tfma.EvalConfig:
+    other_metrics = BINARY_METRICS if task.type == 'binary' else REGRESSION_METRICS
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name='serving_default', label_key=task.label,
+                                    prediction_key=task.name)],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[feature])
+                                              for feature in config.slice_features],
+        metrics_specs=[tfma.MetricsSpec(
+            metrics=[tfma.MetricConfig(class_name=name) for name in other_metrics]
+            + [_gated_metric(task)])])

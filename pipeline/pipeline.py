@@ -1,0 +1,93 @@
+"""`create_pipeline()`: the MMOE pipeline, the same for the local and the Kubeflow runners."""
+
+import json
+from typing import List, Optional
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+from tfx.types import channel_utils
+
+from components.anomaly_check import AnomalyCheck
+from components.blessing_gate import BlessingGate
+from pipeline.config import PipelineConfig
+from pipeline.evaluation import eval_config
+
+PREPROCESSING_FN = 'trainer_module.preprocessing.preprocessing_fn'
+RUN_FN = 'trainer_module.run.run_fn'
+
+
+def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str,
+                    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+                    beam_pipeline_args: Optional[List[str]] = None,
+                    enable_cache: bool = True) -> tfx.dsl.Pipeline:
+    train_share, eval_share = config.train_eval_split
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=config.data,
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name='csv', pattern=config.csv_pattern)]),
+        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+            tfx.proto.SplitConfig.Split(name='train', hash_buckets=train_share),
+            tfx.proto.SplitConfig.Split(name='eval', hash_buckets=eval_share)])))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
+    anomaly_check = AnomalyCheck(anomalies=example_validator.outputs['anomalies'],
+                                 fail_on_anomalies=config.fail_on_anomalies)
+
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs['examples'],
+        schema=schema_gen.outputs['schema'],
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config=config.to_dict())
+    # Transform reads the examples directly; it must still wait for the anomaly check.
+    transform.add_upstream_node(anomaly_check)
+
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        schema=schema_gen.outputs['schema'],
+        train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
+        eval_args=tfx.proto.EvalArgs(),
+        custom_config=config.to_dict())
+
+    gate_id = 'BlessingGate'
+    # The baseline is the latest model the gate blessed: never one that only some tasks blessed.
+    baseline_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                              producer_component_id=trainer.id),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                       producer_component_id=gate_id),
+    ).with_id('latest_blessed_model_resolver')
+
+    evaluators = [
+        tfx.components.Evaluator(
+            examples=example_gen.outputs['examples'],
+            model=trainer.outputs['model'],
+            baseline_model=baseline_resolver.outputs['model'],
+            schema=schema_gen.outputs['schema'],
+            eval_config=eval_config(config, task),
+        ).with_id(f'Evaluator.{task.name}')
+        for task in config.tasks
+    ]
+    gate = BlessingGate(
+        model=trainer.outputs['model'],
+        evaluations=channel_utils.union([e.outputs['evaluation'] for e in evaluators]),
+        task_names=json.dumps(list(config.task_names)),
+    ).with_id(gate_id)
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs['model'],
+        model_blessing=gate.outputs['blessing'],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, anomaly_check,
+                    transform, trainer, baseline_resolver, *evaluators, gate, pusher],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [])

@@ -1,0 +1,109 @@
+"""What a pipeline run did, read back from ML Metadata: each component's execution, its state and
+output artifacts, and the per-task evaluation results and blessing verdicts."""
+
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional
+
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
+
+from components.blessing_gate import VERDICT_FILE
+from pipeline.config import PipelineConfig
+
+_STATE_NAMES = {value: name for name, value in
+                metadata_store_pb2.Execution.State.items()}
+
+
+@dataclasses.dataclass
+class NodeRun:
+    node_id: str
+    state: str  # COMPLETE, CACHED, FAILED, ...
+    outputs: Dict[str, List[Dict]]  # output key -> [{'uri': ..., 'properties': {name: value}}]
+    seconds: Optional[float]
+
+
+def sqlite_store(metadata_path: str) -> mlmd.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return mlmd.MetadataStore(config)
+
+
+def latest_run(store: mlmd.MetadataStore, pipeline_name: str) -> Dict[str, NodeRun]:
+    """{node id: NodeRun} for the newest run of `pipeline_name` in `store`."""
+    runs = [context for context in store.get_contexts_by_type('pipeline_run')
+            if any(parent.name == pipeline_name
+                   for parent in store.get_parent_contexts_by_context(context.id))]
+    if not runs:
+        return {}
+    run = max(runs, key=lambda context: context.create_time_since_epoch)
+    executions = store.get_executions_by_context(run.id)
+    events = store.get_events_by_execution_ids([e.id for e in executions])
+    output_ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+    artifacts = {a.id: {'uri': a.uri, 'properties': _custom_properties(a)}
+                 for a in store.get_artifacts_by_id(output_ids)}
+    result = {}
+    for execution in executions:
+        node = next(context.name for context in store.get_contexts_by_execution(execution.id)
+                    if context.type == 'node')
+        node_id = node[len(pipeline_name) + 1:]
+        outputs: Dict[str, List[Dict]] = {}
+        for event in events:
+            if event.execution_id == execution.id and event.type == metadata_store_pb2.Event.OUTPUT:
+                outputs.setdefault(event.path.steps[0].key, []).append(artifacts[event.artifact_id])
+        seconds = None
+        if execution.last_update_time_since_epoch and execution.create_time_since_epoch:
+            seconds = (execution.last_update_time_since_epoch
+                       - execution.create_time_since_epoch) / 1000.0
+        result[node_id] = NodeRun(node_id, _STATE_NAMES.get(execution.last_known_state, '?'),
+                                  outputs, seconds)
+    return result
+
+
+def _custom_properties(artifact: metadata_store_pb2.Artifact) -> Dict:
+    values = {}
+    for name, value in artifact.custom_properties.items():
+        kind = value.WhichOneof('value')
+        values[name] = getattr(value, kind) if kind in ('int_value', 'double_value',
+                                                        'string_value') else str(value)
+    return values
+
+
+def task_metrics(evaluation_uri: str) -> Dict[str, float]:
+    """Overall metrics of the candidate model in a TFMA output: {metric name: value}."""
+    import tensorflow_model_analysis as tfma  # pylint: disable=import-outside-toplevel
+    result = tfma.load_eval_result(evaluation_uri)
+    for slice_key, metrics in result.slicing_metrics:
+        if slice_key == ():
+            candidate = metrics.get('', {}).get('', {})
+            return {name: value['doubleValue'] for name, value in candidate.items()
+                    if 'doubleValue' in value}
+    return {}
+
+
+def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
+    """The newest run: node states, per-task metrics and verdicts, the pushed model, if any."""
+    nodes = latest_run(sqlite_store(metadata_path), config.pipeline_name)
+    tasks = {}
+    gate = nodes.get('BlessingGate')
+    verdicts = {}
+    if gate and gate.outputs.get('blessing'):
+        with open(os.path.join(gate.outputs['blessing'][0]['uri'], VERDICT_FILE)) as f:
+            verdicts = json.load(f)['tasks']
+    for task in config.tasks:
+        evaluator = nodes.get(f'Evaluator.{task.name}')
+        if not evaluator or not evaluator.outputs.get('evaluation'):
+            continue
+        uri = evaluator.outputs['evaluation'][0]['uri']
+        tasks[task.name] = {'evaluation': uri, 'metrics': task_metrics(uri),
+                            'verdict': verdicts.get(task.name)}
+    pushed = None
+    pusher = nodes.get('Pusher')
+    if pusher and pusher.outputs.get('pushed_model'):
+        properties = pusher.outputs['pushed_model'][0]['properties']
+        if properties.get('pushed') == 1:
+            pushed = properties.get('pushed_destination')
+    return {'nodes': {n: dataclasses.asdict(r) for n, r in nodes.items()}, 'tasks': tasks,
+            'pushed_model': pushed}

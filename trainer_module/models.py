@@ -1,0 +1,103 @@
+"""DeepCTR's multi-task models (`deepctr.models`) on Keras 2, with DeepCTR's signatures and semantics."""
+
+from collections import OrderedDict
+from typing import Dict, Sequence
+
+import tf_keras as keras
+
+from trainer_module.feature_column import DenseFeat, FeatureColumn, SparseFeat
+from trainer_module.layers import DNN, MixExperts, PredictionLayer, StackExperts
+
+TASK_TYPES = ('binary', 'regression')
+EMBEDDING_SEED = 2020  # DeepCTR's default embeddings_initializer seed
+
+
+def build_input_features(feature_columns: Sequence[FeatureColumn]) -> Dict[str, keras.Input]:
+    """One Keras Input per feature column, named after it: shape (1,) for sparse ids, (dimension,)
+    for dense values."""
+    inputs = OrderedDict()
+    for column in feature_columns:
+        shape = (1,) if isinstance(column, SparseFeat) else (column.dimension,)
+        inputs[column.name] = keras.Input(shape=shape, name=column.name, dtype=column.dtype)
+    return inputs
+
+
+def _dnn_input(inputs, feature_columns, l2_reg_embedding):
+    """Embeddings of the sparse features concatenated with the dense values, as DeepCTR's
+    `input_from_feature_columns` + `combined_dnn_input` build them."""
+    embeddings = {}
+    sparse_list, dense_list = [], []
+    for column in feature_columns:
+        if isinstance(column, SparseFeat):
+            if column.embedding_name not in embeddings:
+                embeddings[column.embedding_name] = keras.layers.Embedding(
+                    column.vocabulary_size, column.embedding_dim,
+                    embeddings_initializer=keras.initializers.RandomNormal(
+                        mean=0.0, stddev=0.0001, seed=EMBEDDING_SEED),
+                    embeddings_regularizer=keras.regularizers.l2(l2_reg_embedding),
+                    trainable=column.trainable,
+                    name='sparse_emb_' + column.embedding_name)
+            sparse_list.append(embeddings[column.embedding_name](inputs[column.name]))
+        elif isinstance(column, DenseFeat):
+            dense_list.append(inputs[column.name])
+        else:
+            raise ValueError(f'unknown feature column {column!r}')
+
+    def concat(tensors):
+        return tensors[0] if len(tensors) == 1 else keras.layers.Concatenate(axis=-1)(tensors)
+
+    parts = [keras.layers.Flatten()(concat(group)) for group in (sparse_list, dense_list) if group]
+    if not parts:
+        raise ValueError('dnn_feature_columns is empty')
+    return concat(parts)
+
+
+def _check_task_types(task_types, num_tasks):
+    if len(task_types) != num_tasks:
+        raise ValueError('num_tasks must be equal to the length of task_types')
+    for task_type in task_types:
+        if task_type not in TASK_TYPES:
+            raise ValueError('task must be binary or regression, {} is illegal'.format(task_type))
+
+
+def MMOE(dnn_feature_columns, num_experts=3, expert_dnn_hidden_units=(256, 128),
+         tower_dnn_hidden_units=(64,), gate_dnn_hidden_units=(), l2_reg_embedding=0.00001,
+         l2_reg_dnn=0, seed=1024, dnn_dropout=0, dnn_activation='relu', dnn_use_bn=False,
+         task_types=('binary', 'binary'), task_names=('ctr', 'ctcvr')) -> keras.Model:
+    """Multi-gate Mixture-of-Experts (Ma et al., KDD 2018), as `deepctr.models.multitask.MMOE`.
+
+    `num_experts` expert DNNs share the input; each task has a gate (a DNN, then a bias-free softmax
+    over the experts) that mixes the experts for its own tower DNN and prediction layer. The model's
+    outputs are named after `task_names`: a probability for 'binary', a value for 'regression'.
+    """
+    num_tasks = len(task_names)
+    if num_tasks <= 1:
+        raise ValueError('num_tasks must be greater than 1')
+    if num_experts <= 1:
+        raise ValueError('num_experts must be greater than 1')
+    _check_task_types(task_types, num_tasks)
+
+    def dnn(units, name):
+        return DNN(units, dnn_activation, l2_reg_dnn, dnn_dropout, dnn_use_bn, seed=seed, name=name)
+
+    inputs = build_input_features(dnn_feature_columns)
+    dnn_input = _dnn_input(inputs, dnn_feature_columns, l2_reg_embedding)
+
+    experts = [dnn(expert_dnn_hidden_units, f'expert_{i}')(dnn_input) for i in range(num_experts)]
+    expert_stack = StackExperts(name='experts')(experts)
+
+    outputs = []
+    for task_type, task_name in zip(task_types, task_names):
+        gate_input = dnn(gate_dnn_hidden_units, f'gate_{task_name}')(dnn_input)
+        gate = keras.layers.Dense(
+            num_experts, use_bias=False, activation='softmax',
+            kernel_initializer=keras.initializers.glorot_uniform(seed=seed),
+            name=f'gate_softmax_{task_name}')(gate_input)
+        mixed = MixExperts(name=f'gate_mul_expert_{task_name}')([expert_stack, gate])
+        tower = dnn(tower_dnn_hidden_units, f'tower_{task_name}')(mixed)
+        logit = keras.layers.Dense(
+            1, use_bias=False, kernel_initializer=keras.initializers.glorot_uniform(seed=seed),
+            name=f'logit_{task_name}')(tower)
+        outputs.append(PredictionLayer(task_type, name=task_name)(logit))
+    return keras.Model(inputs=list(inputs.values()), outputs=outputs)
+

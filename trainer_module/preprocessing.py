@@ -1,0 +1,64 @@
+"""Transform's `preprocessing_fn`: vocabularies for sparse features, scaling for dense ones, labels as is.
+
+The transformed features keep their raw names. Rules for missing values, applied inside the TFT graph
+and therefore identically in training and serving:
+- a missing categorical value becomes the empty string, which has its own vocabulary entry when it
+  occurs in training and an OOV id otherwise; an unseen value gets an OOV id (never -1);
+- a missing or NaN numeric value becomes the feature's training mean, so 0 after scaling.
+"""
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from pipeline.config import PipelineConfig
+
+
+def _dense_column(values: tf.Tensor, default) -> tf.Tensor:
+    """A [batch] tensor from a [batch, <=1] sparse or dense input, `default` where no value."""
+    if isinstance(values, tf.sparse.SparseTensor):
+        values = tf.sparse.to_dense(
+            tf.SparseTensor(values.indices, values.values, [values.dense_shape[0], 1]),
+            default_value=default)
+    return tf.reshape(values, [-1])
+
+
+def _map_values(fn, values: tf.Tensor) -> tf.Tensor:
+    if isinstance(values, tf.sparse.SparseTensor):
+        return tf.sparse.map_values(fn, values)
+    return fn(values)
+
+
+def _categorical(values: tf.Tensor) -> tf.Tensor:
+    """Strings (integer categories such as an hour become their decimal text), '' where missing."""
+    if values.dtype != tf.string:
+        values = _map_values(tf.strings.as_string, values)
+    return _dense_column(values, '')
+
+
+def _numeric(values: tf.Tensor) -> tf.Tensor:
+    """Floats, NaN where the value is missing."""
+    return _dense_column(_map_values(lambda v: tf.cast(v, tf.float32), values), float('nan'))
+
+
+def _fill_with_mean(values: tf.Tensor) -> tf.Tensor:
+    present = tf.math.is_finite(values)
+    mean = tft.mean(tf.boolean_mask(values, present))
+    return tf.where(present, values, mean)
+
+
+def preprocessing_fn(inputs, custom_config):
+    config = PipelineConfig.from_dict(custom_config)
+    outputs = {}
+    for feature in config.sparse_features:
+        outputs[feature.name] = tft.compute_and_apply_vocabulary(
+            _categorical(inputs[feature.name]),
+            num_oov_buckets=config.num_oov_buckets,
+            vocab_filename=feature.name)
+    for feature in config.dense_features:
+        values = _fill_with_mean(_numeric(inputs[feature.name]))
+        if feature.log1p:
+            values = tf.math.log1p(tf.maximum(values, 0.0))
+        outputs[feature.name] = tft.scale_to_z_score(values)
+    for label in config.label_columns:
+        outputs[label] = _numeric(inputs[label])
+    return outputs

@@ -1,0 +1,147 @@
+"""The Trainer's `run_fn`: trains the MMOE on the transformed examples and exports a SavedModel.
+
+The SavedModel has two signatures, both taking serialized raw `tf.Example`s (`examples`):
+- `serving_default`: the Transform graph, then the model; one output per task, named after it;
+- `transform_features`: the Transform graph alone (labels included), for TFMA.
+"""
+
+import logging
+import math
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from pipeline.config import PipelineConfig
+from trainer_module.feature_column import DenseFeat, feature_columns_from_transform
+from trainer_module.models import MMOE
+
+# The runner shows this logger's messages on the terminal; everything else goes to the log file.
+PROGRESS = logging.getLogger('mmoe.progress')
+
+_SHUFFLE_BUFFER = 10000
+
+
+def model_inputs(transformed, feature_columns):
+    """Transformed [batch] features -> the model's inputs: [batch, dimension] in each column's dtype."""
+    return {
+        column.name: tf.reshape(tf.cast(transformed[column.name], column.dtype),
+                                [-1, column.dimension if isinstance(column, DenseFeat) else 1])
+        for column in feature_columns
+    }
+
+
+def make_dataset(file_patterns, tf_transform_output, config: PipelineConfig, feature_columns,
+                 training: bool) -> tf.data.Dataset:
+    """(model inputs, {task: [batch, 1] label}) batches from gzipped transformed TFRecords.
+
+    Training batches are shuffled and repeat forever; evaluation makes one pass over the split.
+    """
+    files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
+    spec = tf_transform_output.transformed_feature_spec()
+
+    def split(serialized):
+        features = tf.io.parse_example(serialized, spec)
+        labels = {task.name: tf.reshape(features[task.label], [-1, 1]) for task in config.tasks}
+        return model_inputs(features, feature_columns), labels
+
+    dataset = tf.data.TFRecordDataset(files, compression_type='GZIP').cache()
+    if training:
+        dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=config.model.seed).repeat()
+    return (dataset.batch(config.training.batch_size, drop_remainder=training)
+            .map(split, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def build_model(config: PipelineConfig, feature_columns) -> keras.Model:
+    """The MMOE of `config`, compiled with a loss and metrics per task."""
+    model = MMOE(feature_columns, **_dataclass_dict(config.model),
+                 task_types=config.task_types, task_names=config.task_names)
+    losses, metrics = {}, {}
+    for task in config.tasks:
+        if task.type == 'binary':
+            losses[task.name] = keras.losses.BinaryCrossentropy()
+            metrics[task.name] = [keras.metrics.AUC(name='auc')]
+        else:
+            losses[task.name] = keras.losses.MeanSquaredError()
+            metrics[task.name] = [keras.metrics.RootMeanSquaredError(name='rmse')]
+    model.compile(optimizer=keras.optimizers.Adam(config.training.learning_rate), loss=losses,
+                  loss_weights={task.name: task.loss_weight for task in config.tasks},
+                  metrics=metrics)
+    return model
+
+
+def _dataclass_dict(instance):
+    return {name: getattr(instance, name) for name in instance.__dataclass_fields__}
+
+
+class _ProgressLog(keras.callbacks.Callback):
+    """Logs the step and running loss every `every` steps, and the eval metrics after each epoch."""
+
+    def __init__(self, total_steps, every):
+        super().__init__()
+        self.total_steps = total_steps
+        self.every = every
+        self.step = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step % self.every == 0 or self.step == self.total_steps:
+            PROGRESS.info('Trainer step %d/%d  loss %.4f', self.step, self.total_steps, logs['loss'])
+
+    def on_epoch_end(self, epoch, logs=None):
+        evaluated = '  '.join(f'{k[4:]} {v:.4f}' for k, v in sorted(logs.items())
+                              if k.startswith('val_'))
+        PROGRESS.info('Trainer eval after step %d: %s', self.step, evaluated)
+
+
+def export_serving_model(model, tf_transform_output, config: PipelineConfig, feature_columns, path):
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    raw_spec = tf_transform_output.raw_feature_spec()
+    serving_spec = {k: v for k, v in raw_spec.items() if k not in config.label_columns}
+    examples = tf.TensorSpec([None], tf.string, name='examples')
+
+    @tf.function(input_signature=[examples])
+    def serve(serialized):
+        transformed = model.tft_layer(tf.io.parse_example(serialized, serving_spec))
+        outputs = model(model_inputs(transformed, feature_columns), training=False)
+        return dict(zip(config.task_names, outputs))
+
+    @tf.function(input_signature=[examples])
+    def transform_features(serialized):
+        return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
+
+    model.save(path, save_format='tf',
+               signatures={'serving_default': serve, 'transform_features': transform_features})
+
+
+def run_fn(fn_args: FnArgs):
+    config = PipelineConfig.from_dict(fn_args.custom_config)
+    keras.utils.set_random_seed(config.model.seed)
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    feature_columns = feature_columns_from_transform(config, tf_transform_output)
+    train = make_dataset(fn_args.train_files, tf_transform_output, config, feature_columns, True)
+    evaluation = make_dataset(fn_args.eval_files, tf_transform_output, config, feature_columns,
+                              False)
+
+    model = build_model(config, feature_columns)
+    # Keras epochs are of equal length: split train_steps into the fewest epochs no longer than
+    # steps_per_epoch.
+    epochs = math.ceil(fn_args.train_steps / config.training.steps_per_epoch)
+    steps_per_epoch = math.ceil(fn_args.train_steps / epochs)
+    model.fit(
+        train,
+        steps_per_epoch=steps_per_epoch,
+        epochs=epochs,
+        validation_data=evaluation,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq='epoch'),
+            keras.callbacks.EarlyStopping(
+                monitor='val_loss', patience=config.training.early_stopping_patience,
+                restore_best_weights=True),
+            _ProgressLog(epochs * steps_per_epoch, config.training.log_every_steps),
+        ])
+    export_serving_model(model, tf_transform_output, config, feature_columns,
+                         fn_args.serving_model_dir)
