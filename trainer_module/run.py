@@ -130,6 +130,9 @@ def run_fn(fn_args: FnArgs):
     # steps_per_epoch.
     epochs = math.ceil(fn_args.train_steps / config.training.steps_per_epoch)
     steps_per_epoch = math.ceil(fn_args.train_steps / epochs)
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor='val_loss', patience=config.training.early_stopping_patience,
+        restore_best_weights=True)
     model.fit(
         train,
         steps_per_epoch=steps_per_epoch,
@@ -138,10 +141,10 @@ def run_fn(fn_args: FnArgs):
         verbose=0,
         callbacks=[
             keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq='epoch'),
-            keras.callbacks.EarlyStopping(
-                monitor='val_loss', patience=config.training.early_stopping_patience,
-                restore_best_weights=True),
+            early_stopping,
             _ProgressLog(epochs * steps_per_epoch, config.training.log_every_steps),
         ])
+    PROGRESS.info('Trainer keeps the weights after step %d (eval loss %.4f)',
+                  (early_stopping.best_epoch + 1) * steps_per_epoch, early_stopping.best)
     export_serving_model(model, tf_transform_output, config, feature_columns,
                          fn_args.serving_model_dir)

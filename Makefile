@@ -1,0 +1,57 @@
+# make run   - create .venv (Python 3.10) if missing, install, run the pipeline on the bundled data
+# make test  - the same environment, then the test suite
+# Arguments: make run ARGS="--output /tmp/run1 --train-steps 200"; make test PYTEST_ARGS="-k schema"
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# A Python 3.10 (TFX 1.16 installs on no other): PYTHON310 if given, else python3.10 on PATH, else
+# one installed by pyenv.
+PYTHON310 ?= $(shell for p in python3.10 $$(pyenv root 2>/dev/null)/versions/3.10*/bin/python \
+	$$HOME/.pyenv/versions/3.10*/bin/python /usr/bin/python3.10 /usr/local/bin/python3.10; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && \
+	{ command -v "$$p" || echo "$$p"; } && break; done)
+
+.PHONY: install run test data constraints clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py constraints.txt
+	@if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then \
+	  if [ -z "$(PYTHON310)" ]; then \
+	    echo "error: Python 3.10 is required (TFX 1.16 installs on no other) and none was found." >&2; \
+	    echo "Install one, e.g. 'pyenv install 3.10.13' or 'apt-get install python3.10 python3.10-venv'," >&2; \
+	    echo "or name it: make PYTHON310=/path/to/python3.10" >&2; \
+	    exit 1; \
+	  fi; \
+	  rm -rf $(VENV); \
+	  echo "Creating $(VENV) with $(PYTHON310)"; \
+	  $(PYTHON310) -m venv $(VENV); \
+	fi
+	$(PY) -m pip install --quiet --upgrade pip wheel
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) local_runner.py $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# Regenerates the bundled data (deterministic: the same seed gives the same file).
+data: $(STAMP)
+	$(PY) -m pipeline.datasets.ecommerce --rows 20000 --seed 7 --out data/ecommerce
+
+# Re-resolves and freezes every dependency version (after changing setup.py).
+constraints:
+	rm -rf /tmp/mmoe-constraints-venv
+	$(PYTHON310) -m venv /tmp/mmoe-constraints-venv
+	/tmp/mmoe-constraints-venv/bin/pip install --quiet --upgrade pip wheel
+	/tmp/mmoe-constraints-venv/bin/pip install --quiet '.[test]'
+	{ echo "# Every version pip resolved for setup.py on Python 3.10, frozen so that every install is"; \
+	  echo "# the same. Regenerate with: make constraints"; \
+	  /tmp/mmoe-constraints-venv/bin/pip freeze | grep -v '^mmoe-tfx-pipeline'; } > constraints.txt
+
+clean:
+	rm -rf outputs .pytest_cache

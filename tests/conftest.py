@@ -1,0 +1,62 @@
+"""Shared fixtures: real pipeline runs on small data, one per session, used by many tests."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.datasets import ecommerce
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL_ROWS = 2000
+# Small data: short epochs so that early stopping keeps the weights before overfitting.
+SMALL_TRAINING = ['--train-steps', '150', '--batch-size', '64',
+                  '--set', 'training.steps_per_epoch=15', '--set', 'training.log_every_steps=30']
+
+
+class PipelineRun:
+    """One `python local_runner.py` process: its exit code, terminal output and run summary."""
+
+    def __init__(self, output, args):
+        self.output = str(output)
+        process = subprocess.run(
+            [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--output', self.output]
+            + list(args), capture_output=True, text=True, cwd=PROJECT_DIR, timeout=1800)
+        self.returncode = process.returncode
+        self.stdout = process.stdout
+        self.stderr = process.stderr
+        summary_path = os.path.join(self.output, 'run_summary.json')
+        self.summary = None
+        if self.returncode == 0 and os.path.exists(summary_path):
+            with open(summary_path) as f:
+                self.summary = json.load(f)
+
+    def check(self):
+        assert self.returncode == 0, f'stdout:\n{self.stdout}\nstderr:\n{self.stderr}'
+        return self
+
+    def states(self):
+        return {node: run['state'] for node, run in self.summary['nodes'].items()}
+
+
+def run_pipeline(output, *args):
+    return PipelineRun(output, args)
+
+
+@pytest.fixture(scope='session')
+def small_data(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp('small_data')
+    ecommerce.write(str(data_dir), rows=SMALL_ROWS, seed=11)
+    return str(data_dir)
+
+
+@pytest.fixture(scope='session')
+def default_runs(tmp_path_factory, small_data):
+    """The default pipeline on 2k generated rows, run twice into the same output with nothing
+    changed: (first run, second run)."""
+    output = tmp_path_factory.mktemp('default_run')
+    first = run_pipeline(output, '--data', small_data, *SMALL_TRAINING).check()
+    second = run_pipeline(output, '--data', small_data, *SMALL_TRAINING).check()
+    return first, second
