@@ -30,7 +30,7 @@ def task_of(evaluation_uri: str) -> str:
 
 def task_verdict(evaluation_uri: str) -> Dict:
     """{'blessed': bool, 'failures': [{'slice', 'metric', 'is_change', 'value', 'threshold',
-    'message'}]} from the TFMA validation result an Evaluator wrote."""
+    'message'}], 'missing_thresholds': bool} from the TFMA validation result an Evaluator wrote."""
     result = tfma.load_validation_result(evaluation_uri)
     failures = []
     for per_slice in result.metric_validations_per_slice:
@@ -45,7 +45,8 @@ def task_verdict(evaluation_uri: str) -> Dict:
                 'threshold': json_format.MessageToDict(failure.metric_threshold),
                 'message': failure.message,
             })
-    return {'blessed': bool(result.validation_ok), 'failures': failures}
+    return {'blessed': bool(result.validation_ok), 'failures': failures,
+            'missing_thresholds': bool(result.missing_thresholds)}
 
 
 def describe(verdict: Dict) -> str:
@@ -57,6 +58,8 @@ def describe(verdict: Dict) -> str:
         f"{f['value'] if f['value'] is None else round(f['value'], 4)} on {f['slice']} "
         f"(bound {json.dumps(f['threshold'], sort_keys=True)})"
         for f in verdict['failures']]
+    if verdict.get('missing_thresholds'):
+        reasons.append('no threshold could be checked (a change threshold alone needs a baseline)')
     return 'refused: ' + ('; '.join(reasons) or 'the Evaluator did not validate the model')
 
 

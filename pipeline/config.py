@@ -39,7 +39,8 @@ class DenseFeature:
 class Task:
     """One MMOE output: its label column, loss and the Evaluator's gate for it.
 
-    `min_auc` is a value floor on AUC for binary tasks; regression tasks are gated by `max_mse`.
+    `min_auc` is a value floor on AUC for binary tasks; regression tasks are gated by `max_mse`
+    (required: the label's variance is what predicting the mean achieves).
     `max_decrease` bounds how much worse than the baseline (the serving model) the candidate may be,
     on the same metric.
     """
@@ -128,6 +129,11 @@ class PipelineConfig:
         for task in self.tasks:
             if task.type not in TASK_TYPES:
                 raise ConfigError(f'tasks.{task.name}.type: {task.type!r} is not one of {TASK_TYPES}')
+            # TFMA ignores change thresholds until there is a baseline, and blesses nothing without
+            # a threshold it can check: a regression task needs its value bound.
+            if task.type == 'regression' and task.max_mse is None:
+                raise ConfigError(f'tasks.{task.name}.max_mse: a regression task needs an upper '
+                                  'bound on the mean squared error (e.g. the label variance)')
         unknown_slices = set(self.slice_features) - set(columns)
         if unknown_slices:
             raise ConfigError(f'slice_features: {sorted(unknown_slices)} are not columns of the data')
@@ -162,17 +168,19 @@ class PipelineConfig:
             raise ConfigError(f'{path}: {e}') from None
 
     def with_overrides(self, assignments: List[str]) -> 'PipelineConfig':
-        """Applies `key.sub=value` assignments (values parsed as YAML), e.g. `model.num_experts=4`."""
-        config = self
+        """Applies `key.sub=value` assignments (values parsed as YAML), e.g. `model.num_experts=4`,
+        all at once, so that they may change things that only agree together."""
+        changes: Dict[str, Any] = {}
         for assignment in assignments:
             key, sep, raw = assignment.partition('=')
             if not sep:
                 raise ConfigError(f'--set {assignment!r}: expected KEY=VALUE')
-            value = yaml.safe_load(raw)
-            for part in reversed(key.strip().split('.')):
-                value = {part: value}
-            config = _replace(config, value, 'config')
-        return config
+            *parents, leaf = key.strip().split('.')
+            node = changes
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = yaml.safe_load(raw)
+        return _replace(self, changes, 'config')
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(_plain(self.to_dict()), sort_keys=False)
@@ -211,7 +219,7 @@ def _convert(current, value, where, field):
         return _replace(current, value, where)
     item_type = _ITEM_TYPES.get(field.name)
     if item_type is not None:
-        if not isinstance(value, list):
+        if not isinstance(value, (list, tuple)):
             raise ConfigError(f'{where}: expected a list')
         items = []
         for i, item in enumerate(value):

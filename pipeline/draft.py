@@ -94,7 +94,10 @@ def draft_config(frame: pd.DataFrame, roles: Dict[str, str], data_dir: str, sche
                  pipeline_name: str) -> PipelineConfig:
     sparse = [name for name, role in roles.items() if role == 'sparse']
     dense = [name for name, role in roles.items() if role == 'dense']
-    tasks = [Task(name=name, label=name, type=role.split('_')[0])
+    # A regression task's gate starts at the label variance: no worse than predicting the mean.
+    tasks = [Task(name=name, label=name, type='binary') if role == 'binary_label' else
+             Task(name=name, label=name, type='regression',
+                  max_mse=round(float(frame[name].var()), 6))
              for name, role in roles.items() if role.endswith('_label')]
 
     def heavy_tailed(name):

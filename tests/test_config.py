@@ -1,0 +1,69 @@
+"""The one config: defaults, YAML, flags, and errors that name the key."""
+
+import pytest
+
+from pipeline.config import ConfigError, PipelineConfig
+
+
+def test_defaults_are_deepctr_mmoe_defaults():
+    model = PipelineConfig().model
+    assert (model.num_experts, model.expert_dnn_hidden_units, model.tower_dnn_hidden_units,
+            model.gate_dnn_hidden_units) == (3, (256, 128), (64,), ())
+    assert (model.l2_reg_embedding, model.l2_reg_dnn, model.seed, model.dnn_dropout,
+            model.dnn_activation, model.dnn_use_bn) == (1e-5, 0, 1024, 0, 'relu', False)
+    assert PipelineConfig().task_names == ('ctr', 'ctcvr')
+    assert PipelineConfig().task_types == ('binary', 'binary')
+
+
+def test_yaml_replaces_defaults_and_resolves_relative_paths(tmp_path):
+    path = tmp_path / 'config.yaml'
+    path.write_text('pipeline_name: other\n'
+                    'data: csvs\n'
+                    'schema: schema.pbtxt\n'
+                    'sparse_features: [a, {name: b, embedding_dim: 16}]\n'
+                    'dense_features: [x]\n'
+                    'tasks:\n'
+                    '  - {name: like, label: y1}\n'
+                    '  - {name: watch, label: y2, type: regression, max_mse: 2.0}\n'
+                    'slice_features: [a]\n'
+                    'model: {num_experts: 4, expert_dnn_hidden_units: [32]}\n')
+    config = PipelineConfig.from_yaml(str(path))
+    assert config.data == str(tmp_path / 'csvs')
+    assert config.schema == str(tmp_path / 'schema.pbtxt')
+    assert config.sparse_features[1].embedding_dim == 16
+    assert config.task_types == ('binary', 'regression')
+    assert config.model.num_experts == 4 and config.model.expert_dnn_hidden_units == (32,)
+    assert config.model.tower_dnn_hidden_units == (64,)  # untouched keys keep their defaults
+    assert PipelineConfig.from_dict(config.to_dict()) == config
+
+
+def test_overrides_apply_together():
+    config = PipelineConfig().with_overrides(
+        ['model.num_experts=5', 'training.train_steps=10', 'sparse_features=[user_id]',
+         'slice_features=[user_id]', 'model.expert_dnn_hidden_units=[8, 4]'])
+    assert config.model.num_experts == 5
+    assert config.training.train_steps == 10
+    assert config.model.expert_dnn_hidden_units == (8, 4)
+
+
+@pytest.mark.parametrize('assignment, named', [
+    ('model.num_expert=4', 'config.model.num_expert: unknown key'),
+    ('model.num_experts=many', 'config.model.num_experts: expected a number'),
+    ('tasks=[{name: a, label: click, type: ranking}, {name: b, label: purchase}]',
+     "tasks.a.type: 'ranking'"),
+    ('slice_features=[country]', "slice_features: ['country']"),
+    ('num_oov_buckets=0', 'num_oov_buckets must be >= 1'),
+    ('dense_features=[click]', 'columns used twice'),
+])
+def test_errors_name_the_key(assignment, named):
+    with pytest.raises(ConfigError, match=None) as error:
+        PipelineConfig().with_overrides([assignment])
+    assert named in str(error.value)
+
+
+def test_yaml_errors_name_the_file(tmp_path):
+    path = tmp_path / 'bad.yaml'
+    path.write_text('model: {dnn_use_bn: maybe}\n')
+    with pytest.raises(ConfigError) as error:
+        PipelineConfig.from_yaml(str(path))
+    assert str(path) in str(error.value) and 'dnn_use_bn' in str(error.value)

@@ -1,0 +1,73 @@
+"""preprocessing_fn through TFT's real Beam implementation on a handful of rows."""
+
+import functools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+import trainer_module  # noqa: F401  (the project's Keras choice)
+from pipeline.config import PipelineConfig
+from trainer_module.preprocessing import preprocessing_fn
+
+CONFIG = PipelineConfig().with_overrides([
+    'sparse_features=[user_id, hour]', 'dense_features=[{name: price, log1p: false}]',
+    'slice_features=[]'])
+# VarLen features, as the curated schema declares them (a value may be missing).
+RAW_METADATA = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec({
+    'user_id': tf.io.VarLenFeature(tf.string),
+    'hour': tf.io.VarLenFeature(tf.int64),
+    'price': tf.io.VarLenFeature(tf.float32),
+    'click': tf.io.VarLenFeature(tf.int64),
+    'purchase': tf.io.VarLenFeature(tf.int64),
+}))
+
+
+def _row(user, hour, price, click=1, purchase=0):
+    return {'user_id': [user.encode()] if user is not None else [], 'hour': [hour],
+            'price': [price] if price is not None else [], 'click': [click], 'purchase': [purchase]}
+
+
+TRAIN = [_row('u1', 0, 10.0), _row('u1', 0, 20.0), _row('u1', 5, 30.0), _row('u2', 5, 40.0),
+         _row('u3', 23, 50.0)]
+
+
+@pytest.fixture(scope='module')
+def transformed(tmp_path_factory):
+    serving = [_row('u1', 0, 30.0), _row('u3', 23, 30.0), _row('never-seen', 7, None),
+               _row(None, 0, 30.0)]
+    with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp('tft'))):
+        transform_fn = ((TRAIN, RAW_METADATA) | tft_beam.AnalyzeDataset(
+            functools.partial(preprocessing_fn, custom_config=CONFIG.to_dict())))
+        rows, _ = ((serving, RAW_METADATA), transform_fn) | tft_beam.TransformDataset()
+    return rows
+
+
+def test_seen_values_get_their_vocabulary_ids(transformed):
+    # Vocabularies are ordered by frequency: u1 (3 rows) is 0; hour 0 and 5 (2 rows each) come first.
+    assert transformed[0]['user_id'] == 0
+    assert transformed[1]['user_id'] in (1, 2)
+    assert transformed[0]['hour'] in (0, 1)
+    assert transformed[1]['hour'] == 2
+
+
+def test_unseen_and_missing_values_get_the_oov_id(transformed):
+    vocabulary_size = 3  # u1, u2, u3
+    assert transformed[2]['user_id'] == vocabulary_size
+    assert transformed[3]['user_id'] == vocabulary_size
+    assert transformed[2]['hour'] == 3  # hours 0, 5, 23 seen; 7 is not
+    assert all(row['user_id'] >= 0 and row['hour'] >= 0 for row in transformed)
+
+
+def test_dense_values_are_z_scores_and_missing_is_the_mean(transformed):
+    mean, std = 30.0, np.std([10.0, 20.0, 30.0, 40.0, 50.0])
+    assert transformed[0]['price'] == pytest.approx((30.0 - mean) / std, abs=1e-5)
+    assert transformed[2]['price'] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_labels_pass_through(transformed):
+    assert [row['click'] for row in transformed] == [1.0] * 4
+    assert [row['purchase'] for row in transformed] == [0.0] * 4
