@@ -74,7 +74,7 @@ def _print_summary(summary, paths, seconds, stream):
     stream.write(f'\nPipeline finished in {seconds / 60:.1f} min.\n')
     for task, result in summary['tasks'].items():
         metrics = result['metrics']
-        shown = '  '.join(f'{name} {metrics[name]:.4f}' for name in
+        shown = '  '.join(f'{name} {metrics[name]:.4g}' for name in
                           ('auc', 'mean_squared_error', 'example_count') if name in metrics)
         verdict = result['verdict']
         stream.write(f'  {task}: {shown}  -> '

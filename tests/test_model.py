@@ -1,0 +1,59 @@
+"""The MMOE model: DeepCTR's API, errors, parameter count and determinism."""
+
+import numpy as np
+import pytest
+
+import trainer_module  # noqa: F401  (the project's Keras choice)
+from trainer_module.feature_column import DenseFeat, SparseFeat
+from trainer_module.models import MMOE
+
+COLUMNS = [SparseFeat('a', vocabulary_size=10, embedding_dim=4),
+           SparseFeat('b', vocabulary_size=5, embedding_dim=4), DenseFeat('x')]
+SMALL = dict(expert_dnn_hidden_units=(8, 4), tower_dnn_hidden_units=(2,))
+
+
+def _inputs(rows=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return {'a': rng.integers(0, 10, (rows, 1)), 'b': rng.integers(0, 5, (rows, 1)),
+            'x': rng.normal(size=(rows, 1)).astype('float32')}
+
+
+def test_parameter_count_follows_deepctr_wiring():
+    model = MMOE(COLUMNS, **SMALL)
+    embeddings = 10 * 4 + 5 * 4
+    experts = 3 * ((9 * 8 + 8) + (8 * 4 + 4))  # input: 2 embeddings of 4 + 1 dense value
+    gates = 2 * (9 * 3)  # bias-free softmax over 3 experts, per task
+    towers = 2 * (4 * 2 + 2)
+    logits_and_biases = 2 * 2 + 2 * 1
+    assert model.count_params() == embeddings + experts + gates + towers + logits_and_biases
+
+
+def test_outputs_are_named_after_tasks_and_typed():
+    model = MMOE(COLUMNS, **SMALL, task_types=('binary', 'regression'),
+                 task_names=('click', 'minutes'))
+    assert model.output_names == ['click', 'minutes']
+    click, minutes = model.predict(_inputs(), verbose=0)
+    assert np.all((click > 0) & (click < 1))
+    assert click.shape == minutes.shape == (16, 1)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(task_types=('binary',), task_names=('ctr',)), 'num_tasks must be greater than 1'),
+    (dict(num_experts=1), 'num_experts must be greater than 1'),
+    (dict(task_types=('binary',)), 'num_tasks must be equal to the length of task_types'),
+    (dict(task_types=('binary', 'ranking')), 'task must be binary or regression, ranking is illegal'),
+])
+def test_deepctr_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MMOE(COLUMNS, **kwargs)
+
+
+def test_same_seed_gives_same_initial_weights_and_predictions():
+    first, second = MMOE(COLUMNS, **SMALL, seed=7), MMOE(COLUMNS, **SMALL, seed=7)
+    for w1, w2 in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(w1, w2)
+    np.testing.assert_array_equal(first.predict(_inputs(), verbose=0),
+                                  second.predict(_inputs(), verbose=0))
+    other = MMOE(COLUMNS, **SMALL, seed=8)
+    assert any(not np.array_equal(w1, w2)
+               for w1, w2 in zip(first.get_weights(), other.get_weights()))
