@@ -16,8 +16,8 @@ from google.protobuf import json_format
 from tensorflow_model_analysis.writers import eval_config_writer
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tfx.dsl.io import fileio
 from tfx.types import standard_artifacts
+from tfx.utils import io_utils
 
 VERDICT_FILE = 'verdict.json'
 
@@ -53,6 +53,8 @@ def describe(verdict: Dict) -> str:
     """One line: 'blessed', or 'refused: AUC = 0.4812 on Overall (bound ...)' per failure."""
     if verdict['blessed']:
         return 'blessed'
+    if verdict.get('reason'):
+        return 'refused: ' + verdict['reason']
     reasons = [
         f"{f['metric']}{' change' if f['is_change'] else ''} = "
         f"{f['value'] if f['value'] is None else round(f['value'], 4)} on {f['slice']} "
@@ -73,18 +75,17 @@ def BlessingGate(
     verdicts = {task_of(evaluation.uri): task_verdict(evaluation.uri) for evaluation in evaluations}
     for task in json.loads(task_names):
         verdicts.setdefault(task, {'blessed': False, 'failures': [],
-                                   'missing': f'no evaluation for task {task!r}'})
+                                   'reason': f'no evaluation for task {task!r}'})
     blessed = all(verdict['blessed'] for verdict in verdicts.values())
 
     for task, verdict in verdicts.items():
-        blessing.set_string_custom_property(f'verdict_{task}',
-                                            verdict.get('missing') or describe(verdict))
+        blessing.set_string_custom_property(f'verdict_{task}', describe(verdict))
     blessing.set_int_custom_property('blessed', int(blessed))
     blessing.set_string_custom_property('current_model', model.uri)
     blessing.set_int_custom_property('current_model_id', model.id)
-    fileio.makedirs(blessing.uri)
-    with fileio.open(os.path.join(blessing.uri, VERDICT_FILE), 'w') as f:
-        f.write(json.dumps({'blessed': blessed, 'model': model.uri, 'tasks': verdicts}, indent=2))
+    io_utils.write_string_file(
+        os.path.join(blessing.uri, VERDICT_FILE),
+        json.dumps({'blessed': blessed, 'model': model.uri, 'tasks': verdicts}, indent=2))
     # The same marker files TFX's Evaluator writes, for tools that look for them.
-    with fileio.open(os.path.join(blessing.uri, 'BLESSED' if blessed else 'NOT_BLESSED'), 'w'):
-        pass
+    io_utils.write_string_file(
+        os.path.join(blessing.uri, 'BLESSED' if blessed else 'NOT_BLESSED'), '')

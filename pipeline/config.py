@@ -141,8 +141,16 @@ class PipelineConfig:
             raise ConfigError('num_oov_buckets must be >= 1 so that unseen values get an OOV id')
 
     def to_dict(self) -> Dict[str, Any]:
-        """A JSON-able dict: what the Transform and Trainer components receive as custom_config."""
+        """A JSON-able dict: what the Trainer receives as custom_config."""
         return dataclasses.asdict(self)
+
+    def transform_dict(self) -> Dict[str, Any]:
+        """What Transform's custom_config holds: only what preprocessing reads, so that changing
+        training or evaluation settings leaves the Transform execution cached."""
+        return {'sparse_features': [f.name for f in self.sparse_features],
+                'dense_features': [dataclasses.asdict(f) for f in self.dense_features],
+                'label_columns': list(self.label_columns),
+                'num_oov_buckets': self.num_oov_buckets}
 
     @classmethod
     def from_dict(cls, values: Dict[str, Any], base: Optional['PipelineConfig'] = None

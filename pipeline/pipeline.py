@@ -39,7 +39,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         examples=example_gen.outputs['examples'],
         schema=schema_gen.outputs['schema'],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config=config.to_dict())
+        custom_config=config.transform_dict())
     # Transform reads the examples directly; it must still wait for the anomaly check.
     transform.add_upstream_node(anomaly_check)
 

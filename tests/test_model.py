@@ -5,7 +5,7 @@ import pytest
 
 import trainer_module  # noqa: F401  (the project's Keras choice)
 from trainer_module.feature_column import DenseFeat, SparseFeat
-from trainer_module.models import MMOE
+from trainer_module.models import MMOE, OMoE, SharedBottom, gate_weights_model
 
 COLUMNS = [SparseFeat('a', vocabulary_size=10, embedding_dim=4),
            SparseFeat('b', vocabulary_size=5, embedding_dim=4), DenseFeat('x')]
@@ -57,3 +57,29 @@ def test_same_seed_gives_same_initial_weights_and_predictions():
     other = MMOE(COLUMNS, **SMALL, seed=8)
     assert any(not np.array_equal(w1, w2)
                for w1, w2 in zip(first.get_weights(), other.get_weights()))
+
+
+def test_gates_are_distributions_over_experts():
+    model = MMOE(COLUMNS, **SMALL, num_experts=4)
+    gates = gate_weights_model(model).predict(_inputs(), verbose=0)
+    assert set(gates) == {'ctr', 'ctcvr'}
+    for weights in gates.values():
+        assert weights.shape == (16, 4)
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_omoe_has_one_shared_gate():
+    model = OMoE(COLUMNS, **SMALL)
+    assert set(gate_weights_model(model).predict(_inputs(), verbose=0)) == {'shared'}
+    mmoe = MMOE(COLUMNS, **SMALL)
+    assert mmoe.count_params() - model.count_params() == 9 * 3  # one gate fewer
+
+
+def test_shared_bottom_parameter_count():
+    model = SharedBottom(COLUMNS, bottom_dnn_hidden_units=(8, 4), tower_dnn_hidden_units=(2,))
+    embeddings = 10 * 4 + 5 * 4
+    bottom = (9 * 8 + 8) + (8 * 4 + 4)
+    towers = 2 * (4 * 2 + 2)
+    assert model.count_params() == embeddings + bottom + towers + 2 * 2 + 2 * 1
+    with pytest.raises(ValueError, match='has no gates'):
+        gate_weights_model(model)

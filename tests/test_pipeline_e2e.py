@@ -1,12 +1,14 @@
 """The whole pipeline, run for real (Beam DirectRunner, SQLite MLMD) on 2k generated rows."""
 
 import csv
+import json
 import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import SMALL_TRAINING, run_pipeline
 from pipeline.config import PipelineConfig
 
 CONFIG = PipelineConfig()
@@ -121,9 +123,60 @@ def test_transform_features_signature_maps_unseen_values_to_oov(first_run, small
     assert len(set(user_ids.tolist())) == 1  # both unseen users share the OOV id
 
 
+def test_gate_report_beside_the_model_and_gate_signature(first_run, small_data):
+    model_uri = first_run.summary['nodes']['Trainer']['outputs']['model'][0]['uri']
+    with open(os.path.join(model_uri, 'gate_report', 'gates.json')) as f:
+        report = json.load(f)
+    assert set(report['gates']) == set(CONFIG.task_names)
+    assert report['examples'] == first_run.summary['tasks']['ctr']['metrics']['example_count']
+    for weights in report['gates'].values():
+        assert len(weights) == CONFIG.model.num_experts
+        assert sum(weights) == pytest.approx(1.0, abs=1e-4)
+    assert os.path.getsize(os.path.join(model_uri, 'gate_report', 'gates.png')) > 1000
+    assert 'Trainer mean gate weights per expert' in first_run.stdout
+
+    model = tf.saved_model.load(first_run.summary['pushed_model'])
+    gates = model.signatures['gate_weights'](
+        examples=_raw_examples(os.path.join(small_data, 'ecommerce.csv'), rows=8))
+    for task in CONFIG.task_names:
+        np.testing.assert_allclose(gates[task].numpy().sum(axis=1), 1.0, rtol=1e-5)
+
+
 def test_second_run_reuses_cached_executions(default_runs):
     _, second = default_runs
     states = second.states()
     for node in ('CsvExampleGen', 'StatisticsGen', 'Transform', 'Trainer'):
         assert states[node] == 'CACHED', states
     assert 'Transform reused from cache' in second.stdout
+
+
+@pytest.fixture(scope='module')
+def refused_run(default_runs, small_data):
+    """A third run into the same output with an unreachable AUC floor for ctr only."""
+    first, _ = default_runs
+    serving = first.summary['paths']['serving']
+    pushed_before = sorted(os.listdir(serving))
+    run = run_pipeline(first.output, '--data', small_data, *SMALL_TRAINING, '--set',
+                       'tasks=[{name: ctr, label: click, min_auc: 0.99}, '
+                       '{name: ctcvr, label: purchase}]').check()
+    return run, serving, pushed_before
+
+
+def test_a_task_below_its_floor_stops_the_push(refused_run):
+    run, serving, pushed_before = refused_run
+    ctr, ctcvr = run.summary['tasks']['ctr'], run.summary['tasks']['ctcvr']
+    assert not ctr['verdict']['blessed'] and ctcvr['verdict']['blessed']
+    failure = next(f for f in ctr['verdict']['failures'] if f['slice'] == 'Overall')
+    assert failure['metric'] == 'auc' and not failure['is_change']
+    assert failure['threshold']['valueThreshold']['lowerBound'] == 0.99
+    assert failure['value'] == pytest.approx(ctr['metrics']['auc'])
+    assert run.summary['pushed_model'] is None
+    assert 'nothing pushed' in run.stdout and 'ctr: auc' in run.stdout
+    assert sorted(os.listdir(serving)) == pushed_before
+
+
+def test_changing_only_a_gate_keeps_transform_cached(refused_run):
+    run, _, _ = refused_run
+    states = run.states()
+    assert states['Transform'] == 'CACHED' and states['CsvExampleGen'] == 'CACHED'
+    assert states['Trainer'] == 'COMPLETE'

@@ -41,7 +41,7 @@ def transformed(tmp_path_factory):
                _row(None, 0, 30.0)]
     with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp('tft'))):
         transform_fn = ((TRAIN, RAW_METADATA) | tft_beam.AnalyzeDataset(
-            functools.partial(preprocessing_fn, custom_config=CONFIG.to_dict())))
+            functools.partial(preprocessing_fn, custom_config=CONFIG.transform_dict())))
         rows, _ = ((serving, RAW_METADATA), transform_fn) | tft_beam.TransformDataset()
     return rows
 

@@ -10,6 +10,8 @@ from trainer_module.layers import DNN, MixExperts, PredictionLayer, StackExperts
 
 TASK_TYPES = ('binary', 'regression')
 EMBEDDING_SEED = 2020  # DeepCTR's default embeddings_initializer seed
+GATE_PREFIX = 'gate_softmax_'
+SHARED_GATE = 'shared'
 
 
 def build_input_features(feature_columns: Sequence[FeatureColumn]) -> Dict[str, keras.Input]:
@@ -60,6 +62,68 @@ def _check_task_types(task_types, num_tasks):
             raise ValueError('task must be binary or regression, {} is illegal'.format(task_type))
 
 
+class _DnnFactory:
+    """DNNs with the model's shared arguments (DeepCTR passes the same ones to every DNN)."""
+
+    def __init__(self, activation, l2_reg, dropout, use_bn, seed):
+        self.activation, self.l2_reg, self.dropout, self.use_bn, self.seed = (
+            activation, l2_reg, dropout, use_bn, seed)
+
+    def __call__(self, hidden_units, name):
+        return DNN(hidden_units, self.activation, self.l2_reg, self.dropout, self.use_bn,
+                   seed=self.seed, name=name)
+
+
+def _check_num_tasks(task_names):
+    if len(task_names) <= 1:
+        raise ValueError('num_tasks must be greater than 1')
+
+
+def _multi_task_model(inputs, task_inputs, tower_dnn_hidden_units, task_types, task_names,
+                      dnn: _DnnFactory) -> keras.Model:
+    """Per task: a tower DNN, a bias-free Dense(1) logit, and the prediction layer named after it."""
+    outputs = []
+    for task_type, task_name, task_input in zip(task_types, task_names, task_inputs):
+        tower = dnn(tower_dnn_hidden_units, f'tower_{task_name}')(task_input)
+        logit = keras.layers.Dense(
+            1, use_bias=False, kernel_initializer=keras.initializers.glorot_uniform(seed=dnn.seed),
+            name=f'logit_{task_name}')(tower)
+        outputs.append(PredictionLayer(task_type, name=task_name)(logit))
+    return keras.Model(inputs=list(inputs.values()), outputs=outputs)
+
+
+def _mixture_of_experts(dnn_feature_columns, num_experts, expert_dnn_hidden_units,
+                        tower_dnn_hidden_units, gate_dnn_hidden_units, l2_reg_embedding,
+                        l2_reg_dnn, seed, dnn_dropout, dnn_activation, dnn_use_bn, task_types,
+                        task_names, gate_per_task: bool) -> keras.Model:
+    """Experts shared by all tasks, mixed by a gate per task (MMOE) or by one shared gate (OMoE)."""
+    _check_num_tasks(task_names)
+    if num_experts <= 1:
+        raise ValueError('num_experts must be greater than 1')
+    _check_task_types(task_types, len(task_names))
+    dnn = _DnnFactory(dnn_activation, l2_reg_dnn, dnn_dropout, dnn_use_bn, seed)
+
+    inputs = build_input_features(dnn_feature_columns)
+    dnn_input = _dnn_input(inputs, dnn_feature_columns, l2_reg_embedding)
+    experts = [dnn(expert_dnn_hidden_units, f'expert_{i}')(dnn_input) for i in range(num_experts)]
+    expert_stack = StackExperts(name='experts')(experts)
+
+    def gated_mixture(gate_name):
+        gate_input = dnn(gate_dnn_hidden_units, f'gate_{gate_name}')(dnn_input)
+        gate = keras.layers.Dense(
+            num_experts, use_bias=False, activation='softmax',
+            kernel_initializer=keras.initializers.glorot_uniform(seed=seed),
+            name=f'{GATE_PREFIX}{gate_name}')(gate_input)
+        return MixExperts(name=f'gate_mul_expert_{gate_name}')([expert_stack, gate])
+
+    if gate_per_task:
+        task_inputs = [gated_mixture(task_name) for task_name in task_names]
+    else:
+        task_inputs = [gated_mixture(SHARED_GATE)] * len(task_names)
+    return _multi_task_model(inputs, task_inputs, tower_dnn_hidden_units, task_types, task_names,
+                             dnn)
+
+
 def MMOE(dnn_feature_columns, num_experts=3, expert_dnn_hidden_units=(256, 128),
          tower_dnn_hidden_units=(64,), gate_dnn_hidden_units=(), l2_reg_embedding=0.00001,
          l2_reg_dnn=0, seed=1024, dnn_dropout=0, dnn_activation='relu', dnn_use_bn=False,
@@ -70,34 +134,45 @@ def MMOE(dnn_feature_columns, num_experts=3, expert_dnn_hidden_units=(256, 128),
     over the experts) that mixes the experts for its own tower DNN and prediction layer. The model's
     outputs are named after `task_names`: a probability for 'binary', a value for 'regression'.
     """
-    num_tasks = len(task_names)
-    if num_tasks <= 1:
-        raise ValueError('num_tasks must be greater than 1')
-    if num_experts <= 1:
-        raise ValueError('num_experts must be greater than 1')
-    _check_task_types(task_types, num_tasks)
+    return _mixture_of_experts(
+        dnn_feature_columns, num_experts, expert_dnn_hidden_units, tower_dnn_hidden_units,
+        gate_dnn_hidden_units, l2_reg_embedding, l2_reg_dnn, seed, dnn_dropout, dnn_activation,
+        dnn_use_bn, task_types, task_names, gate_per_task=True)
 
-    def dnn(units, name):
-        return DNN(units, dnn_activation, l2_reg_dnn, dnn_dropout, dnn_use_bn, seed=seed, name=name)
 
+def OMoE(dnn_feature_columns, num_experts=3, expert_dnn_hidden_units=(256, 128),
+         tower_dnn_hidden_units=(64,), gate_dnn_hidden_units=(), l2_reg_embedding=0.00001,
+         l2_reg_dnn=0, seed=1024, dnn_dropout=0, dnn_activation='relu', dnn_use_bn=False,
+         task_types=('binary', 'binary'), task_names=('ctr', 'ctcvr')) -> keras.Model:
+    """One-gate Mixture-of-Experts, the paper's OMoE baseline: MMOE's arguments, but a single gate
+    mixes the experts for every task."""
+    return _mixture_of_experts(
+        dnn_feature_columns, num_experts, expert_dnn_hidden_units, tower_dnn_hidden_units,
+        gate_dnn_hidden_units, l2_reg_embedding, l2_reg_dnn, seed, dnn_dropout, dnn_activation,
+        dnn_use_bn, task_types, task_names, gate_per_task=False)
+
+
+def SharedBottom(dnn_feature_columns, bottom_dnn_hidden_units=(256, 128),
+                 tower_dnn_hidden_units=(64,), l2_reg_embedding=0.00001, l2_reg_dnn=0, seed=1024,
+                 dnn_dropout=0, dnn_activation='relu', dnn_use_bn=False,
+                 task_types=('binary', 'binary'), task_names=('ctr', 'ctcvr')) -> keras.Model:
+    """Shared-Bottom multi-task model, as `deepctr.models.multitask.SharedBottom`: one bottom DNN
+    shared by all tasks, then a tower per task."""
+    _check_num_tasks(task_names)
+    _check_task_types(task_types, len(task_names))
+    dnn = _DnnFactory(dnn_activation, l2_reg_dnn, dnn_dropout, dnn_use_bn, seed)
     inputs = build_input_features(dnn_feature_columns)
-    dnn_input = _dnn_input(inputs, dnn_feature_columns, l2_reg_embedding)
+    bottom = dnn(bottom_dnn_hidden_units, 'shared_bottom')(
+        _dnn_input(inputs, dnn_feature_columns, l2_reg_embedding))
+    return _multi_task_model(inputs, [bottom] * len(task_names), tower_dnn_hidden_units,
+                             task_types, task_names, dnn)
 
-    experts = [dnn(expert_dnn_hidden_units, f'expert_{i}')(dnn_input) for i in range(num_experts)]
-    expert_stack = StackExperts(name='experts')(experts)
 
-    outputs = []
-    for task_type, task_name in zip(task_types, task_names):
-        gate_input = dnn(gate_dnn_hidden_units, f'gate_{task_name}')(dnn_input)
-        gate = keras.layers.Dense(
-            num_experts, use_bias=False, activation='softmax',
-            kernel_initializer=keras.initializers.glorot_uniform(seed=seed),
-            name=f'gate_softmax_{task_name}')(gate_input)
-        mixed = MixExperts(name=f'gate_mul_expert_{task_name}')([expert_stack, gate])
-        tower = dnn(tower_dnn_hidden_units, f'tower_{task_name}')(mixed)
-        logit = keras.layers.Dense(
-            1, use_bias=False, kernel_initializer=keras.initializers.glorot_uniform(seed=seed),
-            name=f'logit_{task_name}')(tower)
-        outputs.append(PredictionLayer(task_type, name=task_name)(logit))
-    return keras.Model(inputs=list(inputs.values()), outputs=outputs)
-
+def gate_weights_model(model: keras.Model) -> keras.Model:
+    """A model from the same inputs to the gates' softmax outputs, {gate name: [batch, experts]}:
+    a gate per task for MMOE, one named 'shared' for OMoE."""
+    gates = {layer.name[len(GATE_PREFIX):]: layer.output for layer in model.layers
+             if layer.name.startswith(GATE_PREFIX)}
+    if not gates:
+        raise ValueError(f'{model.name} has no gates (layers named {GATE_PREFIX}*)')
+    return keras.Model(inputs=model.inputs, outputs=gates)

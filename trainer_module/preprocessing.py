@@ -10,8 +10,6 @@ and therefore identically in training and serving:
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipeline.config import PipelineConfig
-
 
 def _dense_column(values: tf.Tensor, default) -> tf.Tensor:
     """A [batch] tensor from a [batch, <=1] sparse or dense input, `default` where no value."""
@@ -47,18 +45,18 @@ def _fill_with_mean(values: tf.Tensor) -> tf.Tensor:
 
 
 def preprocessing_fn(inputs, custom_config):
-    config = PipelineConfig.from_dict(custom_config)
+    """`custom_config` is `PipelineConfig.transform_dict()`."""
     outputs = {}
-    for feature in config.sparse_features:
-        outputs[feature.name] = tft.compute_and_apply_vocabulary(
-            _categorical(inputs[feature.name]),
-            num_oov_buckets=config.num_oov_buckets,
-            vocab_filename=feature.name)
-    for feature in config.dense_features:
-        values = _fill_with_mean(_numeric(inputs[feature.name]))
-        if feature.log1p:
+    for name in custom_config['sparse_features']:
+        outputs[name] = tft.compute_and_apply_vocabulary(
+            _categorical(inputs[name]),
+            num_oov_buckets=custom_config['num_oov_buckets'],
+            vocab_filename=name)
+    for feature in custom_config['dense_features']:
+        values = _fill_with_mean(_numeric(inputs[feature['name']]))
+        if feature['log1p']:
             values = tf.math.log1p(tf.maximum(values, 0.0))
-        outputs[feature.name] = tft.scale_to_z_score(values)
-    for label in config.label_columns:
+        outputs[feature['name']] = tft.scale_to_z_score(values)
+    for label in custom_config['label_columns']:
         outputs[label] = _numeric(inputs[label])
     return outputs

@@ -1,12 +1,18 @@
 """The Trainer's `run_fn`: trains the MMOE on the transformed examples and exports a SavedModel.
 
-The SavedModel has two signatures, both taking serialized raw `tf.Example`s (`examples`):
+The SavedModel's signatures all take serialized raw `tf.Example`s (`examples`):
 - `serving_default`: the Transform graph, then the model; one output per task, named after it;
-- `transform_features`: the Transform graph alone (labels included), for TFMA.
+- `transform_features`: the Transform graph alone (labels included), for TFMA;
+- `gate_weights`: each gate's weights over the experts, {task: [batch, num_experts]}.
+
+Beside the SavedModel, `gate_report/` holds each task's mean gate weight per expert on the eval split
+(`gates.json`, `gates.png`): whether the tasks share experts or split them.
 """
 
+import json
 import logging
 import math
+import os
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -15,7 +21,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from pipeline.config import PipelineConfig
 from trainer_module.feature_column import DenseFeat, feature_columns_from_transform
-from trainer_module.models import MMOE
+from trainer_module.models import MMOE, gate_weights_model
 
 # The runner shows this logger's messages on the terminal; everything else goes to the log file.
 PROGRESS = logging.getLogger('mmoe.progress')
@@ -96,8 +102,49 @@ class _ProgressLog(keras.callbacks.Callback):
         PROGRESS.info('Trainer eval after step %d: %s', self.step, evaluated)
 
 
+GATE_REPORT_DIR = 'gate_report'
+
+
+def mean_gate_weights(model, dataset) -> dict:
+    """{'examples': n, 'gates': {gate: [mean weight of expert i]}} over one pass of `dataset`."""
+    gates = gate_weights_model(model)
+    sums, count = {}, 0
+    for inputs, _ in dataset:
+        for name, weights in gates(inputs, training=False).items():
+            sums[name] = sums.get(name, 0.0) + tf.reduce_sum(weights, axis=0).numpy()
+        count += int(next(iter(inputs.values())).shape[0])
+    return {'examples': count, 'gates': {name: (total / count).round(6).tolist()
+                                         for name, total in sums.items()}}
+
+
+def write_gate_report(report: dict, out_dir: str):
+    """gates.json and gates.png (a bar per task and expert) into `out_dir`."""
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    matplotlib.use('Agg')
+    from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
+    tf.io.gfile.makedirs(out_dir)
+    with tf.io.gfile.GFile(os.path.join(out_dir, 'gates.json'), 'w') as f:
+        f.write(json.dumps(report, indent=2))
+    gates = report['gates']
+    num_experts = len(next(iter(gates.values())))
+    width = 0.8 / len(gates)
+    figure, axes = pyplot.subplots(figsize=(1.5 + 1.2 * num_experts, 3.5))
+    for i, (name, weights) in enumerate(gates.items()):
+        axes.bar([e + i * width for e in range(num_experts)], weights, width, label=name)
+    axes.set_xticks([e + width * (len(gates) - 1) / 2 for e in range(num_experts)])
+    axes.set_xticklabels([f'expert {e}' for e in range(num_experts)])
+    axes.set_ylabel('mean gate weight (eval split)')
+    axes.set_title(f'Gate weights over {report["examples"]} eval examples')
+    axes.legend(title='task')
+    figure.tight_layout()
+    with tf.io.gfile.GFile(os.path.join(out_dir, 'gates.png'), 'wb') as f:
+        figure.savefig(f, format='png', dpi=100)
+    pyplot.close(figure)
+
+
 def export_serving_model(model, tf_transform_output, config: PipelineConfig, feature_columns, path):
     model.tft_layer = tf_transform_output.transform_features_layer()
+    model.gates = gate_weights_model(model)
     raw_spec = tf_transform_output.raw_feature_spec()
     serving_spec = {k: v for k, v in raw_spec.items() if k not in config.label_columns}
     examples = tf.TensorSpec([None], tf.string, name='examples')
@@ -112,8 +159,14 @@ def export_serving_model(model, tf_transform_output, config: PipelineConfig, fea
     def transform_features(serialized):
         return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
 
+    @tf.function(input_signature=[examples])
+    def gate_weights(serialized):
+        transformed = model.tft_layer(tf.io.parse_example(serialized, serving_spec))
+        return model.gates(model_inputs(transformed, feature_columns), training=False)
+
     model.save(path, save_format='tf',
-               signatures={'serving_default': serve, 'transform_features': transform_features})
+               signatures={'serving_default': serve, 'transform_features': transform_features,
+                           'gate_weights': gate_weights})
 
 
 def run_fn(fn_args: FnArgs):
@@ -146,5 +199,11 @@ def run_fn(fn_args: FnArgs):
         ])
     PROGRESS.info('Trainer keeps the weights after step %d (eval loss %.4f)',
                   (early_stopping.best_epoch + 1) * steps_per_epoch, early_stopping.best)
+    gate_report = mean_gate_weights(model, evaluation)
+    PROGRESS.info('Trainer mean gate weights per expert: %s', '  '.join(
+        f'{gate} [{" ".join(f"{w:.2f}" for w in weights)}]'
+        for gate, weights in gate_report['gates'].items()))
     export_serving_model(model, tf_transform_output, config, feature_columns,
                          fn_args.serving_model_dir)
+    write_gate_report(gate_report, os.path.join(os.path.dirname(fn_args.serving_model_dir),
+                                                GATE_REPORT_DIR))
