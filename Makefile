@@ -13,30 +13,46 @@ PYTHON310 ?= $(shell for p in python3.10 $$(pyenv root 2>/dev/null)/versions/3.1
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && \
 	{ command -v "$$p" || echo "$$p"; } && break; done)
 
-.PHONY: install run test data constraints clean
+.PHONY: install deepctr-venv run test data constraints clean
 
-install: $(STAMP)
-
-$(STAMP): setup.py constraints.txt
-	@if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then \
+# $(call venv310,DIR): creates DIR with Python 3.10 unless it already has one.
+define venv310
+	@if [ ! -x $(1)/bin/python ] || ! $(1)/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then \
 	  if [ -z "$(PYTHON310)" ]; then \
 	    echo "error: Python 3.10 is required (TFX 1.16 installs on no other) and none was found." >&2; \
 	    echo "Install one, e.g. 'pyenv install 3.10.13' or 'apt-get install python3.10 python3.10-venv'," >&2; \
 	    echo "or name it: make PYTHON310=/path/to/python3.10" >&2; \
 	    exit 1; \
 	  fi; \
-	  rm -rf $(VENV); \
-	  echo "Creating $(VENV) with $(PYTHON310)"; \
-	  $(PYTHON310) -m venv $(VENV); \
+	  rm -rf $(1); \
+	  echo "Creating $(1) with $(PYTHON310)"; \
+	  $(PYTHON310) -m venv $(1); \
 	fi
-	$(PY) -m pip install --quiet --upgrade pip wheel
+	$(1)/bin/python -m pip install --quiet --upgrade pip wheel
+endef
+
+install: $(STAMP)
+
+$(STAMP): setup.py constraints.txt
+	$(call venv310,$(VENV))
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
+
+# DeepCTR itself, in a venv of its own (it needs TensorFlow 2.10), for the parity tests and the bench.
+DEEPCTR_VENV := .venv-deepctr
+DEEPCTR_STAMP := $(DEEPCTR_VENV)/.installed
+
+deepctr-venv: $(DEEPCTR_STAMP)
+
+$(DEEPCTR_STAMP): constraints-deepctr.txt
+	$(call venv310,$(DEEPCTR_VENV))
+	$(DEEPCTR_VENV)/bin/python -m pip install --quiet -r constraints-deepctr.txt
+	touch $(DEEPCTR_STAMP)
 
 run: $(STAMP)
 	$(PY) local_runner.py $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(DEEPCTR_STAMP)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 # Regenerates the bundled data (deterministic: the same seed gives the same file).
