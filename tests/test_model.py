@@ -83,3 +83,25 @@ def test_shared_bottom_parameter_count():
     assert model.count_params() == embeddings + bottom + towers + 2 * 2 + 2 * 1
     with pytest.raises(ValueError, match='has no gates'):
         gate_weights_model(model)
+
+
+def test_save_reload_gives_identical_predictions(tmp_path):
+    import tensorflow as tf
+    model = MMOE(COLUMNS, **SMALL, task_types=('binary', 'regression'))
+    model.save(str(tmp_path / 'model'), save_format='tf')
+    reloaded = tf.saved_model.load(str(tmp_path / 'model'))
+    inputs = {name: tf.constant(values, dtype=tf.float32 if name == 'x' else tf.int32)
+              for name, values in _inputs().items()}
+    served = reloaded.signatures['serving_default'](**inputs)
+    for name, expected in zip(model.output_names, model(inputs, training=False)):
+        np.testing.assert_allclose(expected.numpy(), served[name].numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_regression_output_is_unbounded():
+    model = MMOE(COLUMNS, **SMALL, task_types=('binary', 'regression'),
+                 task_names=('click', 'minutes'))
+    for name, bias in (('click', 50.0), ('minutes', 50.0)):
+        model.get_layer(name).global_bias.assign([bias])
+    click, minutes = model.predict(_inputs(), verbose=0)
+    assert np.all(click <= 1.0)
+    assert np.all(minutes > 40.0)

@@ -38,14 +38,14 @@ def model_inputs(transformed, feature_columns):
     }
 
 
-def make_dataset(file_patterns, tf_transform_output, config: PipelineConfig, feature_columns,
+def make_dataset(file_patterns, spec, config: PipelineConfig, feature_columns,
                  training: bool) -> tf.data.Dataset:
-    """(model inputs, {task: [batch, 1] label}) batches from gzipped transformed TFRecords.
+    """(model inputs, {task: [batch, 1] label}) batches from gzipped transformed TFRecords whose
+    features `spec` describes (Transform's `transformed_feature_spec()`).
 
     Training batches are shuffled and repeat forever; evaluation makes one pass over the split.
     """
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
-    spec = tf_transform_output.transformed_feature_spec()
 
     def split(serialized):
         features = tf.io.parse_example(serialized, spec)
@@ -174,9 +174,9 @@ def run_fn(fn_args: FnArgs):
     keras.utils.set_random_seed(config.model.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     feature_columns = feature_columns_from_transform(config, tf_transform_output)
-    train = make_dataset(fn_args.train_files, tf_transform_output, config, feature_columns, True)
-    evaluation = make_dataset(fn_args.eval_files, tf_transform_output, config, feature_columns,
-                              False)
+    spec = tf_transform_output.transformed_feature_spec()
+    train = make_dataset(fn_args.train_files, spec, config, feature_columns, True)
+    evaluation = make_dataset(fn_args.eval_files, spec, config, feature_columns, False)
 
     model = build_model(config, feature_columns)
     # Keras epochs are of equal length: split train_steps into the fewest epochs no longer than
