@@ -9,6 +9,7 @@ metadata.sqlite, serving_model/ (pushed models), logs/, and run_summary.json.
 """
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -43,21 +44,21 @@ def parse_args(argv=None):
 
 
 def build_config(args) -> PipelineConfig:
+    """The defaults, or --config; then the flags; then --set."""
     config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
-    overrides = list(args.set)
-    for flag, key in ((args.data, 'data'), (args.schema, 'schema'),
-                      (args.train_steps, 'training.train_steps'),
-                      (args.batch_size, 'training.batch_size')):
-        if flag is not None:
-            overrides.append(f'{key}={os.path.abspath(flag) if key in ("data", "schema") else flag}')
+    flags = {key: os.path.abspath(path) for key, path in (('data', args.data),
+                                                          ('schema', args.schema)) if path}
+    training = {key: value for key, value in (('train_steps', args.train_steps),
+                                              ('batch_size', args.batch_size)) if value is not None}
+    if training:
+        flags['training'] = training
     if args.warn_on_anomalies:
-        overrides.append('fail_on_anomalies=false')
-    return config.with_overrides(overrides)
+        flags['fail_on_anomalies'] = False
+    return PipelineConfig.from_dict(flags, base=config).with_overrides(args.set)
 
 
 def check_inputs(config: PipelineConfig):
     """Fails fast, before any component, on a missing or empty data directory or schema."""
-    import glob  # pylint: disable=import-outside-toplevel
     if not os.path.isdir(config.data):
         raise ConfigError(f'data: {config.data} is not a directory')
     files = glob.glob(os.path.join(config.data, config.csv_pattern))

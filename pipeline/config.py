@@ -124,6 +124,13 @@ class PipelineConfig:
         if not self.sparse_features and not self.dense_features:
             raise ConfigError('sparse_features and dense_features are both empty')
         names = self.task_names
+        # MMOE's own checks, here so that they stop a run before any component starts.
+        if len(names) < 2:
+            raise ConfigError(f'tasks: a multi-task model needs at least two tasks, got {list(names)}')
+        if self.model.num_experts < 2:
+            raise ConfigError(f'model.num_experts: must be at least 2, got {self.model.num_experts}')
+        if not 0 <= self.model.dnn_dropout < 1:
+            raise ConfigError(f'model.dnn_dropout: must be in [0, 1), got {self.model.dnn_dropout}')
         if len(set(names)) != len(names):
             raise ConfigError(f'tasks: task names must be unique, got {list(names)}')
         for task in self.tasks:

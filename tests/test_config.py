@@ -54,6 +54,10 @@ def test_overrides_apply_together():
     ('slice_features=[country]', "slice_features: ['country']"),
     ('num_oov_buckets=0', 'num_oov_buckets must be >= 1'),
     ('dense_features=[click]', 'columns used twice'),
+    ('model.num_experts=1', 'model.num_experts: must be at least 2'),
+    ('tasks=[{name: ctr, label: click}]', 'tasks: a multi-task model needs at least two tasks'),
+    ('tasks=[{name: a, label: click}, {name: b, label: purchase, type: regression}]',
+     'tasks.b.max_mse: a regression task needs'),
 ])
 def test_errors_name_the_key(assignment, named):
     with pytest.raises(ConfigError, match=None) as error:
