@@ -128,14 +128,14 @@ def write_gate_report(report: dict, out_dir: str):
     gates = report['gates']
     num_experts = len(next(iter(gates.values())))
     width = 0.8 / len(gates)
-    figure, axes = pyplot.subplots(figsize=(1.5 + 1.2 * num_experts, 3.5))
+    figure, axes = pyplot.subplots(figsize=(2.5 + 1.2 * num_experts, 3.5))
     for i, (name, weights) in enumerate(gates.items()):
         axes.bar([e + i * width for e in range(num_experts)], weights, width, label=name)
     axes.set_xticks([e + width * (len(gates) - 1) / 2 for e in range(num_experts)])
     axes.set_xticklabels([f'expert {e}' for e in range(num_experts)])
     axes.set_ylabel('mean gate weight (eval split)')
     axes.set_title(f'Gate weights over {report["examples"]} eval examples')
-    axes.legend(title='task')
+    axes.legend(title='task', bbox_to_anchor=(1.02, 1), loc='upper left')
     figure.tight_layout()
     with tf.io.gfile.GFile(os.path.join(out_dir, 'gates.png'), 'wb') as f:
         figure.savefig(f, format='png', dpi=100)
