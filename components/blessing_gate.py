@@ -20,6 +20,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
 VERDICT_FILE = 'verdict.json'
+COMPONENT_ID = 'BlessingGate'
 
 
 def task_of(evaluation_uri: str) -> str:

@@ -9,6 +9,10 @@ BINARY_METRICS = ('ExampleCount', 'AUCPrecisionRecall', 'BinaryCrossentropy', 'C
 REGRESSION_METRICS = ('ExampleCount', 'MeanAbsoluteError', 'MeanLabel', 'MeanPrediction')
 
 
+def evaluator_id(task_name: str) -> str:
+    return f'Evaluator.{task_name}'
+
+
 def _gated_metric(task: Task) -> tfma.MetricConfig:
     """The metric the Evaluator blesses on: a value bound (when set) and a change bound against the
     baseline, which TFX ignores while there is no baseline yet."""

@@ -8,9 +8,9 @@ from tfx import v1 as tfx
 from tfx.types import channel_utils
 
 from components.anomaly_check import AnomalyCheck
-from components.blessing_gate import BlessingGate
+from components.blessing_gate import COMPONENT_ID as GATE_ID, BlessingGate
 from pipeline.config import PipelineConfig
-from pipeline.evaluation import eval_config
+from pipeline.evaluation import eval_config, evaluator_id
 
 PREPROCESSING_FN = 'trainer_module.preprocessing.preprocessing_fn'
 RUN_FN = 'trainer_module.run.run_fn'
@@ -52,14 +52,13 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         eval_args=tfx.proto.EvalArgs(),
         custom_config=config.to_dict())
 
-    gate_id = 'BlessingGate'
     # The baseline is the latest model the gate blessed: never one that only some tasks blessed.
     baseline_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
                               producer_component_id=trainer.id),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
-                                       producer_component_id=gate_id),
+                                       producer_component_id=GATE_ID),
     ).with_id('latest_blessed_model_resolver')
 
     evaluators = [
@@ -69,14 +68,14 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
             baseline_model=baseline_resolver.outputs['model'],
             schema=schema_gen.outputs['schema'],
             eval_config=eval_config(config, task),
-        ).with_id(f'Evaluator.{task.name}')
+        ).with_id(evaluator_id(task.name))
         for task in config.tasks
     ]
     gate = BlessingGate(
         model=trainer.outputs['model'],
         evaluations=channel_utils.union([e.outputs['evaluation'] for e in evaluators]),
         task_names=json.dumps(list(config.task_names)),
-    ).with_id(gate_id)
+    ).with_id(GATE_ID)
     pusher = tfx.components.Pusher(
         model=trainer.outputs['model'],
         model_blessing=gate.outputs['blessing'],

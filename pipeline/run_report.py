@@ -9,8 +9,9 @@ from typing import Dict, List, Optional
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from components.blessing_gate import VERDICT_FILE
+from components.blessing_gate import COMPONENT_ID as GATE_ID, VERDICT_FILE
 from pipeline.config import PipelineConfig
+from pipeline.evaluation import evaluator_id
 
 _STATE_NAMES = {value: name for name, value in
                 metadata_store_pb2.Execution.State.items()}
@@ -87,13 +88,13 @@ def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
     """The newest run: node states, per-task metrics and verdicts, the pushed model, if any."""
     nodes = latest_run(sqlite_store(metadata_path), config.pipeline_name)
     tasks = {}
-    gate = nodes.get('BlessingGate')
+    gate = nodes.get(GATE_ID)
     verdicts = {}
     if gate and gate.outputs.get('blessing'):
         with open(os.path.join(gate.outputs['blessing'][0]['uri'], VERDICT_FILE)) as f:
             verdicts = json.load(f)['tasks']
     for task in config.tasks:
-        evaluator = nodes.get(f'Evaluator.{task.name}')
+        evaluator = nodes.get(evaluator_id(task.name))
         if not evaluator or not evaluator.outputs.get('evaluation'):
             continue
         uri = evaluator.outputs['evaluation'][0]['uri']
