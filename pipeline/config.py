@@ -255,7 +255,7 @@ def _convert(current, value, where, field):
         if not isinstance(value, bool):
             raise ConfigError(f'{where}: expected true or false, got {value!r}')
         return value
-    if isinstance(current, (int, float)) and current is not None:
+    if isinstance(current, (int, float)):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ConfigError(f'{where}: expected a number, got {value!r}')
         return type(current)(value) if isinstance(current, float) else value

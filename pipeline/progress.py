@@ -14,9 +14,10 @@ class ComponentProgress(logging.Handler):
     """Turns the LocalDagRunner's 'Component X is running/finished' records into timed lines on
     `stream`, and passes our own progress records through."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, log_path):
         super().__init__(logging.INFO)
         self.stream = stream
+        self.log_path = log_path
         self.component = None
         self.started = None
         self.cached = False
@@ -76,9 +77,8 @@ def setup_logging(log_dir: str, verbose: bool) -> ComponentProgress:
     file_handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s'))
     root.addHandler(file_handler)
     logging.captureWarnings(True)
-    progress = ComponentProgress(terminal)
+    progress = ComponentProgress(terminal, log_path)
     root.addHandler(progress)
     if verbose:
         root.addHandler(logging.StreamHandler(sys.stderr))
-    progress.log_path = log_path
     return progress
