@@ -61,12 +61,13 @@ def check_inputs(config: PipelineConfig):
     """Fails fast, before any component, on a missing or empty data directory or schema."""
     if not os.path.isdir(config.data):
         raise ConfigError(f'data: {config.data} is not a directory')
-    files = glob.glob(os.path.join(config.data, config.csv_pattern))
-    if not files:
-        raise ConfigError(f'data: no file matches {config.csv_pattern} in {config.data}')
-    empty = [f for f in files if os.path.getsize(f) == 0]
-    if empty:
-        raise ConfigError(f'data: {empty[0]} is empty')
+    for pattern in filter(None, (config.csv_pattern, config.eval_csv_pattern)):
+        files = glob.glob(os.path.join(config.data, pattern))
+        if not files:
+            raise ConfigError(f'data: no file matches {pattern} in {config.data}')
+        empty = [f for f in files if os.path.getsize(f) == 0]
+        if empty:
+            raise ConfigError(f'data: {empty[0]} is empty')
     if not os.path.isfile(config.schema):
         raise ConfigError(f'schema: {config.schema} does not exist')
 
@@ -83,6 +84,8 @@ def _print_summary(summary, paths, seconds, stream):
         stream.write(f'      evaluation: {result["evaluation"]}\n')
     pushed = summary['pushed_model']
     stream.write(f'  pushed model:   {pushed or "nothing pushed (not blessed)"}\n')
+    if summary['dashboard']:
+        stream.write(f'  dashboards:     {summary["dashboard"]}\n')
     stream.write(f'  metadata store: {paths["metadata"]}\n')
     stream.write(f'  run summary:    {paths["summary"]}\n')
     stream.write(f'  log:            {paths["log"]}\n')

@@ -73,7 +73,8 @@ def BlessingGate(
         blessing: OutputArtifact[standard_artifacts.ModelBlessing],
         task_names: Parameter[str]):
     """Blesses `model` when each task in `task_names` (a JSON list) has a validated evaluation."""
-    verdicts = {task_of(evaluation.uri): task_verdict(evaluation.uri) for evaluation in evaluations}
+    evaluation_uris = {task_of(evaluation.uri): evaluation.uri for evaluation in evaluations}
+    verdicts = {task: task_verdict(uri) for task, uri in evaluation_uris.items()}
     for task in json.loads(task_names):
         verdicts.setdefault(task, {'blessed': False, 'failures': [],
                                    'reason': f'no evaluation for task {task!r}'})
@@ -86,7 +87,8 @@ def BlessingGate(
     blessing.set_int_custom_property('current_model_id', model.id)
     io_utils.write_string_file(
         os.path.join(blessing.uri, VERDICT_FILE),
-        json.dumps({'blessed': blessed, 'model': model.uri, 'tasks': verdicts}, indent=2))
+        json.dumps({'blessed': blessed, 'model': model.uri, 'evaluations': evaluation_uris,
+                    'tasks': verdicts}, indent=2))
     # The same marker files TFX's Evaluator writes, for tools that look for them.
     io_utils.write_string_file(
         os.path.join(blessing.uri, 'BLESSED' if blessed else 'NOT_BLESSED'), '')

@@ -85,6 +85,9 @@ class PipelineConfig:
     pipeline_name: str = 'mmoe'
     data: str = os.path.join(PROJECT_DIR, 'data', 'ecommerce')
     csv_pattern: str = '*.csv'
+    # Set it to evaluate on files of your own (e.g. a later time window): csv_pattern is then the
+    # train split and train_eval_split is unused. Unset, csv_pattern's rows are split by hash.
+    eval_csv_pattern: Optional[str] = None
     schema: str = os.path.join(PROJECT_DIR, 'schema', 'schema.pbtxt')
     sparse_features: Tuple[SparseFeature, ...] = tuple(
         SparseFeature(name, embedding_dim=8) for name in ecommerce.SPARSE_COLUMNS)

@@ -9,6 +9,7 @@ from tfx.types import channel_utils
 
 from components.anomaly_check import AnomalyCheck
 from components.blessing_gate import COMPONENT_ID as GATE_ID, BlessingGate
+from components.dashboard import COMPONENT_ID as DASHBOARD_ID, Dashboard
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import eval_config, evaluator_id
 
@@ -16,18 +17,27 @@ PREPROCESSING_FN = 'trainer_module.preprocessing.preprocessing_fn'
 RUN_FN = 'trainer_module.run.run_fn'
 
 
+def _split_configs(config: PipelineConfig):
+    """ExampleGen's input and output configs: train and eval files as given, or one set of files
+    split by hash."""
+    if config.eval_csv_pattern:
+        return {'input_config': tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name='train', pattern=config.csv_pattern),
+            tfx.proto.Input.Split(name='eval', pattern=config.eval_csv_pattern)])}
+    train_share, eval_share = config.train_eval_split
+    return {
+        'input_config': tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name='csv', pattern=config.csv_pattern)]),
+        'output_config': tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+            tfx.proto.SplitConfig.Split(name='train', hash_buckets=train_share),
+            tfx.proto.SplitConfig.Split(name='eval', hash_buckets=eval_share)]))}
+
+
 def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str,
                     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
                     beam_pipeline_args: Optional[List[str]] = None,
                     enable_cache: bool = True) -> tfx.dsl.Pipeline:
-    train_share, eval_share = config.train_eval_split
-    example_gen = tfx.components.CsvExampleGen(
-        input_base=config.data,
-        input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name='csv', pattern=config.csv_pattern)]),
-        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
-            tfx.proto.SplitConfig.Split(name='train', hash_buckets=train_share),
-            tfx.proto.SplitConfig.Split(name='eval', hash_buckets=eval_share)])))
+    example_gen = tfx.components.CsvExampleGen(input_base=config.data, **_split_configs(config))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema)
     example_validator = tfx.components.ExampleValidator(
@@ -76,6 +86,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         evaluations=channel_utils.union([e.outputs['evaluation'] for e in evaluators]),
         task_names=json.dumps(list(config.task_names)),
     ).with_id(GATE_ID)
+    dashboard = Dashboard(blessing=gate.outputs['blessing']).with_id(DASHBOARD_ID)
     pusher = tfx.components.Pusher(
         model=trainer.outputs['model'],
         model_blessing=gate.outputs['blessing'],
@@ -86,7 +97,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, anomaly_check,
-                    transform, trainer, baseline_resolver, *evaluators, gate, pusher],
+                    transform, trainer, baseline_resolver, *evaluators, gate, dashboard, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [])

@@ -10,6 +10,7 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from components.blessing_gate import COMPONENT_ID as GATE_ID, VERDICT_FILE
+from components.dashboard import COMPONENT_ID as DASHBOARD_ID
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import evaluator_id
 
@@ -85,7 +86,8 @@ def task_metrics(evaluation_uri: str) -> Dict[str, float]:
 
 
 def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
-    """The newest run: node states, per-task metrics and verdicts, the pushed model, if any."""
+    """The newest run: node states, per-task metrics and verdicts, the pushed model, if any, and
+    the dashboards' index page."""
     nodes = latest_run(sqlite_store(metadata_path), config.pipeline_name)
     tasks = {}
     gate = nodes.get(GATE_ID)
@@ -106,5 +108,9 @@ def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
         properties = pusher.outputs['pushed_model'][0]['properties']
         if properties.get('pushed') == 1:
             pushed = properties.get('pushed_destination')
+    dashboard = nodes.get(DASHBOARD_ID)
+    dashboard_index = None
+    if dashboard and dashboard.outputs.get('dashboard'):
+        dashboard_index = dashboard.outputs['dashboard'][0]['properties'].get('index')
     return {'nodes': {n: dataclasses.asdict(r) for n, r in nodes.items()}, 'tasks': tasks,
-            'pushed_model': pushed}
+            'pushed_model': pushed, 'dashboard': dashboard_index}

@@ -2,15 +2,22 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from pipeline.datasets import ecommerce
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL_ROWS = 2000
+SMALL_EVAL_ROWS = 400
+# The small data comes as a train and an eval directory, so that a run can change what the
+# candidate learns from while the Evaluators judge every model on the same rows.
+SPLIT_DATA = ['--set', 'csv_pattern=train/*.csv', '--set', 'eval_csv_pattern=eval/*.csv']
 # Small data: short epochs so that early stopping keeps the weights before overfitting.
 SMALL_TRAINING = ['--train-steps', '150', '--batch-size', '64',
                   '--set', 'training.steps_per_epoch=15', '--set', 'training.log_every_steps=30']
@@ -47,9 +54,16 @@ def run_pipeline(output, *args):
 
 @pytest.fixture(scope='session')
 def small_data(tmp_path_factory):
+    """2k generated rows: train/ecommerce.csv (1600) and eval/ecommerce.csv (400)."""
     data_dir = tmp_path_factory.mktemp('small_data')
-    ecommerce.write(str(data_dir), rows=SMALL_ROWS, seed=11)
+    ecommerce.write(str(data_dir / 'train'), rows=SMALL_ROWS - SMALL_EVAL_ROWS, seed=11)
+    ecommerce.write(str(data_dir / 'eval'), rows=SMALL_EVAL_ROWS, seed=12)
     return str(data_dir)
+
+
+@pytest.fixture(scope='session')
+def small_csv(small_data):
+    return os.path.join(small_data, 'train', ecommerce.CSV_NAME)
 
 
 @pytest.fixture(scope='session')
@@ -57,6 +71,24 @@ def default_runs(tmp_path_factory, small_data):
     """The default pipeline on 2k generated rows, run twice into the same output with nothing
     changed: (first run, second run)."""
     output = tmp_path_factory.mktemp('default_run')
-    first = run_pipeline(output, '--data', small_data, *SMALL_TRAINING).check()
-    second = run_pipeline(output, '--data', small_data, *SMALL_TRAINING).check()
+    first = run_pipeline(output, '--data', small_data, *SPLIT_DATA, *SMALL_TRAINING).check()
+    second = run_pipeline(output, '--data', small_data, *SPLIT_DATA, *SMALL_TRAINING).check()
     return first, second
+
+
+@pytest.fixture(scope='session')
+def broken_candidate_run(tmp_path_factory, small_data, default_runs):
+    """After the default runs pushed a good model: a candidate trained on the same rows with the
+    ctcvr labels (purchase) shuffled, judged on the same eval rows, into the same output.
+    Returns (run, serving directory, its listing before the run)."""
+    first, _ = default_runs
+    data = tmp_path_factory.mktemp('shuffled_ctcvr')
+    shutil.copytree(os.path.join(small_data, 'eval'), data / 'eval')
+    frame = pd.read_csv(os.path.join(small_data, 'train', ecommerce.CSV_NAME))
+    frame['purchase'] = np.random.default_rng(0).permutation(frame['purchase'].to_numpy())
+    os.makedirs(data / 'train')
+    frame.to_csv(data / 'train' / ecommerce.CSV_NAME, index=False)
+    serving = first.summary['paths']['serving']
+    pushed_before = sorted(os.listdir(serving))
+    run = run_pipeline(first.output, '--data', str(data), *SPLIT_DATA, *SMALL_TRAINING).check()
+    return run, serving, pushed_before

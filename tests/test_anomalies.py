@@ -12,9 +12,9 @@ from pipeline.datasets import ecommerce
 
 
 @pytest.fixture(scope='module')
-def failed_run(tmp_path_factory, small_data):
+def failed_run(tmp_path_factory, small_csv):
     data = tmp_path_factory.mktemp('bad_labels')
-    frame = pd.read_csv(os.path.join(small_data, ecommerce.CSV_NAME))
+    frame = pd.read_csv(small_csv)
     frame.loc[7, 'click'] = 2  # a label outside {0, 1}
     frame.loc[9, 'device'] = 'smart-fridge'  # a value outside the device domain
     frame.to_csv(data / ecommerce.CSV_NAME, index=False)

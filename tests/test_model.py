@@ -105,3 +105,22 @@ def test_regression_output_is_unbounded():
     click, minutes = model.predict(_inputs(), verbose=0)
     assert np.all(click <= 1.0)
     assert np.all(minutes > 40.0)
+
+
+def test_trainer_weighs_each_task_loss_by_its_config_weight():
+    from pipeline.config import PipelineConfig
+    from trainer_module.run import build_model
+    config = PipelineConfig().with_overrides([
+        'tasks=[{name: ctr, label: click, loss_weight: 2.0}, '
+        '{name: ctcvr, label: purchase, loss_weight: 0.25}]',
+        'model.l2_reg_embedding=0',
+        f'model.expert_dnn_hidden_units={list(SMALL["expert_dnn_hidden_units"])}',
+        f'model.tower_dnn_hidden_units={list(SMALL["tower_dnn_hidden_units"])}'])
+    model = build_model(config, COLUMNS)
+    rng = np.random.default_rng(1)
+    labels = {'ctr': rng.integers(0, 2, (16, 1)).astype('float32'),
+              'ctcvr': rng.integers(0, 2, (16, 1)).astype('float32')}
+    result = model.evaluate(_inputs(), labels, batch_size=16, verbose=0, return_dict=True)
+    assert result['loss'] == pytest.approx(2.0 * result['ctr_loss'] + 0.25 * result['ctcvr_loss'],
+                                           rel=1e-5)
+    assert {'ctr_auc', 'ctcvr_auc'} <= set(result)

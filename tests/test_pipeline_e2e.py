@@ -1,6 +1,7 @@
 """The whole pipeline, run for real (Beam DirectRunner, SQLite MLMD) on 2k generated rows."""
 
 import csv
+import glob
 import json
 import os
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SMALL_TRAINING, run_pipeline
+from conftest import SMALL_TRAINING, SPLIT_DATA, run_pipeline
 from pipeline.config import PipelineConfig
 
 CONFIG = PipelineConfig()
@@ -84,10 +85,10 @@ def test_both_tasks_learn_and_are_blessed(first_run):
     assert 'ctr: auc' in first_run.stdout and 'pushed model:' in first_run.stdout
 
 
-def test_pushed_model_serves_raw_examples(first_run, small_data):
+def test_pushed_model_serves_raw_examples(first_run, small_csv):
     model = tf.saved_model.load(first_run.summary['pushed_model'])
     assert {'serving_default', 'transform_features'} <= set(model.signatures)
-    examples = _raw_examples(os.path.join(small_data, 'ecommerce.csv'), rows=32)
+    examples = _raw_examples(small_csv, rows=32)
     scores = model.signatures['serving_default'](examples=examples)
     assert set(scores) == set(CONFIG.task_names)
     for task in CONFIG.task_names:
@@ -98,18 +99,18 @@ def test_pushed_model_serves_raw_examples(first_run, small_data):
     assert np.std(scores['ctr'].numpy()) > 1e-4
 
 
-def test_pushed_model_scores_unseen_categories(first_run, small_data):
+def test_pushed_model_scores_unseen_categories(first_run, small_csv):
     model = tf.saved_model.load(first_run.summary['pushed_model'])
-    examples = _raw_examples(os.path.join(small_data, 'ecommerce.csv'), rows=4,
+    examples = _raw_examples(small_csv, rows=4,
                              replace={'user_id': 'never-seen-user', 'item_id': 'never-seen-item'})
     scores = model.signatures['serving_default'](examples=examples)
     for task in CONFIG.task_names:
         assert np.all(np.isfinite(scores[task].numpy()))
 
 
-def test_transform_features_signature_maps_unseen_values_to_oov(first_run, small_data):
+def test_transform_features_signature_maps_unseen_values_to_oov(first_run, small_csv):
     model = tf.saved_model.load(first_run.summary['pushed_model'])
-    examples = _raw_examples(os.path.join(small_data, 'ecommerce.csv'), rows=2,
+    examples = _raw_examples(small_csv, rows=2,
                              replace={'user_id': 'never-seen-user'})
     # transform_features parses labels too: add them back.
     parsed = [tf.train.Example.FromString(e) for e in examples.numpy()]
@@ -123,7 +124,7 @@ def test_transform_features_signature_maps_unseen_values_to_oov(first_run, small
     assert len(set(user_ids.tolist())) == 1  # both unseen users share the OOV id
 
 
-def test_gate_report_beside_the_model_and_gate_signature(first_run, small_data):
+def test_gate_report_beside_the_model_and_gate_signature(first_run, small_csv):
     model_uri = first_run.summary['nodes']['Trainer']['outputs']['model'][0]['uri']
     with open(os.path.join(model_uri, 'gate_report', 'gates.json')) as f:
         report = json.load(f)
@@ -137,9 +138,22 @@ def test_gate_report_beside_the_model_and_gate_signature(first_run, small_data):
 
     model = tf.saved_model.load(first_run.summary['pushed_model'])
     gates = model.signatures['gate_weights'](
-        examples=_raw_examples(os.path.join(small_data, 'ecommerce.csv'), rows=8))
+        examples=_raw_examples(small_csv, rows=8))
     for task in CONFIG.task_names:
         np.testing.assert_allclose(gates[task].numpy().sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_tensorboard_logs_every_task_metric(first_run):
+    run_dir = first_run.summary['nodes']['Trainer']['outputs']['model_run'][0]['uri']
+    logged = set()
+    for path in glob.glob(os.path.join(run_dir, '**', 'events.out.tfevents.*'), recursive=True):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            logged.update((os.path.basename(os.path.dirname(path)), value.tag)
+                          for value in event.summary.value)
+    for split in ('train', 'validation'):
+        for task in CONFIG.task_names:
+            assert (split, f'epoch_{task}_auc') in logged, sorted(logged)
+            assert (split, f'epoch_{task}_loss') in logged
 
 
 def test_second_run_reuses_cached_executions(default_runs):
@@ -156,7 +170,7 @@ def refused_run(default_runs, small_data):
     first, _ = default_runs
     serving = first.summary['paths']['serving']
     pushed_before = sorted(os.listdir(serving))
-    run = run_pipeline(first.output, '--data', small_data, *SMALL_TRAINING, '--set',
+    run = run_pipeline(first.output, '--data', small_data, *SPLIT_DATA, *SMALL_TRAINING, '--set',
                        'tasks=[{name: ctr, label: click, min_auc: 0.99}, '
                        '{name: ctcvr, label: purchase}]').check()
     return run, serving, pushed_before

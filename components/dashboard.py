@@ -1,0 +1,418 @@
+"""Evaluation dashboards: a static, self-contained HTML page per task, for any run of the pipeline.
+
+TFMA's own views are notebook widgets that fetch JavaScript from a CDN. These pages need nothing but
+a browser: the plots are inline SVG, the gate-weight chart an inline PNG. Per task a page shows the
+metrics overall and per slice (candidate, baseline, difference), the ROC and precision-recall
+curves, the calibration (reliability) plot, and the gate's verdict with its reasons; a failing
+metric is shown in red. `index.html` lists the tasks and holds the gate-weight chart.
+
+Inside the pipeline the `Dashboard` component writes them after the BlessingGate. For a past run:
+
+    python -m components.dashboard --pipeline-root outputs/pipeline_root [--run latest] [--out DIR]
+
+In Jupyter, `notebook_view(evaluation_uri)` opens TFMA's interactive view of one task instead.
+"""
+
+import argparse
+import base64
+import html
+import io
+import json
+import os
+import sys
+from typing import Dict, List, Optional, Tuple
+
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.writers import eval_config_writer
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import artifact, standard_artifacts
+
+from components.blessing_gate import COMPONENT_ID as GATE_ID, VERDICT_FILE, describe
+from trainer_module.run import GATE_REPORT_DIR
+
+COMPONENT_ID = 'Dashboard'
+INDEX_PAGE = 'index.html'
+CALIBRATION_BINS = 10
+# The column order of the metric tables; other metrics follow in name order.
+METRIC_ORDER = ('example_count', 'auc', 'auc_precision_recall', 'binary_crossentropy', 'calibration',
+                'mean_squared_error', 'mean_absolute_error', 'mean_label', 'mean_prediction')
+OVERALL = 'Overall'
+
+
+class EvaluationDashboard(artifact.Artifact):
+    """A directory of static HTML pages: index.html and <task>.html."""
+    TYPE_NAME = 'EvaluationDashboard'
+
+
+def task_page(task: str) -> str:
+    return f'{task}.html'
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a TFMA output
+
+
+class TaskEvaluation:
+    """What one Evaluator wrote: metrics per slice and model, and the overall slice's plots."""
+
+    def __init__(self, evaluation_uri: str):
+        self.uri = evaluation_uri
+        eval_config, _, _, _ = eval_config_writer.load_eval_run(evaluation_uri)
+        candidate = next(spec for spec in eval_config.model_specs if not spec.is_baseline)
+        baseline = next((spec for spec in eval_config.model_specs if spec.is_baseline), None)
+        self.task = candidate.prediction_key
+        self.label = candidate.label_key
+        self.models = {'candidate': candidate.name}
+        if baseline is not None:
+            self.models['baseline'] = baseline.name
+        role = {name: role for role, name in self.models.items()}
+        # {slice: {metric: {'candidate'|'baseline'|'difference': value}}}
+        self.metrics: Dict[str, Dict[str, Dict[str, float]]] = {}
+        for per_slice in tfma.load_metrics(evaluation_uri):
+            metrics = self.metrics.setdefault(_slice_name(per_slice.slice_key), {})
+            for key_and_value in per_slice.metric_keys_and_values:
+                key, value = key_and_value.key, key_and_value.value
+                if not value.HasField('double_value') or key.model_name not in role:
+                    continue
+                column = 'difference' if key.is_diff else role[key.model_name]
+                metrics.setdefault(key.name, {})[column] = value.double_value.value
+        # {'candidate'|'baseline': {'roc': (fpr, tpr), 'pr': (recall, precision),
+        #                           'calibration': [(mean prediction, mean label, count)]}}
+        self.curves: Dict[str, Dict] = {}
+        for per_slice in tfma.load_plots(evaluation_uri):
+            if _slice_name(per_slice.slice_key) != OVERALL:
+                continue
+            for key_and_value in per_slice.plot_keys_and_values:
+                if key_and_value.key.model_name not in role:
+                    continue
+                curves = self.curves.setdefault(role[key_and_value.key.model_name], {})
+                plot = key_and_value.value
+                if plot.HasField('confusion_matrix_at_thresholds'):
+                    curves.update(_roc_and_pr(plot.confusion_matrix_at_thresholds.matrices))
+                if plot.HasField('calibration_histogram_buckets'):
+                    curves['calibration'] = _calibration_bins(
+                        plot.calibration_histogram_buckets.buckets)
+
+    def slices(self) -> List[str]:
+        return sorted(self.metrics, key=lambda name: (name != OVERALL, name))
+
+
+def _slice_name(slice_key) -> str:
+    return tfma.slicer.stringify_slice_key(tfma.slicer.deserialize_slice_key(slice_key)) or OVERALL
+
+
+def _roc_and_pr(matrices) -> Dict[str, Tuple[List[float], List[float]]]:
+    points = sorted(matrices, key=lambda m: m.threshold)
+    fpr = [m.false_positive_rate for m in points]
+    tpr = [m.recall for m in points]
+    # Precision is undefined where nothing is predicted positive: TFMA writes 1 there; drop it.
+    pr = [(m.recall, m.precision) for m in points if m.true_positives + m.false_positives > 0]
+    return {'roc': (fpr, tpr), 'pr': ([r for r, _ in pr], [p for _, p in pr])}
+
+
+def _calibration_bins(buckets) -> List[Tuple[float, float, float]]:
+    """TFMA's fine histogram regrouped into CALIBRATION_BINS equal-width prediction bins:
+    [(mean prediction, mean label, weighted examples)] for the non-empty bins."""
+    sums = [[0.0, 0.0, 0.0] for _ in range(CALIBRATION_BINS)]
+    for bucket in buckets:
+        if not bucket.num_weighted_examples.value:
+            continue
+        lower = min(max(bucket.lower_threshold_inclusive, 0.0), 1.0)
+        index = min(int(lower * CALIBRATION_BINS), CALIBRATION_BINS - 1)
+        sums[index][0] += bucket.total_weighted_refined_prediction.value
+        sums[index][1] += bucket.total_weighted_label.value
+        sums[index][2] += bucket.num_weighted_examples.value
+    return [(p / n, label / n, n) for p, label, n in sums if n]
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+
+
+def _pyplot():
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    matplotlib.use('Agg')
+    from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
+    return pyplot
+
+
+_STYLE = {'candidate': dict(color='#1f77b4', linestyle='-'),
+          'baseline': dict(color='#7f7f7f', linestyle='--')}
+
+
+def _svg(figure) -> str:
+    buffer = io.StringIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format='svg')
+    _pyplot().close(figure)
+    text = buffer.getvalue()
+    return text[text.index('<svg'):]
+
+
+def _curve_plots(evaluation: TaskEvaluation) -> str:
+    pyplot = _pyplot()
+    figure, (roc, pr, calibration) = pyplot.subplots(1, 3, figsize=(13.5, 4.2))
+    for role, curves in evaluation.curves.items():
+        auc = evaluation.metrics.get(OVERALL, {}).get('auc', {}).get(role)
+        label = role if auc is None else f'{role} (AUC {auc:.3f})'
+        if 'roc' in curves:
+            roc.plot(*curves['roc'], label=label, **_STYLE[role])
+        if 'pr' in curves:
+            pr.plot(*curves['pr'], label=role, **_STYLE[role])
+        if 'calibration' in curves:
+            predicted, observed, counts = zip(*curves['calibration'])
+            calibration.plot(predicted, observed, marker='o', label=role, **_STYLE[role])
+            if role == 'candidate':
+                for x, y, n in curves['calibration']:
+                    calibration.annotate(f'{n:.0f}', (x, y), textcoords='offset points',
+                                         xytext=(4, -10), fontsize=7, color='#555555')
+    roc.plot([0, 1], [0, 1], color='#cccccc', linewidth=1)
+    roc.set(title='ROC curve', xlabel='false positive rate', ylabel='true positive rate',
+            xlim=(0, 1), ylim=(0, 1.01))
+    base_rate = evaluation.metrics.get(OVERALL, {}).get('mean_label', {}).get('candidate')
+    if base_rate is not None:
+        pr.axhline(base_rate, color='#cccccc', linewidth=1)
+    pr.set(title='Precision-recall curve', xlabel='recall', ylabel='precision', xlim=(0, 1),
+           ylim=(0, 1.01))
+    top = max([1e-3] + [max(p, o) for c in evaluation.curves.values()
+                        for p, o, _ in c.get('calibration', [])])
+    calibration.plot([0, top], [0, top], color='#cccccc', linewidth=1)
+    calibration.set(title=f'Calibration ({CALIBRATION_BINS} prediction bins, n per point)',
+                    xlabel='mean prediction', ylabel='observed rate')
+    for axes in (roc, pr, calibration):
+        axes.grid(alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(loc='best', fontsize=8)
+    return _svg(figure)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pages
+
+_CSS = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 24px;
+       color: #222; max-width: 1400px; }
+h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 28px; }
+nav a { margin-right: 14px; } nav .current { font-weight: bold; margin-right: 14px; }
+.verdict { padding: 10px 14px; border-radius: 6px; margin: 14px 0; }
+.verdict.blessed { background: #e6f4ea; border: 1px solid #34a853; }
+.verdict.refused { background: #fce8e6; border: 1px solid #d93025; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: right; }
+th { background: #f5f5f5; } td.name { text-align: left; }
+td.fail { color: #d93025; background: #fce8e6; font-weight: bold; }
+.muted { color: #777; font-size: 12px; }
+"""
+
+
+def _page(title: str, nav: str, body: str) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n'
+            f'<body><nav>{nav}</nav>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n')
+
+
+def _nav(tasks: List[str], current: Optional[str]) -> str:
+    links = ['<span class="current">Overview</span>' if current is None
+             else f'<a href="{INDEX_PAGE}">Overview</a>']
+    for task in tasks:
+        links.append(f'<span class="current">{html.escape(task)}</span>' if task == current
+                     else f'<a href="{task_page(task)}">{html.escape(task)}</a>')
+    links.append(f'<a href="{INDEX_PAGE}#gate-weights">Gate weights</a>')
+    return ''.join(links)
+
+
+def _format(value: Optional[float], signed: bool = False) -> str:
+    if value is None:
+        return ''
+    if abs(value) >= 1000 or (value == int(value) and not signed):
+        return f'{value:,.0f}'
+    return f'{value:+.4f}' if signed else f'{value:.4f}'
+
+
+def _failed_cells(verdict: Dict) -> Dict[Tuple[str, str], str]:
+    """{(slice, metric): 'difference'|'candidate'} for each failing bound, with its message."""
+    return {(f['slice'], f['metric']): 'difference' if f['is_change'] else 'candidate'
+            for f in verdict.get('failures', [])}
+
+
+def _metric_names(metrics: Dict[str, Dict]) -> List[str]:
+    known = [name for name in METRIC_ORDER if name in metrics]
+    return known + sorted(set(metrics) - set(known))
+
+
+def _overall_table(evaluation: TaskEvaluation, failed) -> str:
+    metrics = evaluation.metrics.get(OVERALL, {})
+    roles = ['candidate'] + (['baseline', 'difference'] if 'baseline' in evaluation.models else [])
+    rows = []
+    for name in _metric_names(metrics):
+        cells = [f'<td class="name">{html.escape(name)}</td>']
+        for role in roles:
+            css = ' class="fail"' if failed.get((OVERALL, name)) == role else ''
+            cells.append(f'<td{css}>{_format(metrics[name].get(role), role == "difference")}</td>')
+        rows.append(f'<tr>{"".join(cells)}</tr>')
+    header = ''.join(f'<th>{role}</th>' for role in ['metric'] + roles)
+    return f'<table id="overall"><tr>{header}</tr>{"".join(rows)}</table>'
+
+
+def _slice_table(evaluation: TaskEvaluation, failed) -> str:
+    names = _metric_names({n: 0 for m in evaluation.metrics.values() for n in m})
+    has_baseline = 'baseline' in evaluation.models
+    header = '<th>slice</th>' + ''.join(f'<th>{html.escape(n)}</th>' for n in names)
+    rows = []
+    for slice_name in evaluation.slices():
+        cells = [f'<td class="name">{html.escape(slice_name)}</td>']
+        for name in names:
+            values = evaluation.metrics[slice_name].get(name, {})
+            text = _format(values.get('candidate'))
+            if has_baseline and values.get('difference') is not None:
+                text += f' <span class="muted">({_format(values["difference"], True)})</span>'
+            css = ' class="fail"' if (slice_name, name) in failed else ''
+            cells.append(f'<td{css}>{text}</td>')
+        rows.append(f'<tr>{"".join(cells)}</tr>')
+    note = ('<p class="muted">Candidate values; in brackets the difference from the baseline.</p>'
+            if has_baseline else '')
+    return f'{note}<table id="slices"><tr>{header}</tr>{"".join(rows)}</table>'
+
+
+def _verdict_box(verdict: Dict) -> str:
+    blessed = verdict.get('blessed', False)
+    reasons = ''
+    if not blessed:
+        items = [html.escape(reason) for reason in describe(verdict)[len('refused: '):].split('; ')]
+        reasons = '<ul>' + ''.join(f'<li>{item}</li>' for item in items) + '</ul>'
+    return (f'<div class="verdict {"blessed" if blessed else "refused"}" id="verdict">'
+            f'<strong>{"Blessed" if blessed else "Refused"}</strong>{reasons}</div>')
+
+
+def render_task(evaluation: TaskEvaluation, verdict: Dict, tasks: List[str], run: str) -> str:
+    failed = _failed_cells(verdict)
+    baseline = ('candidate against the latest blessed model (baseline)'
+                if 'baseline' in evaluation.models else
+                'no baseline yet: this is the first model to be judged')
+    body = [_verdict_box(verdict),
+            f'<p class="muted">Label <code>{html.escape(evaluation.label)}</code>; {baseline}.</p>',
+            '<h2>Metrics overall</h2>', _overall_table(evaluation, failed),
+            '<h2>Metrics per slice</h2>', _slice_table(evaluation, failed)]
+    if evaluation.curves:
+        body += ['<h2>ROC, precision-recall and calibration</h2>', _curve_plots(evaluation)]
+    else:
+        body += ['<h2>Plots</h2>', '<p class="muted">ROC, precision-recall and calibration plots '
+                 'are drawn for binary tasks.</p>']
+    body.append(f'<p class="muted">TFMA output: <code>{html.escape(evaluation.uri)}</code></p>')
+    return _page(f'Task {evaluation.task} · run {run}', _nav(tasks, evaluation.task), '\n'.join(body))
+
+
+def render_index(verdicts: Dict[str, Dict], evaluations: Dict[str, TaskEvaluation],
+                 gate_report_dir: str, model_uri: str, blessed: bool, run: str) -> str:
+    rows = []
+    for task, verdict in verdicts.items():
+        metrics = evaluations[task].metrics.get(OVERALL, {}) if task in evaluations else {}
+        gated = 'auc' if 'auc' in metrics else 'mean_squared_error'
+        value = metrics.get(gated, {}).get('candidate')
+        css = ' class="fail"' if not verdict.get('blessed') else ''
+        rows.append(
+            f'<tr><td class="name"><a href="{task_page(task)}">{html.escape(task)}</a></td>'
+            f'<td class="name">{gated}</td><td>{_format(value)}</td>'
+            f'<td class="name"{css}>{html.escape(describe(verdict))}</td></tr>')
+    body = [_verdict_box({'blessed': blessed, 'reason': 'at least one task refused the model'}),
+            '<h2>Tasks</h2>',
+            '<table id="tasks"><tr><th>task</th><th>metric</th><th>candidate</th><th>verdict</th>'
+            f'</tr>{"".join(rows)}</table>',
+            '<h2 id="gate-weights">Gate weights</h2>']
+    chart = os.path.join(gate_report_dir, 'gates.png')
+    if tf.io.gfile.exists(chart):
+        with tf.io.gfile.GFile(chart, 'rb') as f:
+            encoded = base64.b64encode(f.read()).decode('ascii')
+        body.append('<p class="muted">Mean weight each task\'s gate gives each expert on the eval '
+                    'split: tasks that share experts share what they learn.</p>'
+                    f'<img alt="gate weights per task and expert" '
+                    f'src="data:image/png;base64,{encoded}">')
+    else:
+        body.append('<p class="muted">This model has no gate report.</p>')
+    body.append(f'<p class="muted">Model: <code>{html.escape(model_uri)}</code></p>')
+    return _page(f'Evaluation of run {run}', _nav(list(verdicts), None), '\n'.join(body))
+
+
+def write_dashboards(verdict_path: str, out_dir: str, run: str) -> str:
+    """Renders every task's page and the index from a BlessingGate's verdict file; returns the
+    index page's path."""
+    with tf.io.gfile.GFile(verdict_path) as f:
+        gate = json.load(f)
+    evaluations = {task: TaskEvaluation(uri) for task, uri in gate.get('evaluations', {}).items()}
+    tasks = list(gate['tasks'])
+    tf.io.gfile.makedirs(out_dir)
+    for task in tasks:
+        if task in evaluations:
+            page = render_task(evaluations[task], gate['tasks'][task], tasks, run)
+        else:
+            page = _page(f'Task {task} · run {run}', _nav(tasks, task),
+                         _verdict_box(gate['tasks'][task]))
+        with tf.io.gfile.GFile(os.path.join(out_dir, task_page(task)), 'w') as f:
+            f.write(page)
+    index = os.path.join(out_dir, INDEX_PAGE)
+    with tf.io.gfile.GFile(index, 'w') as f:
+        f.write(render_index(gate['tasks'], evaluations,
+                             os.path.join(gate['model'], GATE_REPORT_DIR), gate['model'],
+                             gate['blessed'], run))
+    return index
+
+
+@component
+def Dashboard(blessing: InputArtifact[standard_artifacts.ModelBlessing],
+              dashboard: OutputArtifact[EvaluationDashboard]):
+    """Writes the run's dashboards from the BlessingGate's verdict (which names the evaluations and
+    the model)."""
+    run = os.path.basename(blessing.uri.rstrip('/'))
+    index = write_dashboards(os.path.join(blessing.uri, VERDICT_FILE), dashboard.uri, run)
+    dashboard.set_string_custom_property('index', index)
+
+
+# ---------------------------------------------------------------------------------------------
+# Past runs and notebooks
+
+
+def gate_runs(pipeline_root: str) -> List[str]:
+    """The BlessingGate executions under `pipeline_root` that wrote a verdict, oldest first."""
+    blessings = os.path.join(pipeline_root, GATE_ID, 'blessing')
+    runs = [name for name in tf.io.gfile.listdir(blessings)
+            if tf.io.gfile.exists(os.path.join(blessings, name.rstrip('/'), VERDICT_FILE))
+            ] if tf.io.gfile.isdir(blessings) else []
+    runs = [name.rstrip('/') for name in runs]
+    return sorted(runs, key=lambda name: (not name.isdigit(), int(name) if name.isdigit() else 0,
+                                          name))
+
+
+def notebook_view(evaluation_uri: str, slicing_column: Optional[str] = None):
+    """TFMA's interactive slicing-metrics view of one task's evaluation, for Jupyter (it needs the
+    TFMA notebook extension and network access for its JavaScript)."""
+    return tfma.view.render_slicing_metrics(tfma.load_eval_result(evaluation_uri),
+                                            slicing_column=slicing_column)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Writes the evaluation dashboards of a past pipeline run.')
+    parser.add_argument('--pipeline-root', required=True,
+                        help='the pipeline root of the runs (local_runner: <output>/pipeline_root)')
+    parser.add_argument('--run', default='latest',
+                        help="'latest', or a BlessingGate execution id (a directory under "
+                             '<pipeline root>/BlessingGate/blessing/)')
+    parser.add_argument('--out', help='where to write the pages '
+                                      '(default: <pipeline root>/dashboards/run-<run>)')
+    args = parser.parse_args(argv)
+    runs = gate_runs(args.pipeline_root)
+    if not runs:
+        sys.exit(f'error: no run with a gate verdict under {args.pipeline_root}')
+    run = runs[-1] if args.run == 'latest' else args.run
+    if run not in runs:
+        sys.exit(f'error: no run {run!r} under {args.pipeline_root}; runs: {", ".join(runs)}')
+    out = args.out or os.path.join(args.pipeline_root, 'dashboards', f'run-{run}')
+    index = write_dashboards(
+        os.path.join(args.pipeline_root, GATE_ID, 'blessing', run, VERDICT_FILE), out, run)
+    print(index)
+
+
+if __name__ == '__main__':
+    main()
