@@ -1,6 +1,8 @@
 # make run   - create .venv (Python 3.10) if missing, install, run the pipeline on the bundled data
 # make test  - the same environment, then the test suite
-# Arguments: make run ARGS="--output /tmp/run1 --train-steps 200"; make test PYTEST_ARGS="-k schema"
+# make image  - build and push the container image of the Kubeflow pipeline (needs Docker)
+# Arguments: make run ARGS="--output /tmp/run1 --train-steps 200"; make test PYTEST_ARGS="-k schema";
+#            make image IMAGE=gcr.io/PROJECT/mmoe:TAG
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,7 +15,7 @@ PYTHON310 ?= $(shell for p in python3.10 $$(pyenv root 2>/dev/null)/versions/3.1
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && \
 	{ command -v "$$p" || echo "$$p"; } && break; done)
 
-.PHONY: install deepctr-venv run test data constraints clean
+.PHONY: install deepctr-venv run test data constraints image clean
 
 # $(call venv310,DIR): creates DIR with Python 3.10 unless it already has one.
 define venv310
@@ -68,6 +70,14 @@ constraints:
 	{ echo "# Every version pip resolved for setup.py on Python 3.10, frozen so that every install is"; \
 	  echo "# the same. Regenerate with: make constraints"; \
 	  /tmp/mmoe-constraints-venv/bin/pip freeze | grep -v '^mmoe-tfx-pipeline'; } > constraints.txt
+
+# The image kubeflow_runner.py --image names: TFX 1.16.0 with this project installed (Dockerfile).
+image:
+	@if [ -z "$(IMAGE)" ]; then \
+	  echo "error: name the image, e.g. make image IMAGE=gcr.io/PROJECT/mmoe:latest" >&2; exit 1; fi
+	@command -v docker >/dev/null || { echo "error: make image needs Docker (docker build, docker push)" >&2; exit 1; }
+	docker build -t $(IMAGE) .
+	docker push $(IMAGE)
 
 clean:
 	rm -rf outputs .pytest_cache

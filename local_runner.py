@@ -15,46 +15,19 @@ import os
 import sys
 import time
 
+from pipeline.cli import add_pipeline_flags, config_from_flags
 from pipeline.config import ConfigError, PipelineConfig
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--data', help='directory of CSV files with a header row '
-                                       '(default: the config\'s, the bundled data)')
-    parser.add_argument('--config', help='YAML config replacing the defaults '
-                                         '(draft one with python -m pipeline.draft)')
-    parser.add_argument('--schema', help='schema.pbtxt (default: the config\'s)')
+    add_pipeline_flags(parser)
     parser.add_argument('--output', default='outputs', help='where everything is written')
-    parser.add_argument('--train-steps', type=int, help='training steps')
-    parser.add_argument('--batch-size', type=int, help='training batch size')
-    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
-                        help='any config value, e.g. model.num_experts=4 or '
-                             'model.expert_dnn_hidden_units=[128,64]; repeatable')
-    parser.add_argument('--warn-on-anomalies', action='store_true',
-                        help='report data anomalies as warnings instead of stopping the run')
-    parser.add_argument('--beam-arg', action='append', default=[], metavar='ARG',
-                        help='a Beam pipeline argument, e.g. --beam-arg=--direct_num_workers=2; '
-                             'repeatable')
     parser.add_argument('--no-cache', action='store_true', help='run every component again')
     parser.add_argument('-v', '--verbose', action='store_true',
                         help='show TensorFlow, Beam and TFX logging on the terminal')
     return parser.parse_args(argv)
-
-
-def build_config(args) -> PipelineConfig:
-    """The defaults, or --config; then the flags; then --set."""
-    config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
-    flags = {key: os.path.abspath(path) for key, path in (('data', args.data),
-                                                          ('schema', args.schema)) if path}
-    training = {key: value for key, value in (('train_steps', args.train_steps),
-                                              ('batch_size', args.batch_size)) if value is not None}
-    if training:
-        flags['training'] = training
-    if args.warn_on_anomalies:
-        flags['fail_on_anomalies'] = False
-    return PipelineConfig.from_dict(flags, base=config).with_overrides(args.set)
 
 
 def check_inputs(config: PipelineConfig):
@@ -101,7 +74,7 @@ def main(argv=None):
         'summary': os.path.join(output, 'run_summary.json'),
     }
     try:
-        config = build_config(args)
+        config = config_from_flags(args)
         check_inputs(config)
     except ConfigError as e:
         sys.exit(f'error: {e}')

@@ -1,10 +1,11 @@
 """BlessingGate: blesses the candidate model only when every task's Evaluator blessed it.
 
-TFX's Evaluator judges one EvalConfig; an MMOE has one per task. The gate reads each task's TFMA
-validation result and writes one `ModelBlessing` for the model as a whole, which the Pusher and the
-latest-blessed-model Resolver use. Per task it records the verdict and, on refusal, the failing
-metrics with their values and bounds: as artifact properties (`verdict_<task>`) and in `verdict.json`
-inside the blessing.
+TFX's Evaluator judges one EvalConfig; an MMOE has one per task. The gate takes each task's
+evaluation as an input of its own (`<task>_evaluation`: KFP v2 compiles no union of channels), reads
+its TFMA validation result and writes one `ModelBlessing` for the model as a whole, which the Pusher
+and the latest-blessed-model Resolver use. Per task it records the verdict and, on refusal, the
+failing metrics with their values and bounds: as artifact properties (`verdict_<task>`) and in
+`verdict.json` inside the blessing.
 """
 
 import json
@@ -13,20 +14,21 @@ from typing import Dict, List
 
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
-from tensorflow_model_analysis.writers import eval_config_writer
-from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
-from tfx.dsl.component.experimental.decorators import component
-from tfx.types import standard_artifacts
+from tfx import types
+from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
 VERDICT_FILE = 'verdict.json'
 COMPONENT_ID = 'BlessingGate'
+# Set to 1 on the gate's blessings only (TFX's Evaluators write `blessed` too): what tells a
+# resolver that cannot filter on the producer, such as KFP v2's queries, that all tasks blessed.
+ALL_TASKS_BLESSED = 'all_tasks_blessed'
 
 
-def task_of(evaluation_uri: str) -> str:
-    """The task an Evaluator judged: the prediction key of its candidate model spec."""
-    eval_config, _, _, _ = eval_config_writer.load_eval_run(evaluation_uri)
-    return next(spec.prediction_key for spec in eval_config.model_specs if not spec.is_baseline)
+def evaluation_key(task: str) -> str:
+    return f'{task}_evaluation'
 
 
 def task_verdict(evaluation_uri: str) -> Dict:
@@ -66,16 +68,12 @@ def describe(verdict: Dict) -> str:
     return 'refused: ' + ('; '.join(reasons) or 'the Evaluator did not validate the model')
 
 
-@component
-def BlessingGate(
-        model: InputArtifact[standard_artifacts.Model],
-        evaluations: InputArtifact[List[standard_artifacts.ModelEvaluation]],
-        blessing: OutputArtifact[standard_artifacts.ModelBlessing],
-        task_names: Parameter[str]):
-    """Blesses `model` when each task in `task_names` (a JSON list) has a validated evaluation."""
-    evaluation_uris = {task_of(evaluation.uri): evaluation.uri for evaluation in evaluations}
+def judge(model: types.Artifact, evaluation_uris: Dict[str, str], tasks: List[str],
+          blessing: types.Artifact) -> bool:
+    """Writes the verdict into `blessing` (properties, verdict.json, a BLESSED or NOT_BLESSED
+    marker): blessed when every task in `tasks` has a validated evaluation."""
     verdicts = {task: task_verdict(uri) for task, uri in evaluation_uris.items()}
-    for task in json.loads(task_names):
+    for task in tasks:
         verdicts.setdefault(task, {'blessed': False, 'failures': [],
                                    'reason': f'no evaluation for task {task!r}'})
     blessed = all(verdict['blessed'] for verdict in verdicts.values())
@@ -83,6 +81,7 @@ def BlessingGate(
     for task, verdict in verdicts.items():
         blessing.set_string_custom_property(f'verdict_{task}', describe(verdict))
     blessing.set_int_custom_property('blessed', int(blessed))
+    blessing.set_int_custom_property(ALL_TASKS_BLESSED, int(blessed))
     blessing.set_string_custom_property('current_model', model.uri)
     blessing.set_int_custom_property('current_model_id', model.id)
     io_utils.write_string_file(
@@ -92,3 +91,37 @@ def BlessingGate(
     # The same marker files TFX's Evaluator writes, for tools that look for them.
     io_utils.write_string_file(
         os.path.join(blessing.uri, 'BLESSED' if blessed else 'NOT_BLESSED'), '')
+    return blessed
+
+
+class Executor(base_executor.BaseExecutor):
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        tasks = json.loads(exec_properties['task_names'])
+        evaluation_uris = {task: input_dict[evaluation_key(task)][0].uri for task in tasks
+                           if input_dict.get(evaluation_key(task))}
+        judge(artifact_utils.get_single_instance(input_dict['model']), evaluation_uris, tasks,
+              artifact_utils.get_single_instance(output_dict['blessing']))
+
+
+class BlessingGateSpec(types.ComponentSpec):
+    """The inputs every gate has; each instance adds `<task>_evaluation` per task."""
+    PARAMETERS = {'task_names': ExecutionParameter(type=str)}
+    INPUTS = {'model': ChannelParameter(type=standard_artifacts.Model)}
+    OUTPUTS = {'blessing': ChannelParameter(type=standard_artifacts.ModelBlessing)}
+
+
+class BlessingGate(base_component.BaseComponent):
+    SPEC_CLASS = BlessingGateSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, model: types.BaseChannel, evaluations: Dict[str, types.BaseChannel]):
+        """`evaluations`: {task: its Evaluator's `evaluation` channel}, in task order."""
+        spec_class = type(BlessingGateSpec.__name__, (BlessingGateSpec,), {'INPUTS': {
+            **BlessingGateSpec.INPUTS,
+            **{evaluation_key(task): ChannelParameter(type=standard_artifacts.ModelEvaluation)
+               for task in evaluations}}})
+        super().__init__(spec_class(
+            model=model, task_names=json.dumps(list(evaluations)),
+            blessing=types.Channel(type=standard_artifacts.ModelBlessing),
+            **{evaluation_key(task): channel for task, channel in evaluations.items()}))

@@ -27,8 +27,9 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.writers import eval_config_writer
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact
 from tfx.dsl.component.experimental.decorators import component
-from tfx.types import artifact, standard_artifacts
+from tfx.types import standard_artifacts
 
+from components import EvaluationDashboard
 from components.blessing_gate import COMPONENT_ID as GATE_ID, VERDICT_FILE, describe
 from trainer_module.run import GATE_REPORT_DIR
 
@@ -39,11 +40,6 @@ CALIBRATION_BINS = 10
 METRIC_ORDER = ('example_count', 'auc', 'auc_precision_recall', 'binary_crossentropy', 'calibration',
                 'mean_squared_error', 'mean_absolute_error', 'mean_label', 'mean_prediction')
 OVERALL = 'Overall'
-
-
-class EvaluationDashboard(artifact.Artifact):
-    """A directory of static HTML pages: index.html and <task>.html."""
-    TYPE_NAME = 'EvaluationDashboard'
 
 
 def task_page(task: str) -> str:

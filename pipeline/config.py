@@ -14,6 +14,9 @@ from pipeline.datasets import ecommerce
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASK_TYPES = ('binary', 'regression')
+# tf.distribute strategies the Trainer can train with; 'multi_worker_mirrored' reads the cluster
+# from the TF_CONFIG environment variable.
+DISTRIBUTIONS = ('none', 'mirrored', 'multi_worker_mirrored')
 
 
 class ConfigError(ValueError):
@@ -42,7 +45,7 @@ class Task:
     `min_auc` is a value floor on AUC for binary tasks; regression tasks are gated by `max_mse`
     (required: the label's variance is what predicting the mean achieves).
     `max_decrease` bounds how much worse than the baseline (the serving model) the candidate may be,
-    on the same metric.
+    on the same metric. Both bounds apply to the whole eval split; slices are reported, not gated.
     """
     name: str
     label: str
@@ -71,13 +74,15 @@ class ModelConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     """Training runs `train_steps` batches; every `steps_per_epoch` it evaluates on the whole eval
-    split and stops early when the eval loss has not improved for `early_stopping_patience` epochs."""
+    split and stops early when the eval loss has not improved for `early_stopping_patience` epochs.
+    `batch_size` is the global batch: under a `distribution` it is split across the replicas."""
     train_steps: int = 1000
     steps_per_epoch: int = 50
     early_stopping_patience: int = 2
     batch_size: int = 256
     learning_rate: float = 1e-3
     log_every_steps: int = 50
+    distribution: str = 'none'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +142,10 @@ class PipelineConfig:
         if len(set(names)) != len(names):
             raise ConfigError(f'tasks: task names must be unique, got {list(names)}')
         for task in self.tasks:
+            # A task name names a model output, a component input and a page.
+            if not task.name.isidentifier():
+                raise ConfigError(f'tasks: {task.name!r} is not a valid name (letters, digits and '
+                                  'underscores, not starting with a digit)')
             if task.type not in TASK_TYPES:
                 raise ConfigError(f'tasks.{task.name}.type: {task.type!r} is not one of {TASK_TYPES}')
             # TFMA ignores change thresholds until there is a baseline, and blesses nothing without
@@ -147,6 +156,9 @@ class PipelineConfig:
         unknown_slices = set(self.slice_features) - set(columns)
         if unknown_slices:
             raise ConfigError(f'slice_features: {sorted(unknown_slices)} are not columns of the data')
+        if self.training.distribution not in DISTRIBUTIONS:
+            raise ConfigError(f'training.distribution: {self.training.distribution!r} is not one '
+                              f'of {DISTRIBUTIONS}')
         if self.num_oov_buckets < 1:
             raise ConfigError('num_oov_buckets must be >= 1 so that unseen values get an OOV id')
 

@@ -1,11 +1,9 @@
 """`create_pipeline()`: the MMOE pipeline, the same for the local and the Kubeflow runners."""
 
-import json
 from typing import List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
-from tfx.types import channel_utils
 
 from components.anomaly_check import AnomalyCheck
 from components.blessing_gate import COMPONENT_ID as GATE_ID, BlessingGate
@@ -83,8 +81,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     ]
     gate = BlessingGate(
         model=trainer.outputs['model'],
-        evaluations=channel_utils.union([e.outputs['evaluation'] for e in evaluators]),
-        task_names=json.dumps(list(config.task_names)),
+        evaluations={task.name: evaluator.outputs['evaluation']
+                     for task, evaluator in zip(config.tasks, evaluators)},
     ).with_id(GATE_ID)
     dashboard = Dashboard(blessing=gate.outputs['blessing']).with_id(DASHBOARD_ID)
     pusher = tfx.components.Pusher(

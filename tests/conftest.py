@@ -18,6 +18,8 @@ SMALL_EVAL_ROWS = 400
 # The small data comes as a train and an eval directory, so that a run can change what the
 # candidate learns from while the Evaluators judge every model on the same rows.
 SPLIT_DATA = ['--set', 'csv_pattern=train/*.csv', '--set', 'eval_csv_pattern=eval/*.csv']
+MULTI_PROCESSING = ['--beam-arg=--direct_running_mode=multi_processing',
+                    '--beam-arg=--direct_num_workers=2']
 # Small data: short epochs so that early stopping keeps the weights before overfitting.
 SMALL_TRAINING = ['--train-steps', '150', '--batch-size', '64',
                   '--set', 'training.steps_per_epoch=15', '--set', 'training.log_every_steps=30']
@@ -28,6 +30,7 @@ class PipelineRun:
 
     def __init__(self, output, args):
         self.output = str(output)
+        self.args = list(args)
         process = subprocess.run(
             [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--output', self.output]
             + list(args), capture_output=True, text=True, cwd=PROJECT_DIR, timeout=1800)
@@ -80,6 +83,7 @@ def default_runs(tmp_path_factory, small_data):
 def broken_candidate_run(tmp_path_factory, small_data, default_runs):
     """After the default runs pushed a good model: a candidate trained on the same rows with the
     ctcvr labels (purchase) shuffled, judged on the same eval rows, into the same output.
+    Its Beam steps run on Beam's multi-processing DirectRunner with 2 workers (MULTI_PROCESSING).
     Returns (run, serving directory, its listing before the run)."""
     first, _ = default_runs
     data = tmp_path_factory.mktemp('shuffled_ctcvr')
@@ -90,5 +94,6 @@ def broken_candidate_run(tmp_path_factory, small_data, default_runs):
     frame.to_csv(data / 'train' / ecommerce.CSV_NAME, index=False)
     serving = first.summary['paths']['serving']
     pushed_before = sorted(os.listdir(serving))
-    run = run_pipeline(first.output, '--data', str(data), *SPLIT_DATA, *SMALL_TRAINING).check()
+    run = run_pipeline(first.output, '--data', str(data), *SPLIT_DATA, *SMALL_TRAINING,
+                       *MULTI_PROCESSING).check()
     return run, serving, pushed_before

@@ -6,17 +6,17 @@ import os
 import pytest
 from tfx.types import standard_artifacts
 
-from components.blessing_gate import VERDICT_FILE, BlessingGate
+from components.blessing_gate import ALL_TASKS_BLESSED, VERDICT_FILE, Executor, evaluation_key
 
 
 @pytest.fixture(scope='module')
 def evaluations(default_runs):
+    """{task: its Evaluator's output}."""
     first, _ = default_runs
-    artifacts = []
+    artifacts = {}
     for task in ('ctr', 'ctcvr'):
-        artifact = standard_artifacts.ModelEvaluation()
-        artifact.uri = first.summary['tasks'][task]['evaluation']
-        artifacts.append(artifact)
+        artifacts[task] = standard_artifacts.ModelEvaluation()
+        artifacts[task].uri = first.summary['tasks'][task]['evaluation']
     return artifacts
 
 
@@ -25,8 +25,9 @@ def _gate(evaluations, task_names, out_dir):
     model.uri = '/models/candidate'
     blessing = standard_artifacts.ModelBlessing()
     blessing.uri = str(out_dir)
-    BlessingGate.test_call(model=model, evaluations=evaluations, blessing=blessing,
-                           task_names=json.dumps(task_names))
+    inputs = {'model': [model]}
+    inputs.update({evaluation_key(task): [artifact] for task, artifact in evaluations.items()})
+    Executor().Do(inputs, {'blessing': [blessing]}, {'task_names': json.dumps(task_names)})
     with open(os.path.join(blessing.uri, VERDICT_FILE)) as f:
         return blessing, json.load(f)
 
@@ -34,6 +35,7 @@ def _gate(evaluations, task_names, out_dir):
 def test_blesses_when_every_task_is_blessed(evaluations, tmp_path):
     blessing, verdict = _gate(evaluations, ['ctr', 'ctcvr'], tmp_path)
     assert blessing.get_int_custom_property('blessed') == 1
+    assert blessing.get_int_custom_property(ALL_TASKS_BLESSED) == 1
     assert blessing.get_string_custom_property('current_model') == '/models/candidate'
     assert verdict['blessed'] and set(verdict['tasks']) == {'ctr', 'ctcvr'}
     assert blessing.get_string_custom_property('verdict_ctcvr') == 'blessed'
@@ -41,8 +43,9 @@ def test_blesses_when_every_task_is_blessed(evaluations, tmp_path):
 
 
 def test_refuses_when_a_task_has_no_evaluation(evaluations, tmp_path):
-    blessing, verdict = _gate(evaluations[:1], ['ctr', 'ctcvr'], tmp_path)
+    blessing, verdict = _gate({'ctr': evaluations['ctr']}, ['ctr', 'ctcvr'], tmp_path)
     assert blessing.get_int_custom_property('blessed') == 0
+    assert blessing.get_int_custom_property(ALL_TASKS_BLESSED) == 0
     assert not verdict['blessed'] and verdict['tasks']['ctr']['blessed']
     assert blessing.get_string_custom_property('verdict_ctcvr') == \
         "refused: no evaluation for task 'ctcvr'"

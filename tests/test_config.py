@@ -58,6 +58,9 @@ def test_overrides_apply_together():
     ('tasks=[{name: ctr, label: click}]', 'tasks: a multi-task model needs at least two tasks'),
     ('tasks=[{name: a, label: click}, {name: b, label: purchase, type: regression}]',
      'tasks.b.max_mse: a regression task needs'),
+    ('tasks=[{name: click-through, label: click}, {name: b, label: purchase}]',
+     "tasks: 'click-through' is not a valid name"),
+    ('training.distribution=tpu', "training.distribution: 'tpu' is not one of"),
 ])
 def test_errors_name_the_key(assignment, named):
     with pytest.raises(ConfigError, match=None) as error:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SMALL_TRAINING, SPLIT_DATA, run_pipeline
+from conftest import MULTI_PROCESSING, SMALL_TRAINING, SPLIT_DATA, run_pipeline
 from pipeline.config import PipelineConfig
 
 CONFIG = PipelineConfig()
@@ -162,6 +162,15 @@ def test_second_run_reuses_cached_executions(default_runs):
     for node in ('CsvExampleGen', 'StatisticsGen', 'Transform', 'Trainer'):
         assert states[node] == 'CACHED', states
     assert 'Transform reused from cache' in second.stdout
+
+
+def test_beam_steps_run_on_the_multi_processing_direct_runner(broken_candidate_run):
+    run, _, _ = broken_candidate_run
+    assert set(MULTI_PROCESSING) <= set(run.args)
+    states = run.states()
+    for node in ('CsvExampleGen', 'StatisticsGen', 'Transform', 'Evaluator.ctr',
+                 'Evaluator.ctcvr'):
+        assert states[node] == 'COMPLETE', states
 
 
 @pytest.fixture(scope='module')

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -55,9 +56,34 @@ def make_dataset(file_patterns, spec, config: PipelineConfig, feature_columns,
     dataset = tf.data.TFRecordDataset(files, compression_type='GZIP').cache()
     if training:
         dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=config.model.seed).repeat()
+    options = tf.data.Options()
+    # Across workers, split by example: a split may have fewer files than there are workers.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return (dataset.batch(config.training.batch_size, drop_remainder=training)
             .map(split, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+            .prefetch(tf.data.AUTOTUNE)
+            .with_options(options))
+
+
+def distribution_strategy(config: PipelineConfig) -> tf.distribute.Strategy:
+    """The strategy `training.distribution` names; 'multi_worker_mirrored' takes the cluster and
+    this worker's role from TF_CONFIG. Create it before any other TensorFlow work."""
+    if config.training.distribution == 'mirrored':
+        return tf.distribute.MirroredStrategy()
+    if config.training.distribution == 'multi_worker_mirrored':
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the model: the only one, or the chief (or first worker) of a
+    cluster."""
+    resolver = getattr(strategy, 'cluster_resolver', None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == 'chief' or (
+        resolver.task_type == 'worker' and resolver.task_id == 0
+        and 'chief' not in resolver.cluster_spec().as_dict())
 
 
 def build_model(config: PipelineConfig, feature_columns) -> keras.Model:
@@ -171,6 +197,8 @@ def export_serving_model(model, tf_transform_output, config: PipelineConfig, fea
 
 def run_fn(fn_args: FnArgs):
     config = PipelineConfig.from_dict(fn_args.custom_config)
+    strategy = distribution_strategy(config)
+    chief = is_chief(strategy)
     keras.utils.set_random_seed(config.model.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     feature_columns = feature_columns_from_transform(config, tf_transform_output)
@@ -178,7 +206,8 @@ def run_fn(fn_args: FnArgs):
     train = make_dataset(fn_args.train_files, spec, config, feature_columns, True)
     evaluation = make_dataset(fn_args.eval_files, spec, config, feature_columns, False)
 
-    model = build_model(config, feature_columns)
+    with strategy.scope():
+        model = build_model(config, feature_columns)
     # Keras epochs are of equal length: split train_steps into the fewest epochs no longer than
     # steps_per_epoch.
     epochs = math.ceil(fn_args.train_steps / config.training.steps_per_epoch)
@@ -186,6 +215,8 @@ def run_fn(fn_args: FnArgs):
     early_stopping = keras.callbacks.EarlyStopping(
         monitor='val_loss', patience=config.training.early_stopping_patience,
         restore_best_weights=True)
+    # Every worker of a cluster writes (saving is collective); only the chief where it is kept.
+    scratch = None if chief else tempfile.mkdtemp(prefix='mmoe-worker-')
     model.fit(
         train,
         steps_per_epoch=steps_per_epoch,
@@ -193,7 +224,8 @@ def run_fn(fn_args: FnArgs):
         validation_data=evaluation,
         verbose=0,
         callbacks=[
-            keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq='epoch'),
+            keras.callbacks.TensorBoard(log_dir=scratch or fn_args.model_run_dir,
+                                        update_freq='epoch'),
             early_stopping,
             _ProgressLog(epochs * steps_per_epoch, config.training.log_every_steps),
         ])
@@ -204,6 +236,9 @@ def run_fn(fn_args: FnArgs):
         f'{gate} [{" ".join(f"{w:.2f}" for w in weights)}]'
         for gate, weights in gate_report['gates'].items()))
     export_serving_model(model, tf_transform_output, config, feature_columns,
-                         fn_args.serving_model_dir)
-    write_gate_report(gate_report, os.path.join(os.path.dirname(fn_args.serving_model_dir),
-                                                GATE_REPORT_DIR))
+                         scratch or fn_args.serving_model_dir)
+    if chief:
+        write_gate_report(gate_report, os.path.join(os.path.dirname(fn_args.serving_model_dir),
+                                                    GATE_REPORT_DIR))
+    else:
+        tf.io.gfile.rmtree(scratch)

@@ -1,0 +1,205 @@
+"""kubeflow_runner.py: the same pipeline compiled into a KFP v2 spec, checked without a cluster."""
+
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+import kubeflow_runner
+from components.blessing_gate import ALL_TASKS_BLESSED, COMPONENT_ID as GATE_ID, evaluation_key
+from conftest import PROJECT_DIR
+from pipeline.config import PipelineConfig
+from pipeline.evaluation import evaluator_id
+
+IMAGE = 'europe-docker.pkg.dev/my-project/mmoe/mmoe:1.0'
+PIPELINE_ROOT = 'gs://my-bucket/mmoe/pipeline'
+DATA = 'gs://my-bucket/mmoe/data'
+BEAM_ARGS = ['--runner=DataflowRunner', '--project=my-project', '--region=europe-west1',
+             '--temp_location=gs://my-bucket/tmp']
+RESOLVER_ID = 'latest_blessed_model_resolver'
+
+
+def _compile(tmp_path, output, *extra, env=None):
+    return subprocess.run(
+        [sys.executable, 'kubeflow_runner.py', '--output', str(tmp_path / output),
+         '--pipeline-root', PIPELINE_ROOT, *extra],
+        cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300,
+        env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope='module')
+def compiled(tmp_path_factory):
+    """(the YAML text, the PipelineSpec proto) of a compile with Dataflow arguments; the image
+    and the data come from the environment."""
+    tmp_path = tmp_path_factory.mktemp('kfp')
+    process = _compile(tmp_path, 'pipeline.yaml', *[f'--beam-arg={a}' for a in BEAM_ARGS],
+                       env={'MMOE_IMAGE': IMAGE, 'MMOE_DATA': DATA})
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert f'to {tmp_path / "pipeline.yaml"} (image {IMAGE})' in process.stdout
+    text = (tmp_path / 'pipeline.yaml').read_text()
+    spec = json_format.ParseDict(yaml.safe_load(text), pipeline_spec_pb2.PipelineSpec())
+    return text, spec
+
+
+def _executors(spec):
+    """{executor label: its spec as a dict} (deployment_spec is a Struct)."""
+    return json_format.MessageToDict(spec.deployment_spec)['executors']
+
+
+def _executor(spec, task_name):
+    component = spec.components[spec.root.dag.tasks[task_name].component_ref.name]
+    return _executors(spec)[component.executor_label]
+
+
+def _resolver_node(task_name):
+    """KFP v2 splits the latest-blessed-model Resolver into two query tasks."""
+    return RESOLVER_ID if task_name.startswith(RESOLVER_ID) else task_name
+
+
+def test_every_component_runs_in_the_image(compiled):
+    _, spec = compiled
+    tasks = spec.root.dag.tasks
+    containers = {name for name in tasks if 'container' in _executor(spec, name)}
+    assert {_resolver_node(name) for name in set(tasks) - containers} == {RESOLVER_ID}
+    for name in containers:
+        assert _executor(spec, name)['container']['image'] == IMAGE, name
+
+
+def test_dag_edges_equal_the_local_pipeline(compiled):
+    from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
+    _, spec = compiled
+    local = create_pipeline(PipelineConfig(), '/root', '/serving')
+    local_edges = {(upstream.id, component.id) for component in local.components
+                   for upstream in component.upstream_nodes}
+    compiled_edges = {(_resolver_node(upstream), _resolver_node(name))
+                      for name, task in spec.root.dag.tasks.items()
+                      for upstream in task.dependent_tasks}
+    compiled_edges.discard((RESOLVER_ID, RESOLVER_ID))  # between its own two query tasks
+    assert compiled_edges == local_edges
+
+
+def test_one_evaluator_per_task_feeds_the_gate(compiled):
+    _, spec = compiled
+    tasks = spec.root.dag.tasks
+    gate_inputs = tasks[GATE_ID].inputs.artifacts
+    for task in PipelineConfig().task_names:
+        assert evaluator_id(task) in tasks
+        source = gate_inputs[evaluation_key(task)].task_output_artifact
+        assert (source.producer_task, source.output_artifact_key) == (evaluator_id(task),
+                                                                      'evaluation')
+    assert tasks['Pusher'].inputs.artifacts['model_blessing'].task_output_artifact.producer_task \
+        == GATE_ID
+
+
+def test_baseline_comes_only_from_gate_blessings(compiled):
+    _, spec = compiled
+    filters = [query['filter'] for executor in _executors(spec).values()
+               if 'resolver' in executor
+               for query in executor['resolver']['outputArtifactQueries'].values()]
+    blessing_filters = [f for f in filters if 'tfx.ModelBlessing' in f]
+    assert len(blessing_filters) == 1
+    assert f'metadata.{ALL_TASKS_BLESSED}.number_value=1' in blessing_filters[0]
+
+
+def test_no_path_of_this_machine_leaks(compiled):
+    text, _ = compiled
+    for local in (PROJECT_DIR, sys.prefix, os.path.expanduser('~') + '/', '/tmp/'):
+        assert local not in text, local
+    assert DATA in text
+    assert f'{kubeflow_runner.CONTAINER_PROJECT_DIR}/schema/schema.pbtxt' in text
+
+
+def test_beam_arguments_reach_every_beam_step(compiled):
+    _, spec = compiled
+    for name in ('CsvExampleGen', 'StatisticsGen', 'Transform', evaluator_id('ctr')):
+        args = list(_executor(spec, name)['container']['args'])
+        for beam_arg in BEAM_ARGS:
+            assert beam_arg in args, (name, beam_arg)
+
+
+def _module_paths(spec):
+    """The Python paths the containers import: executor classes and the user functions."""
+    paths = set()
+    for executor in _executors(spec).values():
+        args = list(executor.get('container', {}).get('args', []))
+        if '--executor_class_path' in args:
+            paths.add(args[args.index('--executor_class_path') + 1])
+    for task in spec.root.dag.tasks.values():
+        for key in ('run_fn', 'preprocessing_fn'):
+            if key in task.inputs.parameters:
+                paths.add(task.inputs.parameters[key].runtime_value.constant_value.string_value)
+    return {p for p in paths if not p.startswith('tfx.')}
+
+
+def test_module_paths_in_the_spec_import_from_the_installed_package(compiled, tmp_path):
+    _, spec = compiled
+    paths = _module_paths(spec)
+    assert {'trainer_module.run.run_fn', 'trainer_module.preprocessing.preprocessing_fn',
+            'components.blessing_gate.Executor'} <= paths
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--quiet', '-w',
+                    str(tmp_path), PROJECT_DIR], check=True, timeout=300)
+    wheel = next(p for p in os.listdir(tmp_path) if p.endswith('.whl'))
+    packaged = set(zipfile.ZipFile(tmp_path / wheel).namelist())
+    for path in paths:
+        module, name = path.rsplit('.', 1)
+        assert module.replace('.', '/') + '.py' in packaged, path
+        assert hasattr(importlib.import_module(module), name), path
+
+
+def test_dockerfile_installs_the_project_where_the_spec_points(compiled):
+    with open(os.path.join(PROJECT_DIR, 'Dockerfile')) as f:
+        dockerfile = f.read()
+    assert re.search(r'^ARG TFX_IMAGE=tensorflow/tfx:1\.16\.0$', dockerfile, re.M)
+    assert re.search(r'^FROM \$\{TFX_IMAGE\}$', dockerfile, re.M)
+    assert re.search(r'^ENV TF_USE_LEGACY_KERAS=1$', dockerfile, re.M)
+    assert re.search(rf'^WORKDIR {kubeflow_runner.CONTAINER_PROJECT_DIR}$', dockerfile, re.M)
+    assert re.search(r'^COPY \. \.$', dockerfile, re.M)
+    # Beam's worker boot program of the Beam version setup.py pins.
+    with open(os.path.join(PROJECT_DIR, 'setup.py')) as f:
+        beam_version = re.search(r"'apache-beam\[gcp\]==([\d.]+)'", f.read()).group(1)
+    assert re.search(rf'^COPY --from=apache/beam_python3\.10_sdk:{re.escape(beam_version)} '
+                     r'/opt/apache/beam /opt/apache/beam$', dockerfile, re.M)
+    assert re.search(r'^RUN python -m pip install --no-cache-dir \.$', dockerfile, re.M)
+    with open(os.path.join(PROJECT_DIR, '.dockerignore')) as f:
+        ignored = f.read().split()
+    for needed in ('setup.py', 'schema', 'data', 'pipeline', 'components', 'trainer_module'):
+        assert needed not in ignored
+    # The files the compiled default config reads in the container are in the project.
+    text, _ = compiled
+    paths = set(re.findall(rf'(?<=[\s"\']){kubeflow_runner.CONTAINER_PROJECT_DIR}/[\w/.]+', text))
+    assert paths
+    for path in paths:
+        relative = os.path.relpath(path, kubeflow_runner.CONTAINER_PROJECT_DIR)
+        assert os.path.exists(os.path.join(PROJECT_DIR, relative)), path
+
+
+def test_json_output_is_a_vertex_pipeline_job(tmp_path):
+    output = tmp_path / 'pipeline.json'
+    kubeflow_runner.main(['--output', str(output), '--image', IMAGE, '--pipeline-root',
+                          PIPELINE_ROOT, '--data', DATA])
+    with open(output) as f:
+        job = json.load(f)
+    assert job['runtimeConfig']['gcsOutputDirectory'] == PIPELINE_ROOT
+    assert job['pipelineSpec']['pipelineInfo']['name'] == PipelineConfig().pipeline_name
+    assert job['displayName'] == PipelineConfig().pipeline_name
+
+
+def test_a_local_data_path_is_refused(tmp_path):
+    process = _compile(tmp_path, 'pipeline.yaml', '--image', IMAGE, '--data', str(tmp_path))
+    assert process.returncode == 1
+    assert process.stderr.strip().splitlines()[-1].startswith(
+        f'error: data: {tmp_path} is a path on this machine')
+    assert not (tmp_path / 'pipeline.yaml').exists()
+
+
+def test_image_is_required(tmp_path):
+    process = _compile(tmp_path, 'pipeline.yaml')
+    assert process.returncode == 2 and '--image required' in process.stderr
