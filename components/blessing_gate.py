@@ -69,7 +69,7 @@ def describe(verdict: Dict) -> str:
 
 
 def judge(model: types.Artifact, evaluation_uris: Dict[str, str], tasks: List[str],
-          blessing: types.Artifact) -> bool:
+          blessing: types.Artifact):
     """Writes the verdict into `blessing` (properties, verdict.json, a BLESSED or NOT_BLESSED
     marker): blessed when every task in `tasks` has a validated evaluation."""
     verdicts = {task: task_verdict(uri) for task, uri in evaluation_uris.items()}
@@ -91,7 +91,6 @@ def judge(model: types.Artifact, evaluation_uris: Dict[str, str], tasks: List[st
     # The same marker files TFX's Evaluator writes, for tools that look for them.
     io_utils.write_string_file(
         os.path.join(blessing.uri, 'BLESSED' if blessed else 'NOT_BLESSED'), '')
-    return blessed
 
 
 class Executor(base_executor.BaseExecutor):

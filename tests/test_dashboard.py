@@ -32,7 +32,7 @@ def _browse(page, tmp_path, action):
     """Runs headless Chromium on a page from disk: `action` 'screenshot' returns the PNG as an
     RGB array, 'dump-dom' the DOM after rendering."""
     args = [_chromium(), '--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars',
-            '--window-size=1400,2600', f'--user-data-dir={tmp_path / "profile"}']
+            '--window-size=1400,1200', f'--user-data-dir={tmp_path / "profile"}']
     if action == 'screenshot':
         out = tmp_path / (os.path.basename(page) + '.png')
         subprocess.run(args + [f'--screenshot={out}', f'file://{page}'], check=True,

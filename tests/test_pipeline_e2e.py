@@ -15,7 +15,7 @@ from pipeline.config import PipelineConfig
 CONFIG = PipelineConfig()
 EXPECTED_NODES = {'CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
                   'AnomalyCheck', 'Transform', 'Trainer', 'latest_blessed_model_resolver',
-                  'Evaluator.ctr', 'Evaluator.ctcvr', 'BlessingGate', 'Pusher'}
+                  'Evaluator.ctr', 'Evaluator.ctcvr', 'BlessingGate', 'Dashboard', 'Pusher'}
 # The Bayes AUCs of the generated data are about 0.77 (ctr) and 0.81 (ctcvr); 2k rows and a few
 # hundred steps must still learn clearly more than chance.
 MIN_AUC = 0.6

@@ -1,0 +1,1 @@
+"""Experiments that reproduce the MMoE paper's results on this project's models."""
