@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 import pandas as pd
 from google.protobuf import text_format
 
+from pipeline.config import Task
 from pipeline.draft import draft_config, draft_schema
 
 CSV_NAME = 'census.csv'
@@ -40,7 +41,7 @@ COLUMNS = (
 DENSE = ('age', 'wage_per_hour', 'capital_gains', 'capital_losses', 'stock_dividends', 'num_emp',
          'weeks_worked')
 DROPPED = ('instance_weight', 'income_50k', 'marital_stat')
-# {task: (label column, how it is derived from a row)}
+# {task: its label column}
 TASKS = {'income': 'income_over_50k', 'marital': 'never_married'}
 SLICE = 'sex'
 
@@ -110,9 +111,7 @@ def convert(inputs: List[str], out_dir: str, eval_inputs: Optional[List[str]] = 
     config = draft_config(train, column_roles, os.path.abspath(out_dir), schema_path, 'census')
     config = dataclasses.replace(
         config, slice_features=(SLICE,),
-        tasks=tuple(dataclasses.replace(task, name=name) for name, task in
-                    zip(TASKS, sorted(config.tasks, key=lambda t: list(TASKS.values()).index(
-                        t.label)))),
+        tasks=tuple(Task(name=name, label=label) for name, label in TASKS.items()),
         csv_pattern=f'train/{CSV_NAME}',
         eval_csv_pattern=f'eval/{CSV_NAME}' if eval_inputs else None)
     with open(os.path.join(out_dir, 'config.yaml'), 'w') as f:
