@@ -372,10 +372,11 @@ def Dashboard(blessing: InputArtifact[standard_artifacts.ModelBlessing],
 def gate_runs(pipeline_root: str) -> List[str]:
     """The BlessingGate executions under `pipeline_root` that wrote a verdict, oldest first."""
     blessings = os.path.join(pipeline_root, GATE_ID, 'blessing')
-    runs = [name for name in tf.io.gfile.listdir(blessings)
-            if tf.io.gfile.exists(os.path.join(blessings, name.rstrip('/'), VERDICT_FILE))
-            ] if tf.io.gfile.isdir(blessings) else []
-    runs = [name.rstrip('/') for name in runs]
+    if not tf.io.gfile.isdir(blessings):
+        return []
+    names = [name.rstrip('/') for name in tf.io.gfile.listdir(blessings)]
+    runs = [name for name in names
+            if tf.io.gfile.exists(os.path.join(blessings, name, VERDICT_FILE))]
     return sorted(runs, key=lambda name: (not name.isdigit(), int(name) if name.isdigit() else 0,
                                           name))
 
