@@ -17,6 +17,8 @@ TASK_TYPES = ('binary', 'regression')
 # tf.distribute strategies the Trainer can train with; 'multi_worker_mirrored' reads the cluster
 # from the TF_CONFIG environment variable.
 DISTRIBUTIONS = ('none', 'mirrored', 'multi_worker_mirrored')
+# What ExampleGen does with a CSV row it cannot read: stop the run naming it, or set it aside.
+BAD_ROWS_POLICIES = ('fail', 'skip')
 
 
 class ConfigError(ValueError):
@@ -54,6 +56,16 @@ class Task:
     min_auc: float = 0.5
     max_mse: Optional[float] = None
     max_decrease: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class DriftBound:
+    """How far a feature's distribution may move from the previous data's before the run stops:
+    TFDV's L-infinity distance of the value frequencies (categorical features) and/or its
+    Jensen-Shannon divergence of the histograms (numbers), each in [0, 1]."""
+    feature: str
+    infinity_norm: Optional[float] = None
+    jensen_shannon: Optional[float] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +117,11 @@ class PipelineConfig:
     num_oov_buckets: int = 1
     train_eval_split: Tuple[int, int] = (8, 2)
     fail_on_anomalies: bool = True
+    bad_rows: str = 'fail'
+    # Checked against the statistics of the data the previous run read, split by split.
+    drift: Tuple[DriftBound, ...] = (
+        DriftBound('device', infinity_norm=0.1), DriftBound('user_age', infinity_norm=0.1),
+        DriftBound('price', jensen_shannon=0.1), DriftBound('item_rating', jensen_shannon=0.1))
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
 
@@ -159,6 +176,13 @@ class PipelineConfig:
         if self.training.distribution not in DISTRIBUTIONS:
             raise ConfigError(f'training.distribution: {self.training.distribution!r} is not one '
                               f'of {DISTRIBUTIONS}')
+        if self.bad_rows not in BAD_ROWS_POLICIES:
+            raise ConfigError(f'bad_rows: {self.bad_rows!r} is not one of {BAD_ROWS_POLICIES}')
+        for bound in self.drift:
+            if bound.feature not in columns:
+                raise ConfigError(f'drift: {bound.feature!r} is not a column of the data')
+            if bound.infinity_norm is None and bound.jensen_shannon is None:
+                raise ConfigError(f'drift: {bound.feature!r} needs infinity_norm or jensen_shannon')
         if self.num_oov_buckets < 1:
             raise ConfigError('num_oov_buckets must be >= 1 so that unseen values get an OOV id')
 
@@ -241,7 +265,8 @@ def _replace(instance, values: Dict[str, Any], where: str):
         raise ConfigError(f'{where}: {e}') from None
 
 
-_ITEM_TYPES = {'sparse_features': SparseFeature, 'dense_features': DenseFeature, 'tasks': Task}
+_ITEM_TYPES = {'sparse_features': SparseFeature, 'dense_features': DenseFeature, 'tasks': Task,
+               'drift': DriftBound}
 
 
 def _convert(current, value, where, field):

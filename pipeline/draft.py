@@ -64,8 +64,9 @@ def guess_roles(frame: pd.DataFrame, labels: Optional[List[str]] = None) -> Dict
 
 
 def draft_schema(frame: pd.DataFrame, roles: Dict[str, str]) -> schema_pb2.Schema:
-    """Types, presence (required where the sample has no missing value) and one value per row;
-    labels of binary tasks get the domain {0, 1}."""
+    """Types, presence and one value per row; labels of binary tasks get the domain {0, 1}.
+    Labels, and categorical columns the sample always fills, are required; numbers are optional,
+    since Transform fills a missing one with the mean."""
     schema = schema_pb2.Schema()
     for name, role in roles.items():
         column = frame[name]
@@ -76,7 +77,7 @@ def draft_schema(frame: pd.DataFrame, roles: Dict[str, str]) -> schema_pb2.Schem
             feature.type = schema_pb2.INT
         else:
             feature.type = schema_pb2.FLOAT
-        required = role.endswith('_label') or not column.isna().any()
+        required = role.endswith('_label') or (role == 'sparse' and not column.isna().any())
         feature.presence.min_count = 1
         if required:
             feature.presence.min_fraction = 1.0
@@ -110,7 +111,8 @@ def draft_config(frame: pd.DataFrame, roles: Dict[str, str], data_dir: str, sche
         pipeline_name=pipeline_name, data=data_dir, schema=schema_path,
         sparse_features=tuple(SparseFeature(name, embedding_dim=8) for name in sparse),
         dense_features=tuple(DenseFeature(name, log1p=heavy_tailed(name)) for name in dense),
-        tasks=tuple(tasks), slice_features=tuple(slices))
+        tasks=tuple(tasks), slice_features=tuple(slices),
+        drift=())  # the default bounds name the bundled data's columns
 
 
 def draft(csv_path: str, out_dir: str, labels: Optional[List[str]] = None,

@@ -4,7 +4,11 @@ from typing import List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.components.distribution_validator.component import DistributionValidator
+from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.dsl.components.base import executor_spec
 
+from components import csv_example_gen
 from components.anomaly_check import AnomalyCheck
 from components.blessing_gate import COMPONENT_ID as GATE_ID, BlessingGate
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID, Dashboard
@@ -31,16 +35,46 @@ def _split_configs(config: PipelineConfig):
             tfx.proto.SplitConfig.Split(name='eval', hash_buckets=eval_share)]))}
 
 
+def drift_config(config: PipelineConfig) -> tfx.proto.DistributionValidatorConfig:
+    """DistributionValidator's comparators, one per `drift` bound."""
+    drift = tfx.proto.DistributionValidatorConfig()
+    for bound in config.drift:
+        feature = drift.default_slice_config.feature.add()
+        feature.path.step.append(bound.feature)
+        comparator = feature.distribution_comparator
+        if bound.infinity_norm is not None:
+            comparator.infinity_norm.threshold = bound.infinity_norm
+        if bound.jensen_shannon is not None:
+            comparator.jensen_shannon_divergence.threshold = bound.jensen_shannon
+    return drift
+
+
 def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str,
                     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
                     beam_pipeline_args: Optional[List[str]] = None,
                     enable_cache: bool = True) -> tfx.dsl.Pipeline:
-    example_gen = tfx.components.CsvExampleGen(input_base=config.data, **_split_configs(config))
+    example_gen = FileBasedExampleGen(
+        input_base=config.data,
+        custom_config=csv_example_gen.custom_config(config.schema, config.bad_rows),
+        custom_executor_spec=executor_spec.BeamExecutorSpec(csv_example_gen.Executor),
+        **_split_configs(config)).with_id('CsvExampleGen')
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
+    # The statistics of the data the previous run read: resolved before this run's exist.
+    previous_statistics = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
+                                   producer_component_id=statistics_gen.id),
+    ).with_id('previous_statistics_resolver')
+    statistics_gen.add_upstream_node(previous_statistics)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
+    distribution_validator = DistributionValidator(
+        statistics=statistics_gen.outputs['statistics'],
+        baseline_statistics=previous_statistics.outputs['statistics'],
+        config=drift_config(config))
     anomaly_check = AnomalyCheck(anomalies=example_validator.outputs['anomalies'],
+                                 drift=distribution_validator.outputs['anomalies'],
                                  fail_on_anomalies=config.fail_on_anomalies)
 
     transform = tfx.components.Transform(
@@ -94,7 +128,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, anomaly_check,
+        components=[example_gen, previous_statistics, statistics_gen, schema_gen, example_validator,
+                    distribution_validator, anomaly_check,
                     transform, trainer, baseline_resolver, *evaluators, gate, dashboard, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
