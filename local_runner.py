@@ -55,6 +55,10 @@ def _print_summary(summary, paths, seconds, stream):
         stream.write(f'  {task}: {shown}  -> '
                      f'{"blessed" if verdict and verdict["blessed"] else "NOT blessed"}\n')
         stream.write(f'      evaluation: {result["evaluation"]}\n')
+    bad_rows = summary['bad_rows']
+    if bad_rows and bad_rows['count']:
+        stream.write(f'  bad CSV rows:   {bad_rows["count"]} set aside, listed in '
+                     f'{bad_rows["listed_in"]}\n')
     pushed = summary['pushed_model']
     stream.write(f'  pushed model:   {pushed or "nothing pushed (not blessed)"}\n')
     if summary['dashboard']:

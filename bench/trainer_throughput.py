@@ -84,6 +84,7 @@ class Ours:
             f'sparse_features={[f"cat_{i}" for i in range(SPARSE)]}',
             f'dense_features={[f"num_{i}" for i in range(DENSE)]}',
             'tasks=[{name: ctr, label: ctr}, {name: ctcvr, label: ctcvr}]', 'slice_features=[]',
+            'drift=[]',
             f'training.batch_size={BATCH}',
             f'model.expert_dnn_hidden_units={list(MODEL["expert_dnn_hidden_units"])}',
             'model.tower_dnn_hidden_units=[]'])

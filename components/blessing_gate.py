@@ -10,7 +10,7 @@ failing metrics with their values and bounds: as artifact properties (`verdict_<
 
 import json
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
@@ -29,6 +29,28 @@ ALL_TASKS_BLESSED = 'all_tasks_blessed'
 
 def evaluation_key(task: str) -> str:
     return f'{task}_evaluation'
+
+
+def overall_metrics(evaluation_uri: str) -> Dict[str, float]:
+    """Overall metrics of the candidate model in a TFMA output: {metric name: value}."""
+    result = tfma.load_eval_result(evaluation_uri)
+    for slice_key, metrics in result.slicing_metrics:
+        if slice_key == ():
+            candidate = metrics.get('', {}).get('', {})
+            return {name: value['doubleValue'] for name, value in candidate.items()
+                    if 'doubleValue' in value}
+    return {}
+
+
+def _one_class_reason(task: str, metrics: Dict[str, float]) -> Optional[str]:
+    """Why a binary task's evaluation means nothing: AUC needs both classes in the eval split."""
+    if 'auc' not in metrics or 'mean_label' not in metrics:
+        return None
+    if metrics['mean_label'] == 0:
+        return f'no positives in eval for {task}'
+    if metrics['mean_label'] == 1:
+        return f'no negatives in eval for {task}'
+    return None
 
 
 def task_verdict(evaluation_uri: str) -> Dict:
@@ -72,7 +94,13 @@ def judge(model: types.Artifact, evaluation_uris: Dict[str, str], tasks: List[st
           blessing: types.Artifact):
     """Writes the verdict into `blessing` (properties, verdict.json, a BLESSED or NOT_BLESSED
     marker): blessed when every task in `tasks` has a validated evaluation."""
-    verdicts = {task: task_verdict(uri) for task, uri in evaluation_uris.items()}
+    verdicts = {}
+    for task, uri in evaluation_uris.items():
+        verdicts[task] = task_verdict(uri)
+        # TFMA may bless an AUC computed on one class only; such an evaluation judges nothing.
+        reason = _one_class_reason(task, overall_metrics(uri))
+        if reason:
+            verdicts[task].update(blessed=False, reason=reason)
     for task in tasks:
         verdicts.setdefault(task, {'blessed': False, 'failures': [],
                                    'reason': f'no evaluation for task {task!r}'})

@@ -180,7 +180,8 @@ class PipelineConfig:
             raise ConfigError(f'bad_rows: {self.bad_rows!r} is not one of {BAD_ROWS_POLICIES}')
         for bound in self.drift:
             if bound.feature not in columns:
-                raise ConfigError(f'drift: {bound.feature!r} is not a column of the data')
+                raise ConfigError(f'drift: {bound.feature!r} is not a column of the data (the '
+                                  'default bounds watch the bundled data: set drift: [] or your own)')
             if bound.infinity_norm is None and bound.jensen_shannon is None:
                 raise ConfigError(f'drift: {bound.feature!r} needs infinity_norm or jensen_shannon')
         if self.num_oov_buckets < 1:

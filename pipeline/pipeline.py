@@ -8,7 +8,7 @@ from tfx.components.distribution_validator.component import DistributionValidato
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
-from components import csv_example_gen
+from components import atomic_pusher, csv_example_gen
 from components.anomaly_check import AnomalyCheck
 from components.blessing_gate import COMPONENT_ID as GATE_ID, BlessingGate
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID, Dashboard
@@ -123,7 +123,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         model=trainer.outputs['model'],
         model_blessing=gate.outputs['blessing'],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
+        custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor))
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

@@ -9,7 +9,8 @@ from typing import Dict, List, Optional
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from components.blessing_gate import COMPONENT_ID as GATE_ID, VERDICT_FILE
+from components import csv_example_gen
+from components.blessing_gate import COMPONENT_ID as GATE_ID, VERDICT_FILE, overall_metrics
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import evaluator_id
@@ -73,16 +74,14 @@ def _custom_properties(artifact: metadata_store_pb2.Artifact) -> Dict:
     return values
 
 
-def task_metrics(evaluation_uri: str) -> Dict[str, float]:
-    """Overall metrics of the candidate model in a TFMA output: {metric name: value}."""
-    import tensorflow_model_analysis as tfma  # pylint: disable=import-outside-toplevel
-    result = tfma.load_eval_result(evaluation_uri)
-    for slice_key, metrics in result.slicing_metrics:
-        if slice_key == ():
-            candidate = metrics.get('', {}).get('', {})
-            return {name: value['doubleValue'] for name, value in candidate.items()
-                    if 'doubleValue' in value}
-    return {}
+def _bad_rows(nodes: Dict[str, NodeRun]) -> Optional[Dict]:
+    """{'count', 'listed_in'}: the CSV rows ExampleGen set aside (bad_rows: skip)."""
+    example_gen = nodes.get('CsvExampleGen')
+    if not example_gen or not example_gen.outputs.get('examples'):
+        return None
+    properties = example_gen.outputs['examples'][0]['properties']
+    return {'count': properties.get(csv_example_gen.BAD_ROWS_PROPERTY, 0),
+            'listed_in': properties.get(csv_example_gen.BAD_ROWS_DIR_PROPERTY)}
 
 
 def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
@@ -100,7 +99,7 @@ def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
         if not evaluator or not evaluator.outputs.get('evaluation'):
             continue
         uri = evaluator.outputs['evaluation'][0]['uri']
-        tasks[task.name] = {'evaluation': uri, 'metrics': task_metrics(uri),
+        tasks[task.name] = {'evaluation': uri, 'metrics': overall_metrics(uri),
                             'verdict': verdicts.get(task.name)}
     pushed = None
     pusher = nodes.get('Pusher')
@@ -113,4 +112,4 @@ def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
     if dashboard and dashboard.outputs.get('dashboard'):
         dashboard_index = dashboard.outputs['dashboard'][0]['properties'].get('index')
     return {'nodes': {n: dataclasses.asdict(r) for n, r in nodes.items()}, 'tasks': tasks,
-            'pushed_model': pushed, 'dashboard': dashboard_index}
+            'pushed_model': pushed, 'dashboard': dashboard_index, 'bad_rows': _bad_rows(nodes)}

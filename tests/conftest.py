@@ -97,3 +97,11 @@ def broken_candidate_run(tmp_path_factory, small_data, default_runs):
     run = run_pipeline(first.output, '--data', str(data), *SPLIT_DATA, *SMALL_TRAINING,
                        *MULTI_PROCESSING).check()
     return run, serving, pushed_before
+
+
+def fork_output(run, directory):
+    """A new output directory whose metadata store is a copy of `run`'s: a run there sees the
+    earlier runs (their cache, blessed model and statistics) and changes nothing of theirs."""
+    os.makedirs(directory, exist_ok=True)
+    shutil.copy(os.path.join(run.output, 'metadata.sqlite'), directory)
+    return str(directory)

@@ -1,4 +1,5 @@
-"""Data that breaks the curated schema stops the run before Transform, naming the feature."""
+"""Data that breaks the curated schema, or moved away from the previous data, stops the run before
+Transform with a message naming each feature and what is wrong."""
 
 import glob
 import os
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 
 from components.anomaly_check import AnomalyCheck, DataAnomaliesError
-from conftest import run_pipeline
+from conftest import SPLIT_DATA, fork_output, run_pipeline
 from pipeline.datasets import ecommerce
 
 
@@ -17,6 +18,10 @@ def failed_run(tmp_path_factory, small_csv):
     frame = pd.read_csv(small_csv)
     frame.loc[7, 'click'] = 2  # a label outside {0, 1}
     frame.loc[9, 'device'] = 'smart-fridge'  # a value outside the device domain
+    frame['purchase'] = frame['purchase'].astype('Int64')
+    frame.loc[3:5, 'purchase'] = pd.NA  # a label missing on some rows
+    frame = frame.drop(columns=['user_age'])  # a column the schema needs
+    frame['coupon'] = 'none'  # a column the schema does not know
     frame.to_csv(data / ecommerce.CSV_NAME, index=False)
     return run_pipeline(tmp_path_factory.mktemp('bad_run'), '--data', str(data))
 
@@ -26,6 +31,9 @@ def test_anomalies_stop_the_run_naming_feature_and_anomaly(failed_run):
     assert 'error: AnomalyCheck failed: DataAnomaliesError' in failed_run.stderr
     assert "feature 'click'" in failed_run.stderr
     assert "feature 'device'" in failed_run.stderr and 'smart-fridge' in failed_run.stderr
+    assert "feature 'purchase': The feature was present in fewer examples" in failed_run.stderr
+    assert "feature 'user_age': Column is completely missing" in failed_run.stderr
+    assert "feature 'coupon': New column (column in data but not in schema)" in failed_run.stderr
     assert 'Transform' not in failed_run.stdout
     assert 'Traceback' not in failed_run.stderr
 
@@ -41,3 +49,22 @@ def test_warn_mode_reports_the_same_anomalies_and_continues(failed_run, caplog):
         AnomalyCheck.test_call(anomalies=anomalies, fail_on_anomalies=True)
     AnomalyCheck.test_call(anomalies=anomalies, fail_on_anomalies=False)
     assert "feature 'click'" in caplog.text
+
+
+def test_drift_from_the_previous_data_stops_the_run(tmp_path, small_data, default_runs):
+    """The default runs read small_data; a new span where most users moved to PCs and prices tripled
+    breaks the default drift bounds (L-infinity 0.1 on device, Jensen-Shannon 0.1 on price)."""
+    first, _ = default_runs
+    data = tmp_path / 'drifted'
+    for split in ('train', 'eval'):
+        frame = pd.read_csv(os.path.join(small_data, split, ecommerce.CSV_NAME))
+        frame.loc[frame.index % 4 != 0, 'device'] = 'pc'
+        frame['price'] *= 3
+        os.makedirs(data / split)
+        frame.to_csv(data / split / ecommerce.CSV_NAME, index=False)
+    run = run_pipeline(fork_output(first, tmp_path / 'out'), '--data', str(data), *SPLIT_DATA)
+    assert run.returncode == 1
+    assert "error: AnomalyCheck failed: DataAnomaliesError: The data drifted" in run.stderr
+    assert "train_train: feature 'device': The Linfty distance" in run.stderr
+    assert "eval_eval: feature 'price': The approximate Jensen-Shannon divergence" in run.stderr
+    assert 'Transform' not in run.stdout

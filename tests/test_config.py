@@ -26,6 +26,7 @@ def test_yaml_replaces_defaults_and_resolves_relative_paths(tmp_path):
                     '  - {name: like, label: y1}\n'
                     '  - {name: watch, label: y2, type: regression, max_mse: 2.0}\n'
                     'slice_features: [a]\n'
+                    'drift: [{feature: x, jensen_shannon: 0.2}]\n'
                     'model: {num_experts: 4, expert_dnn_hidden_units: [32]}\n')
     config = PipelineConfig.from_yaml(str(path))
     assert config.data == str(tmp_path / 'csvs')
@@ -40,10 +41,12 @@ def test_yaml_replaces_defaults_and_resolves_relative_paths(tmp_path):
 def test_overrides_apply_together():
     config = PipelineConfig().with_overrides(
         ['model.num_experts=5', 'training.train_steps=10', 'sparse_features=[user_id]',
-         'slice_features=[user_id]', 'model.expert_dnn_hidden_units=[8, 4]'])
+         'slice_features=[user_id]', 'drift=[{feature: user_id, infinity_norm: 0.2}]',
+         'model.expert_dnn_hidden_units=[8, 4]'])
     assert config.model.num_experts == 5
     assert config.training.train_steps == 10
     assert config.model.expert_dnn_hidden_units == (8, 4)
+    assert config.drift[0].infinity_norm == 0.2
 
 
 @pytest.mark.parametrize('assignment, named', [
@@ -61,6 +64,10 @@ def test_overrides_apply_together():
     ('tasks=[{name: click-through, label: click}, {name: b, label: purchase}]',
      "tasks: 'click-through' is not a valid name"),
     ('training.distribution=tpu', "training.distribution: 'tpu' is not one of"),
+    ('bad_rows=ignore', "bad_rows: 'ignore' is not one of ('fail', 'skip')"),
+    ('drift=[{feature: country, infinity_norm: 0.1}]', "drift: 'country' is not a column"),
+    ('drift=[{feature: price}]', "drift: 'price' needs infinity_norm or jensen_shannon"),
+    ('drift=[{feature: price, l1: 0.1}]', "got an unexpected keyword argument 'l1'"),
 ])
 def test_errors_name_the_key(assignment, named):
     with pytest.raises(ConfigError, match=None) as error:

@@ -13,7 +13,8 @@ from conftest import MULTI_PROCESSING, SMALL_TRAINING, SPLIT_DATA, run_pipeline
 from pipeline.config import PipelineConfig
 
 CONFIG = PipelineConfig()
-EXPECTED_NODES = {'CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
+EXPECTED_NODES = {'CsvExampleGen', 'previous_statistics_resolver', 'StatisticsGen', 'ImportSchemaGen',
+                  'ExampleValidator', 'DistributionValidator',
                   'AnomalyCheck', 'Transform', 'Trainer', 'latest_blessed_model_resolver',
                   'Evaluator.ctr', 'Evaluator.ctcvr', 'BlessingGate', 'Dashboard', 'Pusher'}
 # The Bayes AUCs of the generated data are about 0.77 (ctr) and 0.81 (ctcvr); 2k rows and a few
@@ -106,6 +107,23 @@ def test_pushed_model_scores_unseen_categories(first_run, small_csv):
     scores = model.signatures['serving_default'](examples=examples)
     for task in CONFIG.task_names:
         assert np.all(np.isfinite(scores[task].numpy()))
+
+
+def test_pushed_model_scores_examples_missing_an_optional_feature(first_run, small_csv):
+    """Numbers are optional in the schema: a missing one is the training mean, as in Transform."""
+    model = tf.saved_model.load(first_run.summary['pushed_model'])
+    scores = model.signatures['serving_default'](
+        examples=_raw_examples(small_csv, rows=4, drop={'price', 'item_rating'}))
+    for task in CONFIG.task_names:
+        assert np.all(np.isfinite(scores[task].numpy()))
+
+
+def test_malformed_input_is_an_error_that_says_so_and_serving_goes_on(first_run, small_csv):
+    model = tf.saved_model.load(first_run.summary['pushed_model'])
+    with pytest.raises(tf.errors.InvalidArgumentError, match='Could not parse example input'):
+        model.signatures['serving_default'](examples=tf.constant([b'\x0fnot a tf.Example']))
+    scores = model.signatures['serving_default'](examples=_raw_examples(small_csv, rows=2))
+    assert scores['ctr'].shape == (2, 1)
 
 
 def test_transform_features_signature_maps_unseen_values_to_oov(first_run, small_csv):

@@ -15,7 +15,7 @@ from trainer_module.preprocessing import preprocessing_fn
 
 CONFIG = PipelineConfig().with_overrides([
     'sparse_features=[user_id, hour]', 'dense_features=[{name: price, log1p: false}]',
-    'slice_features=[]'])
+    'slice_features=[]', 'drift=[]'])
 # VarLen features, as the curated schema declares them (a value may be missing).
 RAW_METADATA = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec({
     'user_id': tf.io.VarLenFeature(tf.string),
@@ -32,13 +32,15 @@ def _row(user, hour, price, click=1, purchase=0):
 
 
 TRAIN = [_row('u1', 0, 10.0), _row('u1', 0, 20.0), _row('u1', 5, 30.0), _row('u2', 5, 40.0),
-         _row('u3', 23, 50.0)]
+         _row('u3', 23, 50.0), _row('u2', 5, float('nan'))]
+# The NaN is filled with the mean of the others before scaling.
+TRAIN_PRICES = [10.0, 20.0, 30.0, 40.0, 50.0, 30.0]
 
 
 @pytest.fixture(scope='module')
 def transformed(tmp_path_factory):
     serving = [_row('u1', 0, 30.0), _row('u3', 23, 30.0), _row('never-seen', 7, None),
-               _row(None, 0, 30.0)]
+               _row(None, 0, 30.0), _row('u1', 0, float('nan'))]
     with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp('tft'))):
         transform_fn = ((TRAIN, RAW_METADATA) | tft_beam.AnalyzeDataset(
             functools.partial(preprocessing_fn, custom_config=CONFIG.transform_dict())))
@@ -47,7 +49,7 @@ def transformed(tmp_path_factory):
 
 
 def test_seen_values_get_their_vocabulary_ids(transformed):
-    # Vocabularies are ordered by frequency: u1 (3 rows) is 0; hour 0 and 5 (2 rows each) come first.
+    # Vocabularies are ordered by frequency: u1 (3 rows) is 0; hour 5 (3 rows), then 0 (2 rows).
     assert transformed[0]['user_id'] == 0
     assert transformed[1]['user_id'] in (1, 2)
     assert transformed[0]['hour'] in (0, 1)
@@ -62,12 +64,13 @@ def test_unseen_and_missing_values_get_the_oov_id(transformed):
     assert all(row['user_id'] >= 0 and row['hour'] >= 0 for row in transformed)
 
 
-def test_dense_values_are_z_scores_and_missing_is_the_mean(transformed):
-    mean, std = 30.0, np.std([10.0, 20.0, 30.0, 40.0, 50.0])
+def test_dense_values_are_z_scores_and_missing_or_nan_is_the_mean(transformed):
+    mean, std = 30.0, np.std(TRAIN_PRICES)
     assert transformed[0]['price'] == pytest.approx((30.0 - mean) / std, abs=1e-5)
-    assert transformed[2]['price'] == pytest.approx(0.0, abs=1e-5)
+    assert transformed[2]['price'] == pytest.approx(0.0, abs=1e-5)  # missing
+    assert transformed[4]['price'] == pytest.approx(0.0, abs=1e-5)  # NaN
 
 
 def test_labels_pass_through(transformed):
-    assert [row['click'] for row in transformed] == [1.0] * 4
-    assert [row['purchase'] for row in transformed] == [0.0] * 4
+    assert [row['click'] for row in transformed] == [1.0] * 5
+    assert [row['purchase'] for row in transformed] == [0.0] * 5
