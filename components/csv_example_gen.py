@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List
 import apache_beam as beam
 from apache_beam.io import fileio as beam_fileio
 from google.protobuf import json_format, struct_pb2, text_format
-from tensorflow.core.example import example_pb2
+from tensorflow.core.example import example_pb2, feature_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.dsl.io import fileio
@@ -71,6 +71,11 @@ def column_types(schema_file: str) -> Dict[str, str]:
 _PARSERS = {'INT': int, 'FLOAT': float}
 
 
+def _values(feature: feature_pb2.Feature, parse):
+    """The feature's value list of the kind `parse` produces."""
+    return {int: feature.int64_list, float: feature.float_list}.get(parse, feature.bytes_list).value
+
+
 class _RowEncoder:
     """Serializes the rows of one file as tf.Examples. It refills one message in place, several
     times faster than building a message per row; rows with missing values get their own."""
@@ -81,9 +86,7 @@ class _RowEncoder:
         self._template = example_pb2.Example()
         self._slots = []
         for name, parse in zip(header, self._parsers):
-            feature = self._template.features.feature[name]
-            values = {int: feature.int64_list, float: feature.float_list}.get(
-                parse, feature.bytes_list).value
+            values = _values(self._template.features.feature[name], parse)
             values.append(parse('0'))
             self._slots.append(values)
 
@@ -110,9 +113,7 @@ class _RowEncoder:
         example = example_pb2.Example()
         for name, parse, value in zip(self._header, self._parsers, parsed):
             if value is not None:
-                feature = example.features.feature[name]
-                {int: feature.int64_list, float: feature.float_list}.get(
-                    parse, feature.bytes_list).value.append(value)
+                _values(example.features.feature[name], parse).append(value)
         return example.SerializeToString()
 
 
@@ -137,8 +138,10 @@ class _ParseCsvFile(beam.DoFn):
         line = 1
         try:
             header = next(reader, None)
-            if not header:
-                yield beam.pvalue.TaggedOutput(_BAD, _csv_line([path, 1, 'no header line', '']))
+            repeated = sorted({name for name in header if header.count(name) > 1})
+            if not header or repeated:
+                problem = f'the header repeats {repeated}' if repeated else 'no header line'
+                yield beam.pvalue.TaggedOutput(_BAD, _csv_line([path, 1, problem, '']))
                 return
             encoder = _RowEncoder(header, self._types)
             line = reader.line_num + 1

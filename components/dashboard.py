@@ -18,6 +18,7 @@ import base64
 import html
 import io
 import json
+import math
 import os
 import sys
 from typing import Dict, List, Optional, Tuple
@@ -222,6 +223,8 @@ def _nav(tasks: List[str], current: Optional[str]) -> str:
 def _format(value: Optional[float], signed: bool = False) -> str:
     if value is None:
         return ''
+    if not math.isfinite(value):  # e.g. the AUC of an eval split with one class only
+        return 'n/a'
     if abs(value) >= 1000 or (value == int(value) and not signed):
         return f'{value:,.0f}'
     return f'{value:+.4f}' if signed else f'{value:.4f}'
