@@ -107,8 +107,9 @@ def compile_pipeline(config: PipelineConfig, image: str, pipeline_root: str, ser
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
     from pipeline.pipeline import create_pipeline
 
-    pipeline = create_pipeline(config, pipeline_root, serving_dir,
-                               beam_pipeline_args=beam_args)
+    from tfx.v1.dsl.experimental import LatestArtifactStrategy
+    pipeline = create_pipeline(config, pipeline_root, serving_dir, beam_pipeline_args=beam_args,
+                               previous_statistics_strategy=LatestArtifactStrategy)
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image))
     pipeline_job = runner.run(pipeline, write_out=False)

@@ -4,12 +4,12 @@ from typing import List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
-from tfx.components.distribution_validator.component import DistributionValidator
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher, csv_example_gen
 from components.anomaly_check import AnomalyCheck
+from components.drift_validator import DriftValidator, LatestIfAnyStrategy
 from components.blessing_gate import COMPONENT_ID as GATE_ID, BlessingGate
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID, Dashboard
 from pipeline.config import PipelineConfig
@@ -52,7 +52,10 @@ def drift_config(config: PipelineConfig) -> tfx.proto.DistributionValidatorConfi
 def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str,
                     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
                     beam_pipeline_args: Optional[List[str]] = None,
-                    enable_cache: bool = True) -> tfx.dsl.Pipeline:
+                    enable_cache: bool = True,
+                    previous_statistics_strategy=LatestIfAnyStrategy) -> tfx.dsl.Pipeline:
+    """`previous_statistics_strategy`: how the drift check's baseline is resolved; KFP v2 needs
+    TFX's LatestArtifactStrategy."""
     example_gen = FileBasedExampleGen(
         input_base=config.data,
         custom_config=csv_example_gen.custom_config(config.schema, config.bad_rows),
@@ -61,7 +64,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
     # The statistics of the data the previous run read: resolved before this run's exist.
     previous_statistics = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        strategy_class=previous_statistics_strategy,
         statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
                                    producer_component_id=statistics_gen.id),
     ).with_id('previous_statistics_resolver')
@@ -69,7 +72,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
-    distribution_validator = DistributionValidator(
+    distribution_validator = DriftValidator(
         statistics=statistics_gen.outputs['statistics'],
         baseline_statistics=previous_statistics.outputs['statistics'],
         config=drift_config(config))

@@ -68,7 +68,8 @@ def test_every_component_runs_in_the_image(compiled):
     _, spec = compiled
     tasks = spec.root.dag.tasks
     containers = {name for name in tasks if 'container' in _executor(spec, name)}
-    assert {_resolver_node(name) for name in set(tasks) - containers} == {RESOLVER_ID}
+    assert {_resolver_node(name) for name in set(tasks) - containers} == {
+        RESOLVER_ID, 'previous_statistics_resolver'}
     for name in containers:
         assert _executor(spec, name)['container']['image'] == IMAGE, name
 

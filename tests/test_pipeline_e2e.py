@@ -14,7 +14,7 @@ from pipeline.config import PipelineConfig
 
 CONFIG = PipelineConfig()
 EXPECTED_NODES = {'CsvExampleGen', 'previous_statistics_resolver', 'StatisticsGen', 'ImportSchemaGen',
-                  'ExampleValidator', 'DistributionValidator',
+                  'ExampleValidator', 'DriftValidator',
                   'AnomalyCheck', 'Transform', 'Trainer', 'latest_blessed_model_resolver',
                   'Evaluator.ctr', 'Evaluator.ctcvr', 'BlessingGate', 'Dashboard', 'Pusher'}
 # The Bayes AUCs of the generated data are about 0.77 (ctr) and 0.81 (ctcvr); 2k rows and a few

@@ -1,0 +1,42 @@
+"""DriftValidator: TFX's DistributionValidator against the previous run's statistics, if any.
+
+TFX's DistributionValidator rubber-stamps when it has no baseline statistics, but declares the
+baseline a required input, so that on a first run (nothing to compare with) the orchestrator fails
+it instead. This component is the same executor with the baseline optional, and
+`LatestIfAnyStrategy` resolves "the latest statistics, or none" without failing.
+"""
+
+from tfx import types
+from tfx.components.distribution_validator import executor
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
+from tfx.proto import distribution_validator_pb2
+from tfx.types import standard_artifacts, standard_component_specs as keys
+from tfx.types.component_spec import ChannelParameter
+
+
+class LatestIfAnyStrategy(LatestArtifactStrategy):
+    """TFX's LatestArtifactStrategy, except that finding nothing resolves to nothing instead of
+    failing the Resolver. KFP v2 compiles only TFX's own strategies, so its runner uses those."""
+
+    def resolve_artifacts(self, store, input_dict):
+        return self._resolve(input_dict)
+
+
+class DriftValidatorSpec(keys.DistributionValidatorSpec):
+    INPUTS = {**keys.DistributionValidatorSpec.INPUTS,
+              keys.BASELINE_STATISTICS_KEY: ChannelParameter(
+                  type=standard_artifacts.ExampleStatistics, optional=True)}
+
+
+class DriftValidator(base_component.BaseComponent):
+    SPEC_CLASS = DriftValidatorSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(self, statistics: types.BaseChannel, baseline_statistics: types.BaseChannel,
+                 config: distribution_validator_pb2.DistributionValidatorConfig):
+        super().__init__(spec=DriftValidatorSpec(**{
+            keys.STATISTICS_KEY: statistics,
+            keys.BASELINE_STATISTICS_KEY: baseline_statistics,
+            keys.DISTRIBUTION_VALIDATOR_CONFIG_KEY: config,
+            keys.ANOMALIES_KEY: types.Channel(type=standard_artifacts.ExampleAnomalies)}))
