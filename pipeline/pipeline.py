@@ -9,9 +9,9 @@ from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher, csv_example_gen
 from components.anomaly_check import AnomalyCheck
-from components.drift_validator import DriftValidator, LatestIfAnyStrategy
 from components.blessing_gate import COMPONENT_ID as GATE_ID, BlessingGate
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID, Dashboard
+from components.drift_validator import DriftValidator, LatestIfAnyStrategy
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import eval_config, evaluator_id
 
@@ -72,12 +72,12 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
-    distribution_validator = DriftValidator(
+    drift_validator = DriftValidator(
         statistics=statistics_gen.outputs['statistics'],
         baseline_statistics=previous_statistics.outputs['statistics'],
         config=drift_config(config))
     anomaly_check = AnomalyCheck(anomalies=example_validator.outputs['anomalies'],
-                                 drift=distribution_validator.outputs['anomalies'],
+                                 drift=drift_validator.outputs['anomalies'],
                                  fail_on_anomalies=config.fail_on_anomalies)
 
     transform = tfx.components.Transform(
@@ -133,7 +133,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
         components=[example_gen, previous_statistics, statistics_gen, schema_gen, example_validator,
-                    distribution_validator, anomaly_check,
+                    drift_validator, anomaly_check,
                     transform, trainer, baseline_resolver, *evaluators, gate, dashboard, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
