@@ -28,7 +28,6 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-BAD_ROWS_POLICIES = ('fail', 'skip')
 BAD_ROWS_DIR = 'BadRows'
 BAD_ROWS_PROPERTY = 'bad_rows'
 BAD_ROWS_DIR_PROPERTY = 'bad_rows_dir'

@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 
-import ml_metadata as mlmd
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,6 +23,7 @@ from tfx.utils import path_utils
 from components import atomic_pusher
 from conftest import PROJECT_DIR, SMALL_TRAINING, SPLIT_DATA, fork_output, run_pipeline
 from pipeline.datasets import ecommerce
+from pipeline.run_report import sqlite_store
 from test_csv_example_gen import BAD
 
 _STATE = metadata_store_pb2.Execution.State
@@ -80,9 +80,7 @@ def test_rerun_after_a_kill_takes_upstream_from_the_cache(faulty_candidate):
 
 def test_no_live_artifact_comes_from_an_unfinished_execution(faulty_candidate):
     _, run = faulty_candidate
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = run.summary['paths']['metadata']
-    store = mlmd.MetadataStore(config)
+    store = sqlite_store(run.summary['paths']['metadata'])
     executions = {e.id: e for e in store.get_executions()}
     producer = {event.artifact_id: event.execution_id
                 for event in store.get_events_by_execution_ids(list(executions))
