@@ -87,9 +87,12 @@ class ModelConfig:
 class TrainingConfig:
     """Training runs `train_steps` batches; every `steps_per_epoch` it evaluates on the whole eval
     split and stops early when the eval loss has not improved for `early_stopping_patience` epochs.
-    `batch_size` is the global batch: under a `distribution` it is split across the replicas."""
+    `batch_size` is the global batch: under a `distribution` it is split across the replicas.
+    `steps_per_execution` batches run per call into the TensorFlow graph (Keras'
+    `steps_per_execution`): fewer calls from Python, at the cost of coarser progress lines."""
     train_steps: int = 1000
     steps_per_epoch: int = 50
+    steps_per_execution: int = 25
     early_stopping_patience: int = 2
     batch_size: int = 256
     learning_rate: float = 1e-3
@@ -176,6 +179,10 @@ class PipelineConfig:
         if self.training.distribution not in DISTRIBUTIONS:
             raise ConfigError(f'training.distribution: {self.training.distribution!r} is not one '
                               f'of {DISTRIBUTIONS}')
+        for setting in ('train_steps', 'steps_per_epoch', 'steps_per_execution', 'batch_size'):
+            if getattr(self.training, setting) < 1:
+                raise ConfigError(f'training.{setting}: must be at least 1, got '
+                                  f'{getattr(self.training, setting)}')
         if self.bad_rows not in BAD_ROWS_POLICIES:
             raise ConfigError(f'bad_rows: {self.bad_rows!r} is not one of {BAD_ROWS_POLICIES}')
         for bound in self.drift:

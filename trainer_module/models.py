@@ -6,7 +6,7 @@ from typing import Dict, Sequence
 import tf_keras as keras
 
 from trainer_module.feature_column import DenseFeat, FeatureColumn, SparseFeat
-from trainer_module.layers import DNN, MixExperts, PredictionLayer, StackExperts
+from trainer_module.layers import DNN, Experts, MixExperts, PredictionLayer, SparseEmbeddings
 
 TASK_TYPES = ('binary', 'regression')
 EMBEDDING_SEED = 2020  # DeepCTR's default embeddings_initializer seed
@@ -27,31 +27,24 @@ def build_input_features(feature_columns: Sequence[FeatureColumn]) -> Dict[str, 
 def _dnn_input(inputs, feature_columns, l2_reg_embedding):
     """Embeddings of the sparse features concatenated with the dense values, as DeepCTR's
     `input_from_feature_columns` + `combined_dnn_input` build them."""
-    embeddings = {}
-    sparse_list, dense_list = [], []
-    for column in feature_columns:
-        if isinstance(column, SparseFeat):
-            if column.embedding_name not in embeddings:
-                embeddings[column.embedding_name] = keras.layers.Embedding(
-                    column.vocabulary_size, column.embedding_dim,
-                    embeddings_initializer=keras.initializers.RandomNormal(
-                        mean=0.0, stddev=0.0001, seed=EMBEDDING_SEED),
-                    embeddings_regularizer=keras.regularizers.l2(l2_reg_embedding),
-                    trainable=column.trainable,
-                    name='sparse_emb_' + column.embedding_name)
-            sparse_list.append(embeddings[column.embedding_name](inputs[column.name]))
-        elif isinstance(column, DenseFeat):
-            dense_list.append(inputs[column.name])
-        else:
-            raise ValueError(f'unknown feature column {column!r}')
-
-    def concat(tensors):
-        return tensors[0] if len(tensors) == 1 else keras.layers.Concatenate(axis=-1)(tensors)
-
-    parts = [keras.layers.Flatten()(concat(group)) for group in (sparse_list, dense_list) if group]
+    sparse = [column for column in feature_columns if isinstance(column, SparseFeat)]
+    dense = [column for column in feature_columns if isinstance(column, DenseFeat)]
+    unknown = [column for column in feature_columns if column not in sparse + dense]
+    if unknown:
+        raise ValueError(f'unknown feature column {unknown[0]!r}')
+    parts = []
+    if sparse:
+        parts.append(SparseEmbeddings(
+            [(column.embedding_name, column.vocabulary_size, column.embedding_dim,
+              column.trainable) for column in sparse],
+            l2_reg=l2_reg_embedding, seed=EMBEDDING_SEED, name='sparse_embeddings')(
+                [inputs[column.name] for column in sparse]))
+    if dense:
+        values = [inputs[column.name] for column in dense]
+        parts.append(values[0] if len(values) == 1 else keras.layers.Concatenate(axis=-1)(values))
     if not parts:
         raise ValueError('dnn_feature_columns is empty')
-    return concat(parts)
+    return parts[0] if len(parts) == 1 else keras.layers.Concatenate(axis=-1)(parts)
 
 
 def _check_task_types(task_types, num_tasks):
@@ -105,8 +98,8 @@ def _mixture_of_experts(dnn_feature_columns, num_experts, expert_dnn_hidden_unit
 
     inputs = build_input_features(dnn_feature_columns)
     dnn_input = _dnn_input(inputs, dnn_feature_columns, l2_reg_embedding)
-    experts = [dnn(expert_dnn_hidden_units, f'expert_{i}')(dnn_input) for i in range(num_experts)]
-    expert_stack = StackExperts(name='experts')(experts)
+    expert_stack = Experts(num_experts, expert_dnn_hidden_units, dnn_activation, l2_reg_dnn,
+                           dnn_dropout, dnn_use_bn, seed, name='experts')(dnn_input)
 
     def gated_mixture(gate_name):
         gate_input = dnn(gate_dnn_hidden_units, f'gate_{gate_name}')(dnn_input)

@@ -100,7 +100,7 @@ def build_model(config: PipelineConfig, feature_columns) -> keras.Model:
             metrics[task.name] = [keras.metrics.RootMeanSquaredError(name='rmse')]
     model.compile(optimizer=keras.optimizers.Adam(config.training.learning_rate), loss=losses,
                   loss_weights={task.name: task.loss_weight for task in config.tasks},
-                  metrics=metrics)
+                  metrics=metrics, steps_per_execution=config.training.steps_per_execution)
     return model
 
 
@@ -109,17 +109,24 @@ def _dataclass_dict(instance):
 
 
 class _ProgressLog(keras.callbacks.Callback):
-    """Logs the step and running loss every `every` steps, and the eval metrics after each epoch."""
+    """Logs the step and running loss once `every` more steps have run, and the eval metrics after
+    each epoch. Keras calls back once per execution (`steps_per_execution` steps), with the
+    index of its last step in the epoch."""
 
-    def __init__(self, total_steps, every):
+    def __init__(self, total_steps, steps_per_epoch, every):
         super().__init__()
         self.total_steps = total_steps
+        self.steps_per_epoch = steps_per_epoch
         self.every = every
+        self.epoch = 0
         self.step = 0
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        if self.step % self.every == 0 or self.step == self.total_steps:
+        previous, self.step = self.step, self.epoch * self.steps_per_epoch + batch + 1
+        if self.step // self.every > previous // self.every or self.step == self.total_steps:
             PROGRESS.info('Trainer step %d/%d  loss %.4f', self.step, self.total_steps, logs['loss'])
 
     def on_epoch_end(self, epoch, logs=None):
@@ -222,12 +229,16 @@ def run_fn(fn_args: FnArgs):
         steps_per_epoch=steps_per_epoch,
         epochs=epochs,
         validation_data=evaluation,
+        # Keras needs the count to run several steps per execution; the split is cached, so
+        # counting it is one read.
+        validation_steps=int(evaluation.reduce(0, lambda count, _: count + 1)),
         verbose=0,
         callbacks=[
             keras.callbacks.TensorBoard(log_dir=scratch or fn_args.model_run_dir,
                                         update_freq='epoch'),
             early_stopping,
-            _ProgressLog(epochs * steps_per_epoch, config.training.log_every_steps),
+            _ProgressLog(epochs * steps_per_epoch, steps_per_epoch,
+                         config.training.log_every_steps),
         ])
     PROGRESS.info('Trainer keeps the weights after step %d (eval loss %.4f)',
                   (early_stopping.best_epoch + 1) * steps_per_epoch, early_stopping.best)
