@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 import trainer_module  # noqa: F401  (the project's Keras choice)
+import tensorflow as tf
 from trainer_module.feature_column import DenseFeat, SparseFeat
+from trainer_module.layers import SparseEmbeddings
 from trainer_module.models import MMOE, OMoE, SharedBottom, gate_weights_model
 
 COLUMNS = [SparseFeat('a', vocabulary_size=10, embedding_dim=4),
@@ -86,7 +88,6 @@ def test_shared_bottom_parameter_count():
 
 
 def test_save_reload_gives_identical_predictions(tmp_path):
-    import tensorflow as tf
     model = MMOE(COLUMNS, **SMALL, task_types=('binary', 'regression'))
     model.save(str(tmp_path / 'model'), save_format='tf')
     reloaded = tf.saved_model.load(str(tmp_path / 'model'))
@@ -124,3 +125,21 @@ def test_trainer_weighs_each_task_loss_by_its_config_weight():
     assert result['loss'] == pytest.approx(2.0 * result['ctr_loss'] + 0.25 * result['ctcvr_loss'],
                                            rel=1e-5)
     assert {'ctr_auc', 'ctcvr_auc'} <= set(result)
+
+
+def test_embeddings_of_mixed_dimensions_come_in_feature_order():
+    # 'a' and 'c' share one table (DeepCTR's embedding_name); 'b' has another dimension.
+    layer = SparseEmbeddings([('a', 10, 4, True), ('b', 5, 8, True), ('a', 10, 4, True)])
+    ids = [tf.constant([[3], [9]]), tf.constant([[4], [0]]), tf.constant([[7], [3]])]
+    out = layer(ids).numpy()
+    dim4, dim8 = (table.numpy() for table in layer.tables)
+    assert dim4.shape == (10, 4) and dim8.shape == (5, 8)
+    np.testing.assert_array_equal(out, np.concatenate(
+        [dim4[[3, 9]], dim8[[4, 0]], dim4[[7, 3]]], axis=1))
+
+
+def test_ids_outside_the_vocabulary_are_refused():
+    model = MMOE([SparseFeat('a', 10), SparseFeat('b', 5), DenseFeat('x')])
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r'sparse feature ids must be in \[0, vocabulary_size\): a < 10, b < 5'):
+        model({'a': np.array([[3]]), 'b': np.array([[5]]), 'x': np.array([[0.5]])})
