@@ -32,17 +32,29 @@ class DNN(keras.layers.Layer):
         self.use_bn = use_bn
         self.seed = seed
 
+    def _weight_shapes(self, fan_in, units):
+        """The shapes of one layer's kernel and bias."""
+        return (fan_in, units), (units,)
+
+    def _kernel_initializer(self):
+        return keras.initializers.glorot_normal(seed=self.seed)
+
+    def _batch_normalization(self):
+        return keras.layers.BatchNormalization()
+
+    def _affine(self, x, i):
+        return tf.nn.bias_add(tf.tensordot(x, self.kernels[i], axes=(-1, 0)), self.biases[i])
+
     def build(self, input_shape):
         sizes = (int(input_shape[-1]),) + self.hidden_units
+        shapes = [self._weight_shapes(sizes[i], sizes[i + 1]) for i in range(len(self.hidden_units))]
         self.kernels = [
-            self.add_weight(name=f'kernel{i}', shape=(sizes[i], sizes[i + 1]),
-                            initializer=keras.initializers.glorot_normal(seed=self.seed),
+            self.add_weight(name=f'kernel{i}', shape=kernel, initializer=self._kernel_initializer(),
                             regularizer=_l2(self.l2_reg))
-            for i in range(len(self.hidden_units))]
-        self.biases = [
-            self.add_weight(name=f'bias{i}', shape=(units,), initializer='zeros')
-            for i, units in enumerate(self.hidden_units)]
-        self.bn_layers = ([keras.layers.BatchNormalization() for _ in self.hidden_units]
+            for i, (kernel, _) in enumerate(shapes)]
+        self.biases = [self.add_weight(name=f'bias{i}', shape=bias, initializer='zeros')
+                       for i, (_, bias) in enumerate(shapes)]
+        self.bn_layers = ([self._batch_normalization() for _ in self.hidden_units]
                           if self.use_bn else [])
         self.activation_layers = [keras.layers.Activation(self.activation) for _ in self.hidden_units]
         self.dropout_layers = [keras.layers.Dropout(self.dropout_rate, seed=self.seed + i)
@@ -52,7 +64,7 @@ class DNN(keras.layers.Layer):
     def call(self, inputs, training=None):
         x = inputs
         for i in range(len(self.hidden_units)):
-            x = tf.nn.bias_add(tf.tensordot(x, self.kernels[i], axes=(-1, 0)), self.biases[i])
+            x = self._affine(x, i)
             if self.use_bn:
                 x = self.bn_layers[i](x, training=training)
             x = self.activation_layers[i](x)
@@ -69,7 +81,7 @@ class DNN(keras.layers.Layer):
                     seed=self.seed)
 
 
-class Experts(keras.layers.Layer):
+class Experts(DNN):
     """`num_experts` DNNs of the same shape on the same input, [batch, dim] -> [batch, num_experts,
     units], computed together: each layer is one batched matmul over [num_experts, in, out] kernels.
 
@@ -78,60 +90,40 @@ class Experts(keras.layers.Layer):
     expert and unit, and the L2 penalty is the sum of the experts' penalties.
     """
 
-    def __init__(self, num_experts, hidden_units, activation='relu', l2_reg=0.0, dropout_rate=0.0,
-                 use_bn=False, seed=1024, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, num_experts, hidden_units, **kwargs):
+        super().__init__(hidden_units, **kwargs)
         self.num_experts = num_experts
-        self.hidden_units = tuple(hidden_units)
-        self.activation = activation
-        self.l2_reg = l2_reg
-        self.dropout_rate = dropout_rate
-        self.use_bn = use_bn
-        self.seed = seed
 
-    def build(self, input_shape):
-        sizes = (int(input_shape[-1]),) + self.hidden_units
-        glorot = keras.initializers.glorot_normal(seed=self.seed)
+    def _weight_shapes(self, fan_in, units):
+        return (self.num_experts, fan_in, units), (self.num_experts, 1, units)
+
+    def _kernel_initializer(self):
+        glorot = super()._kernel_initializer()
 
         def same_for_every_expert(shape, dtype=None):
             return tf.tile(glorot(shape[1:], dtype=dtype)[None], [shape[0], 1, 1])
 
-        self.kernels = [
-            self.add_weight(name=f'kernel{i}', shape=(self.num_experts, sizes[i], sizes[i + 1]),
-                            initializer=same_for_every_expert, regularizer=_l2(self.l2_reg))
-            for i in range(len(self.hidden_units))]
-        self.biases = [
-            self.add_weight(name=f'bias{i}', shape=(self.num_experts, 1, units), initializer='zeros')
-            for i, units in enumerate(self.hidden_units)]
+        return same_for_every_expert
+
+    def _batch_normalization(self):
         # Activations are [num_experts, batch, units]: statistics per expert and unit.
-        self.bn_layers = ([keras.layers.BatchNormalization(axis=[0, 2]) for _ in self.hidden_units]
-                          if self.use_bn else [])
-        self.activation_layers = [keras.layers.Activation(self.activation) for _ in self.hidden_units]
-        self.dropout_layers = [keras.layers.Dropout(self.dropout_rate, seed=self.seed + i)
-                               for i in range(len(self.hidden_units))]
-        super().build(input_shape)
+        return keras.layers.BatchNormalization(axis=[0, 2])
+
+    def _affine(self, x, i):
+        # The first layer's [batch, dim] input is broadcast over the experts.
+        return tf.matmul(x, self.kernels[i]) + self.biases[i]
 
     def call(self, inputs, training=None):
-        x = inputs  # [batch, dim], broadcast over the experts by the first matmul
-        for i in range(len(self.hidden_units)):
-            x = tf.matmul(x, self.kernels[i]) + self.biases[i]
-            if self.use_bn:
-                x = self.bn_layers[i](x, training=training)
-            x = self.activation_layers[i](x)
-            x = self.dropout_layers[i](x, training=training)
         if not self.hidden_units:
-            return tf.tile(x[:, None, :], [1, self.num_experts, 1])
-        return tf.transpose(x, [1, 0, 2])
+            return tf.tile(inputs[:, None, :], [1, self.num_experts, 1])
+        return tf.transpose(super().call(inputs, training=training), [1, 0, 2])
 
     def compute_output_shape(self, input_shape):
         units = self.hidden_units[-1] if self.hidden_units else input_shape[-1]
         return (input_shape[0], self.num_experts, units)
 
     def get_config(self):
-        return dict(super().get_config(), num_experts=self.num_experts,
-                    hidden_units=self.hidden_units, activation=self.activation,
-                    l2_reg=self.l2_reg, dropout_rate=self.dropout_rate, use_bn=self.use_bn,
-                    seed=self.seed)
+        return dict(super().get_config(), num_experts=self.num_experts)
 
 
 class SparseEmbeddings(keras.layers.Layer):

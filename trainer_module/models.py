@@ -98,8 +98,9 @@ def _mixture_of_experts(dnn_feature_columns, num_experts, expert_dnn_hidden_unit
 
     inputs = build_input_features(dnn_feature_columns)
     dnn_input = _dnn_input(inputs, dnn_feature_columns, l2_reg_embedding)
-    expert_stack = Experts(num_experts, expert_dnn_hidden_units, dnn_activation, l2_reg_dnn,
-                           dnn_dropout, dnn_use_bn, seed, name='experts')(dnn_input)
+    expert_stack = Experts(num_experts, expert_dnn_hidden_units, activation=dnn_activation,
+                           l2_reg=l2_reg_dnn, dropout_rate=dnn_dropout, use_bn=dnn_use_bn,
+                           seed=seed, name='experts')(dnn_input)
 
     def gated_mixture(gate_name):
         gate_input = dnn(gate_dnn_hidden_units, f'gate_{gate_name}')(dnn_input)
