@@ -95,6 +95,10 @@ def main(argv=None):
     from tfx import v1 as tfx
     from pipeline.pipeline import create_pipeline
     from pipeline.run_report import summarize
+    from trainer_module.run import set_op_threads
+
+    # The Trainer runs in this process, and TensorFlow takes its thread setting before its first op.
+    set_op_threads(config)
 
     beam_args = args.beam_arg or ['--direct_running_mode=in_memory', '--direct_num_workers=1']
     pipeline = create_pipeline(

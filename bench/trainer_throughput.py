@@ -6,9 +6,11 @@ Ours: gzipped TFRecords of transformed examples, read by `trainer_module.run.mak
 the model `trainer_module.run.build_model` compiles, exactly as the Trainer does. DeepCTR 0.9.3:
 `deepctr.models.MMOE(...).fit(x, y, batch_size)` on the same rows as in-memory NumPy arrays, in its own
 venv (`make deepctr-venv`; TensorFlow 2.10). Both: 8 sparse features (vocabulary 1000, dimension 8),
-5 dense, 3 experts (256, 128), no towers, two binary tasks, Adam, batch 256. The two alternate for
-`--rounds` rounds in one run; each round times one pass over the rows after a warm-up, and the script
-prints each round, the medians and their ratio.
+5 dense, 3 experts (256, 128), no towers, two binary tasks, Adam, batch 256. DeepCTR runs twice a
+round: as its users run it (TensorFlow's default threads), and with the intra-op thread setting our
+Trainer uses (`training.intra_op_parallelism_threads`), to tell that setting's share of the gain from
+the model's. They alternate for `--rounds` rounds in one run; each round times one pass over the rows
+after a warm-up, and the script prints each round, the medians and the ratios.
 """
 
 import argparse
@@ -67,7 +69,7 @@ class Ours:
         import trainer_module  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
         from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
         from trainer_module.feature_column import DenseFeat, SparseFeat  # pylint: disable=import-outside-toplevel
-        from trainer_module.run import build_model, make_dataset  # pylint: disable=import-outside-toplevel
+        from trainer_module.run import build_model, make_dataset, set_op_threads  # pylint: disable=import-outside-toplevel
 
         self.rows = rows
         data = make_rows(rows)
@@ -88,6 +90,7 @@ class Ours:
             f'training.batch_size={BATCH}',
             f'model.expert_dnn_hidden_units={list(MODEL["expert_dnn_hidden_units"])}',
             'model.tower_dnn_hidden_units=[]'])
+        set_op_threads(self.config)
         self.columns = ([SparseFeat(f'cat_{i}', VOCABULARY, embedding_dim=EMBEDDING_DIM)
                          for i in range(SPARSE)] + [DenseFeat(f'num_{i}') for i in range(DENSE)])
         spec = {name: tf.io.FixedLenFeature([], tf.int64 if name.startswith('cat_') else tf.float32)
@@ -116,22 +119,27 @@ def main():
         sys.exit('DeepCTR venv missing: run make deepctr-venv')
     with tempfile.TemporaryDirectory() as work_dir:
         ours = Ours(args.rows, work_dir)
-        measured = {'ours': [], 'deepctr': []}
+        threads = ours.config.training.intra_op_parallelism_threads
+        # DeepCTR as its users run it, and with the thread setting our Trainer uses.
+        deepctr_envs = {'DeepCTR': {}, 'DeepCTR same threads': {'TF_NUM_INTRAOP_THREADS': str(threads)}}
+        measured = {name: [] for name in ['ours', *deepctr_envs]}
         for i in range(args.rounds):
             measured['ours'].append(ours.round())
-            process = subprocess.run(
-                [DEEPCTR_PYTHON, os.path.abspath(__file__), '--deepctr-round', '--rows',
-                 str(args.rows)], capture_output=True, text=True, check=True,
-                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', CUDA_VISIBLE_DEVICES=''))
-            measured['deepctr'].append(json.loads(process.stdout.strip().splitlines()[-1]))
-            print(f'round {i + 1}: ours {measured["ours"][-1]:,.0f} examples/s, '
-                  f'DeepCTR {measured["deepctr"][-1]:,.0f} examples/s', flush=True)
-    ours_median = statistics.median(measured['ours'])
-    deepctr_median = statistics.median(measured['deepctr'])
-    print(f'median: ours {ours_median:,.0f} examples/s, DeepCTR {deepctr_median:,.0f} examples/s, '
-          f'ratio {ours_median / deepctr_median:.2f} ({os.cpu_count()} CPUs, {args.rows} rows, '
-          f'batch {BATCH})')
-
+            for name, env in deepctr_envs.items():
+                process = subprocess.run(
+                    [DEEPCTR_PYTHON, os.path.abspath(__file__), '--deepctr-round', '--rows',
+                     str(args.rows)], capture_output=True, text=True, check=True,
+                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', CUDA_VISIBLE_DEVICES='', **env))
+                measured[name].append(json.loads(process.stdout.strip().splitlines()[-1]))
+            print(f'round {i + 1}: ' + ', '.join(f'{name} {rates[-1]:,.0f}'
+                                                 for name, rates in measured.items())
+                  + ' examples/s', flush=True)
+    medians = {name: statistics.median(rates) for name, rates in measured.items()}
+    print(f'median examples/s ({os.cpu_count()} CPUs, {args.rows} rows, batch {BATCH}, our '
+          f'intra-op threads {threads or "one per core"}): '
+          + ', '.join(f'{name} {rate:,.0f}' for name, rate in medians.items()))
+    for name in deepctr_envs:
+        print(f'ratio ours / {name}: {medians["ours"] / medians[name]:.2f}')
 
 if __name__ == '__main__':
     main()

@@ -89,10 +89,15 @@ class TrainingConfig:
     split and stops early when the eval loss has not improved for `early_stopping_patience` epochs.
     `batch_size` is the global batch: under a `distribution` it is split across the replicas.
     `steps_per_execution` batches run per call into the TensorFlow graph (Keras'
-    `steps_per_execution`): fewer calls from Python, at the cost of coarser progress lines."""
+    `steps_per_execution`): fewer calls from Python, at the cost of coarser progress lines.
+    `intra_op_parallelism_threads` is TensorFlow's setting of that name for the Trainer (0: one
+    thread per core): at 1, each op runs on one thread while independent ops still run side by
+    side, which for a model and batch of this size beats splitting every small matmul across
+    cores (measured in bench/trainer_throughput.py; raise it for much wider layers or batches)."""
     train_steps: int = 1000
     steps_per_epoch: int = 50
     steps_per_execution: int = 25
+    intra_op_parallelism_threads: int = 1
     early_stopping_patience: int = 2
     batch_size: int = 256
     learning_rate: float = 1e-3
@@ -183,6 +188,9 @@ class PipelineConfig:
             if getattr(self.training, setting) < 1:
                 raise ConfigError(f'training.{setting}: must be at least 1, got '
                                   f'{getattr(self.training, setting)}')
+        if self.training.intra_op_parallelism_threads < 0:
+            raise ConfigError('training.intra_op_parallelism_threads: must be 0 (one per core) or '
+                              f'more, got {self.training.intra_op_parallelism_threads}')
         if self.bad_rows not in BAD_ROWS_POLICIES:
             raise ConfigError(f'bad_rows: {self.bad_rows!r} is not one of {BAD_ROWS_POLICIES}')
         for bound in self.drift:

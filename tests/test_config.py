@@ -65,6 +65,8 @@ def test_overrides_apply_together():
      "tasks: 'click-through' is not a valid name"),
     ('training.distribution=tpu', "training.distribution: 'tpu' is not one of"),
     ('training.steps_per_execution=0', 'training.steps_per_execution: must be at least 1, got 0'),
+    ('training.intra_op_parallelism_threads=-1',
+     'training.intra_op_parallelism_threads: must be 0 (one per core) or more, got -1'),
     ('bad_rows=ignore', "bad_rows: 'ignore' is not one of ('fail', 'skip')"),
     ('drift=[{feature: country, infinity_norm: 0.1}]', "drift: 'country' is not a column"),
     ('drift=[{feature: price}]', "drift: 'price' needs infinity_norm or jensen_shannon"),

@@ -1,9 +1,9 @@
 """Keras layers of the multi-task models, wired as DeepCTR 0.9.3 wires them, without Lambda layers
 so that the models save as SavedModels and serve.
 
-Where DeepCTR builds one layer per embedding table or per expert, these layers hold them as one
-variable: the same parameters, initial values and losses in a fraction of the ops per training
-step, which on CPU is what bounds the step time of models this size.
+Where DeepCTR builds one embedding layer per table, `SparseEmbeddings` holds the tables of one
+dimension in one variable: the same parameters, initial values and losses in far fewer ops per
+training step, which on CPU bounds the step time of models this size.
 """
 
 from typing import Sequence, Tuple
@@ -32,29 +32,16 @@ class DNN(keras.layers.Layer):
         self.use_bn = use_bn
         self.seed = seed
 
-    def _weight_shapes(self, fan_in, units):
-        """The shapes of one layer's kernel and bias."""
-        return (fan_in, units), (units,)
-
-    def _kernel_initializer(self):
-        return keras.initializers.glorot_normal(seed=self.seed)
-
-    def _batch_normalization(self):
-        return keras.layers.BatchNormalization()
-
-    def _affine(self, x, i):
-        return tf.nn.bias_add(tf.tensordot(x, self.kernels[i], axes=(-1, 0)), self.biases[i])
-
     def build(self, input_shape):
         sizes = (int(input_shape[-1]),) + self.hidden_units
-        shapes = [self._weight_shapes(sizes[i], sizes[i + 1]) for i in range(len(self.hidden_units))]
         self.kernels = [
-            self.add_weight(name=f'kernel{i}', shape=kernel, initializer=self._kernel_initializer(),
+            self.add_weight(name=f'kernel{i}', shape=(sizes[i], sizes[i + 1]),
+                            initializer=keras.initializers.glorot_normal(seed=self.seed),
                             regularizer=_l2(self.l2_reg))
-            for i, (kernel, _) in enumerate(shapes)]
-        self.biases = [self.add_weight(name=f'bias{i}', shape=bias, initializer='zeros')
-                       for i, (_, bias) in enumerate(shapes)]
-        self.bn_layers = ([self._batch_normalization() for _ in self.hidden_units]
+            for i in range(len(self.hidden_units))]
+        self.biases = [self.add_weight(name=f'bias{i}', shape=(units,), initializer='zeros')
+                       for i, units in enumerate(self.hidden_units)]
+        self.bn_layers = ([keras.layers.BatchNormalization() for _ in self.hidden_units]
                           if self.use_bn else [])
         self.activation_layers = [keras.layers.Activation(self.activation) for _ in self.hidden_units]
         self.dropout_layers = [keras.layers.Dropout(self.dropout_rate, seed=self.seed + i)
@@ -64,11 +51,15 @@ class DNN(keras.layers.Layer):
     def call(self, inputs, training=None):
         x = inputs
         for i in range(len(self.hidden_units)):
-            x = self._affine(x, i)
+            # A plain matmul where the input is [batch, dim] lets Grappler fuse it with the bias and
+            # the activation into one op.
+            x = tf.nn.bias_add(tf.matmul(x, self.kernels[i]) if x.shape.rank == 2 else
+                               tf.tensordot(x, self.kernels[i], axes=(-1, 0)), self.biases[i])
             if self.use_bn:
                 x = self.bn_layers[i](x, training=training)
             x = self.activation_layers[i](x)
-            x = self.dropout_layers[i](x, training=training)
+            if self.dropout_rate:
+                x = self.dropout_layers[i](x, training=training)
         return x
 
     def compute_output_shape(self, input_shape):
@@ -81,49 +72,32 @@ class DNN(keras.layers.Layer):
                     seed=self.seed)
 
 
-class Experts(DNN):
-    """`num_experts` DNNs of the same shape on the same input, [batch, dim] -> [batch, num_experts,
-    units], computed together: each layer is one batched matmul over [num_experts, in, out] kernels.
+class Experts(keras.layers.Layer):
+    """`num_experts` DeepCTR DNNs of the same arguments on the same input, stacked: [batch, dim] ->
+    [batch, num_experts, units]. Every expert starts from the same seeded weights, as in DeepCTR.
 
-    Each expert is DeepCTR's DNN with the given arguments, initialised as DeepCTR initialises it
-    (every expert from the same seeded glorot_normal); batch normalisation keeps statistics per
-    expert and unit, and the L2 penalty is the sum of the experts' penalties.
+    The experts stay separate ops rather than one batched matmul: with one thread per op
+    (`training.intra_op_parallelism_threads=1`) separate experts run side by side on the cores,
+    and without batch normalisation each matmul fuses with its bias and activation.
     """
 
-    def __init__(self, num_experts, hidden_units, **kwargs):
-        super().__init__(hidden_units, **kwargs)
+    def __init__(self, num_experts, hidden_units, activation='relu', l2_reg=0.0, dropout_rate=0.0,
+                 use_bn=False, seed=1024, **kwargs):
+        super().__init__(**kwargs)
         self.num_experts = num_experts
-
-    def _weight_shapes(self, fan_in, units):
-        return (self.num_experts, fan_in, units), (self.num_experts, 1, units)
-
-    def _kernel_initializer(self):
-        glorot = super()._kernel_initializer()
-
-        def same_for_every_expert(shape, dtype=None):
-            return tf.tile(glorot(shape[1:], dtype=dtype)[None], [shape[0], 1, 1])
-
-        return same_for_every_expert
-
-    def _batch_normalization(self):
-        # Activations are [num_experts, batch, units]: statistics per expert and unit.
-        return keras.layers.BatchNormalization(axis=[0, 2])
-
-    def _affine(self, x, i):
-        # The first layer's [batch, dim] input is broadcast over the experts.
-        return tf.matmul(x, self.kernels[i]) + self.biases[i]
+        self.dnn_arguments = dict(hidden_units=tuple(hidden_units), activation=activation,
+                                  l2_reg=l2_reg, dropout_rate=dropout_rate, use_bn=use_bn, seed=seed)
+        self.experts = [DNN(**self.dnn_arguments, name=f'expert_{i}') for i in range(num_experts)]
 
     def call(self, inputs, training=None):
-        if not self.hidden_units:
-            return tf.tile(inputs[:, None, :], [1, self.num_experts, 1])
-        return tf.transpose(super().call(inputs, training=training), [1, 0, 2])
+        return tf.stack([expert(inputs, training=training) for expert in self.experts], axis=1)
 
     def compute_output_shape(self, input_shape):
-        units = self.hidden_units[-1] if self.hidden_units else input_shape[-1]
+        units = self.experts[0].compute_output_shape(input_shape)[-1]
         return (input_shape[0], self.num_experts, units)
 
     def get_config(self):
-        return dict(super().get_config(), num_experts=self.num_experts)
+        return dict(super().get_config(), num_experts=self.num_experts, **self.dnn_arguments)
 
 
 class SparseEmbeddings(keras.layers.Layer):

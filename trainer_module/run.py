@@ -65,6 +65,28 @@ def make_dataset(file_patterns, spec, config: PipelineConfig, feature_columns,
             .with_options(options))
 
 
+def set_op_threads(config: PipelineConfig) -> bool:
+    """Gives TensorFlow's ops `training.intra_op_parallelism_threads` threads each. TensorFlow takes
+    the setting once per process, when its first op runs: where it already ran with another (an
+    orchestrator that ran other components in this process), that one stays and a warning says
+    how to apply the config's. Returns whether the config's setting is in effect."""
+    threads = config.training.intra_op_parallelism_threads
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        return True
+    except RuntimeError:
+        current = (tf.config.threading.get_intra_op_parallelism_threads()
+                   or int(os.environ.get('TF_NUM_INTRAOP_THREADS', 0)))
+        if current == threads:
+            return True
+        logging.getLogger(__name__).warning(
+            'TensorFlow already runs in this process with %s intra-op threads, which it keeps: '
+            'training.intra_op_parallelism_threads=%d applies where the Trainer starts TensorFlow, '
+            'or start the process with TF_NUM_INTRAOP_THREADS=%d', current or 'one per core',
+            threads, threads)
+        return False
+
+
 def distribution_strategy(config: PipelineConfig) -> tf.distribute.Strategy:
     """The strategy `training.distribution` names; 'multi_worker_mirrored' takes the cluster and
     this worker's role from TF_CONFIG. Create it before any other TensorFlow work."""
@@ -98,7 +120,9 @@ def build_model(config: PipelineConfig, feature_columns) -> keras.Model:
         else:
             losses[task.name] = keras.losses.MeanSquaredError()
             metrics[task.name] = [keras.metrics.RootMeanSquaredError(name='rmse')]
-    model.compile(optimizer=keras.optimizers.Adam(config.training.learning_rate), loss=losses,
+    # The legacy Adam updates each variable with one fused op, the new one with about ten.
+    optimizer = keras.optimizers.legacy.Adam(config.training.learning_rate)
+    model.compile(optimizer=optimizer, loss=losses,
                   loss_weights={task.name: task.loss_weight for task in config.tasks},
                   metrics=metrics, steps_per_execution=config.training.steps_per_execution)
     return model
@@ -204,6 +228,7 @@ def export_serving_model(model, tf_transform_output, config: PipelineConfig, fea
 
 def run_fn(fn_args: FnArgs):
     config = PipelineConfig.from_dict(fn_args.custom_config)
+    set_op_threads(config)
     strategy = distribution_strategy(config)
     chief = is_chief(strategy)
     keras.utils.set_random_seed(config.model.seed)
