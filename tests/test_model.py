@@ -1,5 +1,7 @@
 """The MMOE model: DeepCTR's API, errors, parameter count and determinism."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -125,6 +127,39 @@ def test_trainer_weighs_each_task_loss_by_its_config_weight():
     assert result['loss'] == pytest.approx(2.0 * result['ctr_loss'] + 0.25 * result['ctcvr_loss'],
                                            rel=1e-5)
     assert {'ctr_auc', 'ctcvr_auc'} <= set(result)
+
+
+def test_training_batches_draw_every_row_once_a_pass_in_a_new_order():
+    from trainer_module.run import shuffled_batches
+    rows = {'id': tf.range(10)}
+    batches = [b['id'].numpy() for b in shuffled_batches(rows, 10, 5, seed=7).take(4)]
+    first_pass, second_pass = np.concatenate(batches[:2]), np.concatenate(batches[2:])
+    assert sorted(first_pass) == sorted(second_pass) == list(range(10))
+    assert list(first_pass) != list(second_pass)
+    again = [b['id'].numpy() for b in shuffled_batches(rows, 10, 5, seed=7).take(4)]
+    assert np.array_equal(np.concatenate(again), np.concatenate(batches))
+    # Fewer rows than a batch: every batch is full, each row drawn as evenly as it can be.
+    small = next(iter(shuffled_batches({'id': tf.range(3)}, 3, 7, seed=7)))['id'].numpy()
+    assert len(small) == 7 and sorted(np.bincount(small)) == [2, 2, 3]
+
+
+def test_trainer_sets_threads_per_op_where_tensorflow_has_not_started():
+    import subprocess
+    import sys
+    script = (
+        'import trainer_module, tensorflow as tf\n'
+        'from pipeline.config import PipelineConfig\n'
+        'from trainer_module.run import set_op_threads\n'
+        'one = PipelineConfig().with_overrides(["training.intra_op_parallelism_threads=1"])\n'
+        'two = PipelineConfig().with_overrides(["training.intra_op_parallelism_threads=2"])\n'
+        'print(set_op_threads(one), tf.config.threading.get_intra_op_parallelism_threads())\n'
+        'tf.constant(1.0) + 1.0\n'
+        'print(set_op_threads(one), set_op_threads(two))\n')
+    process = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                             check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert process.stdout.split() == ['True', '1', 'True', 'False']
+    assert ('TensorFlow already runs in this process with 1 intra-op threads' in process.stderr
+            and 'TF_NUM_INTRAOP_THREADS=2' in process.stderr)
 
 
 def test_embeddings_of_mixed_dimensions_come_in_feature_order():

@@ -27,7 +27,8 @@ from trainer_module.models import MMOE, gate_weights_model
 # The runner shows this logger's messages on the terminal; everything else goes to the log file.
 PROGRESS = logging.getLogger('mmoe.progress')
 
-_SHUFFLE_BUFFER = 10000
+# Examples parsed per call when the training split is loaded.
+_LOAD_CHUNK = 65536
 
 
 def model_inputs(transformed, feature_columns):
@@ -39,30 +40,59 @@ def model_inputs(transformed, feature_columns):
     }
 
 
+def _inputs_and_labels(features, config: PipelineConfig, feature_columns):
+    labels = {task.name: tf.reshape(features[task.label], [-1, 1]) for task in config.tasks}
+    return model_inputs(features, feature_columns), labels
+
+
+def shuffled_batches(examples, count: int, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Batches of rows of `examples` (a structure of [count, ...] tensors), forever: each pass
+    draws every row once in a new random order, and batches are gathered from memory, so
+    tf.data's cost per element is paid once per batch, not once per example. Fewer rows than a
+    batch are drawn several times a pass."""
+    draws = -(-batch_size // count)  # ceil: a pass must fill at least one batch
+    batches_per_pass = draws * count // batch_size
+
+    def one_pass(index):
+        order = tf.concat([
+            tf.random.experimental.stateless_shuffle(
+                tf.range(count), seed=tf.stack([tf.constant(seed, tf.int64), index * draws + i]))
+            for i in range(draws)], axis=0)
+        return tf.data.Dataset.from_tensor_slices(
+            tf.reshape(order[:batches_per_pass * batch_size], [batches_per_pass, batch_size]))
+
+    return tf.data.Dataset.counter().flat_map(one_pass).map(
+        lambda rows: tf.nest.map_structure(lambda tensor: tf.gather(tensor, rows), examples),
+        num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def make_dataset(file_patterns, spec, config: PipelineConfig, feature_columns,
                  training: bool) -> tf.data.Dataset:
     """(model inputs, {task: [batch, 1] label}) batches from gzipped transformed TFRecords whose
     features `spec` describes (Transform's `transformed_feature_spec()`).
 
-    Training batches are shuffled and repeat forever; evaluation makes one pass over the split.
+    Training loads the split into memory once, parsed, and draws shuffled batches from it forever;
+    evaluation makes one pass over the split, whose records it keeps in memory after the first.
     """
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
-
-    def split(serialized):
-        features = tf.io.parse_example(serialized, spec)
-        labels = {task.name: tf.reshape(features[task.label], [-1, 1]) for task in config.tasks}
-        return model_inputs(features, feature_columns), labels
-
-    dataset = tf.data.TFRecordDataset(files, compression_type='GZIP').cache()
-    if training:
-        dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=config.model.seed).repeat()
+    records = tf.data.TFRecordDataset(files, compression_type='GZIP')
     options = tf.data.Options()
-    # Across workers, split by example: a split may have fewer files than there are workers.
+    # Across workers, split by batch: a split may have fewer files than there are workers.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return (dataset.batch(config.training.batch_size, drop_remainder=training)
-            .map(split, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE)
-            .with_options(options))
+    if training:
+        chunks = [tf.io.parse_example(chunk, spec) for chunk in records.batch(_LOAD_CHUNK)]
+        if not chunks:
+            raise ValueError(f'no training examples in {file_patterns}')
+        features = {name: tf.concat([chunk[name] for chunk in chunks], axis=0) for name in spec}
+        count = int(next(iter(features.values())).shape[0])
+        dataset = shuffled_batches(_inputs_and_labels(features, config, feature_columns), count,
+                                    config.training.batch_size, config.model.seed)
+    else:
+        dataset = records.cache().batch(config.training.batch_size).map(
+            lambda serialized: _inputs_and_labels(tf.io.parse_example(serialized, spec), config,
+                                                  feature_columns),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def set_op_threads(config: PipelineConfig) -> bool:
