@@ -121,7 +121,8 @@ def main():
         ours = Ours(args.rows, work_dir)
         threads = ours.config.training.intra_op_parallelism_threads
         # DeepCTR as its users run it, and with the thread setting our Trainer uses.
-        deepctr_envs = {'DeepCTR': {}, 'DeepCTR same threads': {'TF_NUM_INTRAOP_THREADS': str(threads)}}
+        deepctr_envs = {'DeepCTR': {},
+                        'DeepCTR same threads': {'TF_NUM_INTRAOP_THREADS': str(threads)}}
         measured = {name: [] for name in ['ours', *deepctr_envs]}
         for i in range(args.rounds):
             measured['ours'].append(ours.round())
@@ -140,6 +141,7 @@ def main():
           + ', '.join(f'{name} {rate:,.0f}' for name, rate in medians.items()))
     for name in deepctr_envs:
         print(f'ratio ours / {name}: {medians["ours"] / medians[name]:.2f}')
+
 
 if __name__ == '__main__':
     main()
