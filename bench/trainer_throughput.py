@@ -1,20 +1,24 @@
 """Training throughput: our Trainer's path against DeepCTR's `MMOE.fit`, same data, same model.
 
-    .venv/bin/python bench/trainer_throughput.py [--rows 204800] [--rounds 5]
+    .venv/bin/python bench/trainer_throughput.py [--rounds 15] [--window 200] [--rows 204800]
 
 Ours: gzipped TFRecords of transformed examples, read by `trainer_module.run.make_dataset` and fed to
 the model `trainer_module.run.build_model` compiles, exactly as the Trainer does. DeepCTR 0.9.3:
 `deepctr.models.MMOE(...).fit(x, y, batch_size)` on the same rows as in-memory NumPy arrays, in its own
 venv (`make deepctr-venv`; TensorFlow 2.10). Both: 8 sparse features (vocabulary 1000, dimension 8),
-5 dense, 3 experts (256, 128), no towers, two binary tasks, Adam, batch 256. DeepCTR runs twice a
-round: as its users run it (TensorFlow's default threads), and with the intra-op thread setting our
-Trainer uses (`training.intra_op_parallelism_threads`), to tell that setting's share of the gain from
-the model's. They alternate for `--rounds` rounds in one run; each round times one pass over the rows
-after a warm-up, and the script prints each round, the medians and the ratios.
+5 dense, 3 experts (256, 128), no towers, two binary tasks, Adam, batch 256. DeepCTR runs twice: as
+its users run it (TensorFlow's default threads), and with the intra-op thread setting our Trainer
+uses (`training.intra_op_parallelism_threads`), to tell that setting's share of the gain from the
+model's.
+
+Each contender is a worker process in one long `fit`, which pauses after a warm-up and after every
+`--window` batches until the bench lets it run the next window. The bench runs the contenders one
+window each per round, in a rotating order, for `--rounds` rounds: on a shared machine the CPU a
+process gets changes from one second to the next, and this way every round measures all of them
+under nearly the same conditions. It prints each round, the medians, and the ratios of the medians.
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -29,8 +33,10 @@ sys.path.insert(0, PROJECT_DIR)
 
 SPARSE, DENSE, VOCABULARY, EMBEDDING_DIM = 8, 5, 1000, 8
 BATCH = 256
+WARM_UP_BATCHES = 50
 MODEL = dict(num_experts=3, expert_dnn_hidden_units=(256, 128), tower_dnn_hidden_units=())
 DEEPCTR_PYTHON = os.path.join(PROJECT_DIR, '.venv-deepctr', 'bin', 'python')
+READY, RATE = 'bench-worker-ready', 'bench-worker-rate '
 
 
 def make_rows(rows, seed=0):
@@ -43,104 +49,171 @@ def make_rows(rows, seed=0):
     return data
 
 
-def _deepctr_round(rows):
-    """In the DeepCTR venv: examples per second of one MMOE.fit epoch after a warm-up."""
+def paced_windows(keras, window, windows):
+    """A Keras callback that pauses training after the warm-up and after each `window` batches
+    until a line comes on stdin, and prints each window's examples per second. Keras calls back
+    once per execution, with the index of its last batch: both counts must be multiples of the
+    model's steps per execution."""
+
+    class PacedWindows(keras.callbacks.Callback):
+
+        def __init__(self):
+            super().__init__()
+            self.started = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            done = batch + 1 - WARM_UP_BATCHES
+            if done < 0 or done % window:
+                return
+            if self.started is None:
+                print(READY, flush=True)
+            else:
+                print(f'{RATE}{window * BATCH / (time.perf_counter() - self.started)}', flush=True)
+            if done < window * windows:
+                sys.stdin.readline()
+                self.started = time.perf_counter()
+
+    return PacedWindows()
+
+
+def deepctr_worker(rows, window, windows):
+    """In the DeepCTR venv: MMOE.fit over enough of the rows, repeated, for every window."""
     from deepctr.feature_column import DenseFeat, SparseFeat  # pylint: disable=import-outside-toplevel
     from deepctr.models import MMOE  # pylint: disable=import-outside-toplevel
-    data = make_rows(rows)
+    from tensorflow import keras  # pylint: disable=import-outside-toplevel
+    data = {name: np.resize(values, (WARM_UP_BATCHES + window * windows) * BATCH)
+            for name, values in make_rows(rows).items()}
     columns = ([SparseFeat(f'cat_{i}', VOCABULARY, embedding_dim=EMBEDDING_DIM) for i in range(SPARSE)]
                + [DenseFeat(f'num_{i}', 1) for i in range(DENSE)])
     model = MMOE(columns, task_types=('binary', 'binary'), task_names=('ctr', 'ctcvr'), **MODEL)
     model.compile('adam', loss=['binary_crossentropy', 'binary_crossentropy'])
     x = {name: data[name] for name in data if name not in ('ctr', 'ctcvr')}
-    y = [data['ctr'], data['ctcvr']]
-    warm = {name: values[:BATCH * 20] for name, values in x.items()}
-    model.fit(warm, [v[:BATCH * 20] for v in y], batch_size=BATCH, epochs=1, verbose=0)
-    started = time.perf_counter()
-    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
-    return rows / (time.perf_counter() - started)
+    model.fit(x, [data['ctr'], data['ctcvr']], batch_size=BATCH, epochs=1, verbose=0,
+              callbacks=[paced_windows(keras, window, windows)])
 
 
-class Ours:
-    """Our Trainer's path, built once; each round is one timed pass over the rows."""
+def ours_worker(rows, window, windows, work_dir):
+    """Our Trainer's path: the model fed by `make_dataset` from gzipped transformed TFRecords."""
+    # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
+    import tf_keras as keras
+    from trainer_module.feature_column import DenseFeat, SparseFeat
+    from trainer_module.run import build_model, make_dataset, set_op_threads
 
-    def __init__(self, rows, work_dir):
-        import tensorflow as tf  # pylint: disable=import-outside-toplevel
-        import trainer_module  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-        from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
-        from trainer_module.feature_column import DenseFeat, SparseFeat  # pylint: disable=import-outside-toplevel
-        from trainer_module.run import build_model, make_dataset, set_op_threads  # pylint: disable=import-outside-toplevel
+    config = ours_config()
+    set_op_threads(config)
+    data = make_rows(rows)
+    path = os.path.join(work_dir, 'transformed.tfrecord.gz')
+    with tf.io.TFRecordWriter(path, options='GZIP') as writer:
+        for i in range(rows):
+            feature = {name: tf.train.Feature(int64_list=tf.train.Int64List(value=[values[i]]))
+                       if name.startswith('cat_') else
+                       tf.train.Feature(float_list=tf.train.FloatList(value=[values[i]]))
+                       for name, values in data.items()}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature))
+                         .SerializeToString())
+    columns = ([SparseFeat(f'cat_{i}', VOCABULARY, embedding_dim=EMBEDDING_DIM)
+                for i in range(SPARSE)] + [DenseFeat(f'num_{i}') for i in range(DENSE)])
+    spec = {name: tf.io.FixedLenFeature([], tf.int64 if name.startswith('cat_') else tf.float32)
+            for name in data}
+    dataset = make_dataset([path], spec, config, columns, True)
+    model = build_model(config, columns)
+    model.fit(dataset, steps_per_epoch=WARM_UP_BATCHES + window * windows, epochs=1, verbose=0,
+              callbacks=[paced_windows(keras, window, windows)])
 
-        self.rows = rows
-        data = make_rows(rows)
-        path = os.path.join(work_dir, 'transformed.tfrecord.gz')
-        with tf.io.TFRecordWriter(path, options='GZIP') as writer:
-            for i in range(rows):
-                feature = {name: tf.train.Feature(int64_list=tf.train.Int64List(value=[values[i]]))
-                           if name.startswith('cat_') else
-                           tf.train.Feature(float_list=tf.train.FloatList(value=[values[i]]))
-                           for name, values in data.items()}
-                writer.write(tf.train.Example(features=tf.train.Features(feature=feature))
-                             .SerializeToString())
-        self.config = PipelineConfig().with_overrides([
-            f'sparse_features={[f"cat_{i}" for i in range(SPARSE)]}',
-            f'dense_features={[f"num_{i}" for i in range(DENSE)]}',
-            'tasks=[{name: ctr, label: ctr}, {name: ctcvr, label: ctcvr}]', 'slice_features=[]',
-            'drift=[]',
-            f'training.batch_size={BATCH}',
-            f'model.expert_dnn_hidden_units={list(MODEL["expert_dnn_hidden_units"])}',
-            'model.tower_dnn_hidden_units=[]'])
-        set_op_threads(self.config)
-        self.columns = ([SparseFeat(f'cat_{i}', VOCABULARY, embedding_dim=EMBEDDING_DIM)
-                         for i in range(SPARSE)] + [DenseFeat(f'num_{i}') for i in range(DENSE)])
-        spec = {name: tf.io.FixedLenFeature([], tf.int64 if name.startswith('cat_') else tf.float32)
-                for name in data}
-        self.dataset = make_dataset([path], spec, self.config, self.columns, True)
-        self.model = build_model(self.config, self.columns)
-        self.model.fit(self.dataset, steps_per_epoch=20, epochs=1, verbose=0)
 
-    def round(self):
-        steps = self.rows // BATCH
-        started = time.perf_counter()
-        self.model.fit(self.dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-        return steps * BATCH / (time.perf_counter() - started)
+def ours_config():
+    from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
+    return PipelineConfig().with_overrides([
+        f'sparse_features={[f"cat_{i}" for i in range(SPARSE)]}',
+        f'dense_features={[f"num_{i}" for i in range(DENSE)]}',
+        'tasks=[{name: ctr, label: ctr}, {name: ctcvr, label: ctcvr}]', 'slice_features=[]',
+        'drift=[]',
+        f'training.batch_size={BATCH}',
+        f'model.expert_dnn_hidden_units={list(MODEL["expert_dnn_hidden_units"])}',
+        'model.tower_dnn_hidden_units=[]'])
+
+
+class Worker:
+    """A worker process, started and run to its first pause."""
+
+    def __init__(self, name, command, env, log_path):
+        self.name = name
+        self.log_path = log_path
+        with open(log_path, 'w') as log:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', CUDA_VISIBLE_DEVICES='', **env))
+        self._read(READY)
+
+    def _read(self, prefix):
+        for line in self.process.stdout:
+            if line.startswith(prefix):
+                return line[len(prefix):]
+        with open(self.log_path) as log:
+            sys.exit(f'{self.name} worker stopped (exit {self.process.wait()}):\n'
+                     + ''.join(log.readlines()[-20:]))
+
+    def run_window(self):
+        self.process.stdin.write('go\n')
+        self.process.stdin.flush()
+        return float(self._read(RATE))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--rows', type=int, default=BATCH * 800)
-    parser.add_argument('--rounds', type=int, default=5)
-    parser.add_argument('--deepctr-round', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--rounds', type=int, default=15)
+    parser.add_argument('--window', type=int, default=200, help='batches per window')
+    parser.add_argument('--rows', type=int, default=BATCH * 800, help='rows of data, repeated')
+    parser.add_argument('--worker', choices=['ours', 'deepctr'], help=argparse.SUPPRESS)
+    parser.add_argument('--work-dir', help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.deepctr_round:
-        print(json.dumps(_deepctr_round(args.rows)))
+    if args.worker == 'deepctr':
+        deepctr_worker(args.rows, args.window, args.rounds)
+        return
+    if args.worker == 'ours':
+        ours_worker(args.rows, args.window, args.rounds, args.work_dir)
         return
     if not os.path.exists(DEEPCTR_PYTHON):
         sys.exit('DeepCTR venv missing: run make deepctr-venv')
+    training = ours_config().training
+    if args.window % training.steps_per_execution or WARM_UP_BATCHES % training.steps_per_execution:
+        sys.exit(f'--window must be a multiple of training.steps_per_execution '
+                 f'({training.steps_per_execution})')
+    threads = training.intra_op_parallelism_threads
+    worker_args = ['--rows', str(args.rows), '--window', str(args.window), '--rounds',
+                   str(args.rounds)]
     with tempfile.TemporaryDirectory() as work_dir:
-        ours = Ours(args.rows, work_dir)
-        threads = ours.config.training.intra_op_parallelism_threads
-        # DeepCTR as its users run it, and with the thread setting our Trainer uses.
-        deepctr_envs = {'DeepCTR': {},
-                        'DeepCTR same threads': {'TF_NUM_INTRAOP_THREADS': str(threads)}}
-        measured = {name: [] for name in ['ours', *deepctr_envs]}
+        script = os.path.abspath(__file__)
+        # Started one after the other: a paused worker takes no CPU from the next one's start.
+        workers = [
+            Worker('ours', [sys.executable, script, '--worker', 'ours', '--work-dir', work_dir,
+                            *worker_args], {}, os.path.join(work_dir, 'ours.log')),
+            Worker('DeepCTR', [DEEPCTR_PYTHON, script, '--worker', 'deepctr', *worker_args], {},
+                   os.path.join(work_dir, 'deepctr.log')),
+            Worker('DeepCTR same threads',
+                   [DEEPCTR_PYTHON, script, '--worker', 'deepctr', *worker_args],
+                   {'TF_NUM_INTRAOP_THREADS': str(threads)},
+                   os.path.join(work_dir, 'deepctr-same-threads.log')),
+        ]
+        measured = {worker.name: [] for worker in workers}
         for i in range(args.rounds):
-            measured['ours'].append(ours.round())
-            for name, env in deepctr_envs.items():
-                process = subprocess.run(
-                    [DEEPCTR_PYTHON, os.path.abspath(__file__), '--deepctr-round', '--rows',
-                     str(args.rows)], capture_output=True, text=True, check=True,
-                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', CUDA_VISIBLE_DEVICES='', **env))
-                measured[name].append(json.loads(process.stdout.strip().splitlines()[-1]))
+            for worker in workers[i % len(workers):] + workers[:i % len(workers)]:
+                measured[worker.name].append(worker.run_window())
             print(f'round {i + 1}: ' + ', '.join(f'{name} {rates[-1]:,.0f}'
                                                  for name, rates in measured.items())
                   + ' examples/s', flush=True)
+        for worker in workers:
+            worker.process.wait()
     medians = {name: statistics.median(rates) for name, rates in measured.items()}
-    print(f'median examples/s ({os.cpu_count()} CPUs, {args.rows} rows, batch {BATCH}, our '
-          f'intra-op threads {threads or "one per core"}): '
+    print(f'median examples/s ({os.cpu_count()} CPUs, windows of {args.window} batches of {BATCH}, '
+          f'our intra-op threads {threads or "one per core"}): '
           + ', '.join(f'{name} {rate:,.0f}' for name, rate in medians.items()))
-    for name in deepctr_envs:
-        print(f'ratio ours / {name}: {medians["ours"] / medians[name]:.2f}')
+    for name in measured:
+        if name != 'ours':
+            per_round = statistics.median(o / d for o, d in zip(measured['ours'], measured[name]))
+            print(f'ratio ours / {name}: {medians["ours"] / medians[name]:.2f} of the medians, '
+                  f'{per_round:.2f} the median of the rounds')
 
 
 if __name__ == '__main__':
