@@ -15,7 +15,8 @@ Each contender is a worker process in one long `fit`, which pauses after a warm-
 `--window` batches until the bench lets it run the next window. The bench runs the contenders one
 window each per round, in a rotating order, for `--rounds` rounds: on a shared machine the CPU a
 process gets changes from one second to the next, and this way every round measures all of them
-under nearly the same conditions. It prints each round, the medians, and the ratios of the medians.
+under nearly the same conditions. It prints each round, the medians, and the ratios: of the
+medians, and the median of the rounds' ratios.
 """
 
 import argparse
@@ -95,6 +96,8 @@ def deepctr_worker(rows, window, windows):
 def ours_worker(rows, window, windows, work_dir):
     """Our Trainer's path: the model fed by `make_dataset` from gzipped transformed TFRecords."""
     # pylint: disable=import-outside-toplevel
+    # First, as in the Trainer: the package sets up Keras before TensorFlow is imported.
+    import trainer_module  # noqa: F401  pylint: disable=unused-import
     import tensorflow as tf
     import tf_keras as keras
     from trainer_module.feature_column import DenseFeat, SparseFeat
