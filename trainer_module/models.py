@@ -98,9 +98,9 @@ def _mixture_of_experts(dnn_feature_columns, num_experts, expert_dnn_hidden_unit
 
     inputs = build_input_features(dnn_feature_columns)
     dnn_input = _dnn_input(inputs, dnn_feature_columns, l2_reg_embedding)
-    expert_stack = Experts(num_experts, expert_dnn_hidden_units, activation=dnn_activation,
-                           l2_reg=l2_reg_dnn, dropout_rate=dnn_dropout, use_bn=dnn_use_bn,
-                           seed=seed, name='experts')(dnn_input)
+    expert_outputs = Experts(num_experts, expert_dnn_hidden_units, activation=dnn_activation,
+                             l2_reg=l2_reg_dnn, dropout_rate=dnn_dropout, use_bn=dnn_use_bn,
+                             seed=seed, name='experts')(dnn_input)
 
     def gated_mixture(gate_name):
         gate_input = dnn(gate_dnn_hidden_units, f'gate_{gate_name}')(dnn_input)
@@ -108,7 +108,7 @@ def _mixture_of_experts(dnn_feature_columns, num_experts, expert_dnn_hidden_unit
             num_experts, use_bias=False, activation='softmax',
             kernel_initializer=keras.initializers.glorot_uniform(seed=seed),
             name=f'{GATE_PREFIX}{gate_name}')(gate_input)
-        return MixExperts(name=f'gate_mul_expert_{gate_name}')([expert_stack, gate])
+        return MixExperts(name=f'gate_mul_expert_{gate_name}')([expert_outputs, gate])
 
     if gate_per_task:
         task_inputs = [gated_mixture(task_name) for task_name in task_names]
