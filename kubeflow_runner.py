@@ -103,7 +103,6 @@ def compile_pipeline(config: PipelineConfig, image: str, pipeline_root: str, ser
     """Writes the KFP v2 form of create_pipeline() to `output`; returns the PipelineJob dict.
     `config`'s paths must be ones the cluster can read (cluster_config())."""
     # pylint: disable=import-outside-toplevel
-    import trainer_module  # noqa: F401  (the Keras choice, before TensorFlow loads)
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
     from pipeline.pipeline import create_pipeline
 

@@ -91,14 +91,13 @@ def main(argv=None):
 
     # Imported after the logging setup so that their import-time output lands in the log file.
     # pylint: disable=import-outside-toplevel
-    import trainer_module  # noqa: F401  (the Keras choice, before TensorFlow loads)
     from tfx import v1 as tfx
     from pipeline.pipeline import create_pipeline
     from pipeline.run_report import summarize
     from trainer_module.run import set_op_threads
 
     # The Trainer runs in this process, and TensorFlow takes its thread setting before its first op.
-    set_op_threads(config)
+    set_op_threads(config.training.intra_op_parallelism_threads)
 
     beam_args = args.beam_arg or ['--direct_running_mode=in_memory', '--direct_num_workers=1']
     pipeline = create_pipeline(

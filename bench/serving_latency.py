@@ -20,7 +20,6 @@ import numpy as np
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_DIR)
 
-import trainer_module  # noqa: E402,F401  (the Keras choice, before TensorFlow loads)
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow_metadata.proto.v0 import schema_pb2  # noqa: E402

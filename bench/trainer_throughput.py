@@ -96,15 +96,13 @@ def deepctr_worker(rows, window, windows):
 def ours_worker(rows, window, windows, work_dir):
     """Our Trainer's path: the model fed by `make_dataset` from gzipped transformed TFRecords."""
     # pylint: disable=import-outside-toplevel
-    # First, as in the Trainer: the package sets up Keras before TensorFlow is imported.
-    import trainer_module  # noqa: F401  pylint: disable=unused-import
     import tensorflow as tf
     import tf_keras as keras
     from trainer_module.feature_column import DenseFeat, SparseFeat
     from trainer_module.run import build_model, make_dataset, set_op_threads
 
     config = ours_config()
-    set_op_threads(config)
+    set_op_threads(config.training.intra_op_parallelism_threads)
     data = make_rows(rows)
     path = os.path.join(work_dir, 'transformed.tfrecord.gz')
     with tf.io.TFRecordWriter(path, options='GZIP') as writer:
@@ -119,8 +117,8 @@ def ours_worker(rows, window, windows, work_dir):
                 for i in range(SPARSE)] + [DenseFeat(f'num_{i}') for i in range(DENSE)])
     spec = {name: tf.io.FixedLenFeature([], tf.int64 if name.startswith('cat_') else tf.float32)
             for name in data}
-    dataset = make_dataset([path], spec, config, columns, True)
-    model = build_model(config, columns)
+    dataset = make_dataset([path], spec, config.trainer_settings(), columns, True)
+    model = build_model(config.trainer_settings(), columns)
     model.fit(dataset, steps_per_epoch=WARM_UP_BATCHES + window * windows, epochs=1, verbose=0,
               callbacks=[paced_windows(keras, window, windows)])
 

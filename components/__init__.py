@@ -6,6 +6,8 @@ which must read `<module>.<Class>` with a single dot.
 
 from tfx.types import artifact
 
+import trainer_module  # noqa: F401  (the Keras choice: see trainer_module/__init__.py)
+
 
 class EvaluationDashboard(artifact.Artifact):
     """A directory of static HTML pages: index.html and <task>.html."""

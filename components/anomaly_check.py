@@ -16,6 +16,8 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.io import fileio
 from tfx.types import standard_artifacts
 
+from trainer_module.settings import PROGRESS_LOGGER
+
 
 class DataAnomaliesError(RuntimeError):
     """The data breaks the schema or drifted; the message lists every anomaly."""
@@ -59,5 +61,5 @@ def AnomalyCheck(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
     message = '\n'.join(sections)
     if fail_on_anomalies:
         raise DataAnomaliesError(message)
-    logging.getLogger('mmoe.progress').warning('%s\nContinuing: anomalies are warnings in this run.',
+    logging.getLogger(PROGRESS_LOGGER).warning('%s\nContinuing: anomalies are warnings in this run.',
                                                message)

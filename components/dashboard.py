@@ -32,7 +32,7 @@ from tfx.types import standard_artifacts
 
 from components import EvaluationDashboard
 from components.blessing_gate import COMPONENT_ID as GATE_ID, VERDICT_FILE, describe
-from trainer_module.run import GATE_REPORT_DIR
+from trainer_module.settings import GATE_REPORT_DIR
 
 COMPONENT_ID = 'Dashboard'
 INDEX_PAGE = 'index.html'

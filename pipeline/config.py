@@ -1,7 +1,9 @@
 """The one typed config of the pipeline: data layout, tasks, MMOE arguments, training and gates.
 
-The runners build it (defaults, then `--config FILE`, then flags), the pipeline passes it as a dict to
-Transform and Trainer (`custom_config`), and the Evaluators' EvalConfigs are generated from it.
+The runners build it (defaults, then `--config FILE`, then flags); each component gets only the part
+it reads: Transform `transform_dict()`, the Trainer `trainer_settings()` (defined on the model side,
+in `trainer_module/settings.py`), each Evaluator an EvalConfig generated from it, ExampleGen its
+schema and bad-row policy. So a change to one part leaves the components that do not read it cached.
 """
 
 import dataclasses
@@ -11,25 +13,17 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 from pipeline.datasets import ecommerce
+from trainer_module.settings import (DISTRIBUTIONS, TASK_TYPES, ModelConfig, SparseFeature,
+                                     TaskHead, TrainerSettings, TrainingConfig)
 
+# The checkout (or the installed project's directory): where the bundled data and schema live.
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TASK_TYPES = ('binary', 'regression')
-# tf.distribute strategies the Trainer can train with; 'multi_worker_mirrored' reads the cluster
-# from the TF_CONFIG environment variable.
-DISTRIBUTIONS = ('none', 'mirrored', 'multi_worker_mirrored')
 # What ExampleGen does with a CSV row it cannot read: stop the run naming it, or set it aside.
 BAD_ROWS_POLICIES = ('fail', 'skip')
 
 
 class ConfigError(ValueError):
     """A config that cannot describe a pipeline; the message names the offending key."""
-
-
-@dataclasses.dataclass(frozen=True)
-class SparseFeature:
-    """A categorical column: a Transform vocabulary, then an embedding (DeepCTR's SparseFeat)."""
-    name: str
-    embedding_dim: int = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,43 +60,6 @@ class DriftBound:
     feature: str
     infinity_norm: Optional[float] = None
     jensen_shannon: Optional[float] = None
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """DeepCTR's MMOE arguments, with its defaults (task_types/task_names come from `tasks`)."""
-    num_experts: int = 3
-    expert_dnn_hidden_units: Tuple[int, ...] = (256, 128)
-    tower_dnn_hidden_units: Tuple[int, ...] = (64,)
-    gate_dnn_hidden_units: Tuple[int, ...] = ()
-    l2_reg_embedding: float = 1e-5
-    l2_reg_dnn: float = 0.0
-    seed: int = 1024
-    dnn_dropout: float = 0.0
-    dnn_activation: str = 'relu'
-    dnn_use_bn: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-    """Training runs `train_steps` batches; every `steps_per_epoch` it evaluates on the whole eval
-    split and stops early when the eval loss has not improved for `early_stopping_patience` epochs.
-    `batch_size` is the global batch: under a `distribution` it is split across the replicas.
-    `steps_per_execution` batches run per call into the TensorFlow graph (Keras'
-    `steps_per_execution`): fewer calls from Python, at the cost of coarser progress lines.
-    `intra_op_parallelism_threads` is TensorFlow's setting of that name for the Trainer (0: one
-    thread per core): at 1, each op runs on one thread while independent ops still run side by
-    side, which for a model and batch of this size beats splitting every small matmul across
-    cores (measured in bench/trainer_throughput.py; raise it for much wider layers or batches)."""
-    train_steps: int = 1000
-    steps_per_epoch: int = 50
-    steps_per_execution: int = 25
-    intra_op_parallelism_threads: int = 1
-    early_stopping_patience: int = 2
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    log_every_steps: int = 50
-    distribution: str = 'none'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,8 +160,16 @@ class PipelineConfig:
             raise ConfigError('num_oov_buckets must be >= 1 so that unseen values get an OOV id')
 
     def to_dict(self) -> Dict[str, Any]:
-        """A JSON-able dict: what the Trainer receives as custom_config."""
         return dataclasses.asdict(self)
+
+    def trainer_settings(self) -> TrainerSettings:
+        """What the Trainer's custom_config holds: only what training reads, so that changing a
+        gate, a slice or a drift bound leaves the Trainer execution cached."""
+        return TrainerSettings(
+            sparse_features=self.sparse_features,
+            dense_features=tuple(f.name for f in self.dense_features),
+            tasks=tuple(TaskHead(t.name, t.label, t.type, t.loss_weight) for t in self.tasks),
+            num_oov_buckets=self.num_oov_buckets, model=self.model, training=self.training)
 
     def transform_dict(self) -> Dict[str, Any]:
         """What Transform's custom_config holds: only what preprocessing reads, so that changing

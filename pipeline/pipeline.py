@@ -95,7 +95,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         schema=schema_gen.outputs['schema'],
         train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
         eval_args=tfx.proto.EvalArgs(),
-        custom_config=config.to_dict())
+        custom_config=config.trainer_settings().to_dict())
 
     # The baseline is the latest model the gate blessed: never one that only some tasks blessed.
     baseline_resolver = tfx.dsl.Resolver(

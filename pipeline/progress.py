@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-PROGRESS_LOGGER = 'mmoe.progress'
+from trainer_module.settings import PROGRESS_LOGGER
 
 
 class ComponentProgress(logging.Handler):

@@ -7,7 +7,6 @@ transformed examples, and writes its final weights and whether it is the chief.
 
 import sys
 
-import trainer_module  # noqa: F401  (the Keras choice, before TensorFlow loads)
 import numpy as np
 import tensorflow_transform as tft
 
@@ -21,8 +20,9 @@ STEPS = 6
 def main(transform_dir, train_files, out):
     config = PipelineConfig().with_overrides([
         'training.distribution=multi_worker_mirrored', 'training.batch_size=32',
-        'model.expert_dnn_hidden_units=[16]', 'model.tower_dnn_hidden_units=[8]'])
-    strategy = distribution_strategy(config)
+        'model.expert_dnn_hidden_units=[16]', 'model.tower_dnn_hidden_units=[8]'
+    ]).trainer_settings()
+    strategy = distribution_strategy(config.training.distribution)
     transform_output = tft.TFTransformOutput(transform_dir)
     columns = feature_columns_from_transform(config, transform_output)
     train = make_dataset([train_files], transform_output.transformed_feature_spec(), config,

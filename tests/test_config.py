@@ -84,3 +84,46 @@ def test_yaml_errors_name_the_file(tmp_path):
     with pytest.raises(ConfigError) as error:
         PipelineConfig.from_yaml(str(path))
     assert str(path) in str(error.value) and 'dnn_use_bn' in str(error.value)
+
+
+def _exec_properties(config):
+    """{component id: its execution properties} of the pipeline `config` builds: with the inputs,
+    what decides whether TFX reuses a component's execution from the cache."""
+    from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
+    pipeline = create_pipeline(config, '/tmp/root', '/tmp/serving')
+    return {component.id: component.exec_properties for component in pipeline.components}
+
+
+def test_gates_slices_and_drift_reach_only_the_components_that_read_them():
+    base = PipelineConfig()
+    changed = base.with_overrides([
+        'tasks=[{name: ctr, label: click, min_auc: 0.9, max_decrease: 0.05}, '
+        '{name: ctcvr, label: purchase}]',
+        'slice_features=[device, user_age]', 'drift=[{feature: price, jensen_shannon: 0.5}]'])
+    before, after = _exec_properties(base), _exec_properties(changed)
+    for component in ('CsvExampleGen', 'StatisticsGen', 'Transform', 'Trainer'):
+        assert before[component] == after[component], component
+    for component in ('Evaluator.ctr', 'Evaluator.ctcvr', 'DriftValidator'):
+        assert before[component] != after[component], component
+
+
+def test_model_and_training_settings_reach_the_trainer_not_transform():
+    base = PipelineConfig()
+    changed = base.with_overrides(['model.num_experts=4', 'training.learning_rate=0.01'])
+    before, after = _exec_properties(base), _exec_properties(changed)
+    assert before['Transform'] == after['Transform']
+    assert before['Trainer'] != after['Trainer']
+
+
+def test_trainer_settings_survive_the_trip_through_custom_config():
+    import json  # pylint: disable=import-outside-toplevel
+    from trainer_module.settings import TrainerSettings  # pylint: disable=import-outside-toplevel
+    settings = PipelineConfig().with_overrides([
+        'model.expert_dnn_hidden_units=[32, 16]',
+        'tasks=[{name: a, label: click, loss_weight: 2.0}, '
+        '{name: b, label: purchase, type: regression, max_mse: 1.0}]']).trainer_settings()
+    assert TrainerSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
+    assert settings.task_types == ('binary', 'regression')
+    assert settings.dense_features == tuple(f.name for f in PipelineConfig().dense_features)
+    # The gate's settings are not the Trainer's.
+    assert 'max_mse' not in json.dumps(settings.to_dict())

@@ -10,7 +10,6 @@ import subprocess
 
 import pytest
 
-import trainer_module  # noqa: F401  (the project's Keras choice)
 from deepctr_parity import ERROR_CONFIGS, MMOE_CONFIGS, SHARED_BOTTOM_CONFIGS, measure
 from pipeline.config import PROJECT_DIR
 from trainer_module import feature_column, models

@@ -4,9 +4,8 @@ import os
 
 import numpy as np
 import pytest
-
-import trainer_module  # noqa: F401  (the project's Keras choice)
 import tensorflow as tf
+
 from trainer_module.feature_column import DenseFeat, SparseFeat
 from trainer_module.layers import SparseEmbeddings
 from trainer_module.models import MMOE, OMoE, SharedBottom, gate_weights_model
@@ -119,7 +118,7 @@ def test_trainer_weighs_each_task_loss_by_its_config_weight():
         'model.l2_reg_embedding=0',
         f'model.expert_dnn_hidden_units={list(SMALL["expert_dnn_hidden_units"])}',
         f'model.tower_dnn_hidden_units={list(SMALL["tower_dnn_hidden_units"])}'])
-    model = build_model(config, COLUMNS)
+    model = build_model(config.trainer_settings(), COLUMNS)
     rng = np.random.default_rng(1)
     labels = {'ctr': rng.integers(0, 2, (16, 1)).astype('float32'),
               'ctcvr': rng.integers(0, 2, (16, 1)).astype('float32')}
@@ -147,14 +146,11 @@ def test_trainer_sets_threads_per_op_where_tensorflow_has_not_started():
     import subprocess
     import sys
     script = (
-        'import trainer_module, tensorflow as tf\n'
-        'from pipeline.config import PipelineConfig\n'
+        'import tensorflow as tf\n'
         'from trainer_module.run import set_op_threads\n'
-        'one = PipelineConfig().with_overrides(["training.intra_op_parallelism_threads=1"])\n'
-        'two = PipelineConfig().with_overrides(["training.intra_op_parallelism_threads=2"])\n'
-        'print(set_op_threads(one), tf.config.threading.get_intra_op_parallelism_threads())\n'
+        'print(set_op_threads(1), tf.config.threading.get_intra_op_parallelism_threads())\n'
         'tf.constant(1.0) + 1.0\n'
-        'print(set_op_threads(one), set_op_threads(two))\n')
+        'print(set_op_threads(1), set_op_threads(2))\n')
     process = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
                              check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert process.stdout.split() == ['True', '1', 'True', 'False']
@@ -178,3 +174,25 @@ def test_ids_outside_the_vocabulary_are_refused():
     with pytest.raises(tf.errors.InvalidArgumentError,
                        match=r'sparse feature ids must be in \[0, vocabulary_size\): a < 10, b < 5'):
         model({'a': np.array([[3]]), 'b': np.array([[5]]), 'x': np.array([[0.5]])})
+
+
+def test_model_side_imports_nothing_from_the_pipeline_side():
+    import subprocess
+    import sys
+    script = ('import sys, trainer_module.run, trainer_module.preprocessing\n'
+              'print(sorted({m.split(".")[0] for m in sys.modules} & {"pipeline", "components"}))')
+    process = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                             check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert process.stdout.split() == ['[]']
+
+
+def test_keras_2_whatever_the_order_of_imports():
+    """TensorFlow first, then any package of ours: `tf.keras` is still Keras 2 (tf_keras)."""
+    import subprocess
+    import sys
+    script = ('import tensorflow as tf\nimport pipeline.config\nimport tf_keras\n'
+              'print(tf.keras.Model is tf_keras.Model)')
+    env = {k: v for k, v in os.environ.items() if k != 'TF_USE_LEGACY_KERAS'}
+    process = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                             check=True, cwd=os.path.dirname(os.path.dirname(__file__)), env=env)
+    assert process.stdout.split() == ['True']

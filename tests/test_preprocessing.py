@@ -9,7 +9,6 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-import trainer_module  # noqa: F401  (the project's Keras choice)
 from pipeline.config import PipelineConfig
 from trainer_module.preprocessing import preprocessing_fn
 

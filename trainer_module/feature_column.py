@@ -36,18 +36,19 @@ class DenseFeat:
 FeatureColumn = Union[SparseFeat, DenseFeat]
 
 
-def feature_columns_from_transform(config, tf_transform_output: tft.TFTransformOutput
+def feature_columns_from_transform(settings, tf_transform_output: tft.TFTransformOutput
                                    ) -> List[FeatureColumn]:
-    """The feature columns of `config`, each embedding sized from the Transform vocabulary.
+    """The feature columns of `settings` (`TrainerSettings`), each embedding sized from the Transform
+    vocabulary.
 
     A sparse feature's ids run over its vocabulary plus `num_oov_buckets` ids for unseen values.
     """
     columns: List[FeatureColumn] = [
         SparseFeat(feature.name,
                    vocabulary_size=(tf_transform_output.vocabulary_size_by_name(feature.name)
-                                    + config.num_oov_buckets),
+                                    + settings.num_oov_buckets),
                    embedding_dim=feature.embedding_dim)
-        for feature in config.sparse_features
+        for feature in settings.sparse_features
     ]
-    columns += [DenseFeat(feature.name) for feature in config.dense_features]
+    columns += [DenseFeat(name) for name in settings.dense_features]
     return columns

@@ -6,9 +6,10 @@ from typing import Dict, Sequence
 import tf_keras as keras
 
 from trainer_module.feature_column import DenseFeat, FeatureColumn, SparseFeat
+from trainer_module import tracing  # noqa: F401  (autograph leaves Keras alone)
 from trainer_module.layers import DNN, Experts, MixExperts, PredictionLayer, SparseEmbeddings
+from trainer_module.settings import TASK_TYPES
 
-TASK_TYPES = ('binary', 'regression')
 EMBEDDING_SEED = 2020  # DeepCTR's default embeddings_initializer seed
 GATE_PREFIX = 'gate_softmax_'
 SHARED_GATE = 'shared'

@@ -10,6 +10,8 @@ and therefore identically in training and serving:
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from trainer_module import tracing  # noqa: F401  (autograph leaves TFT alone)
+
 
 def _dense_column(values: tf.Tensor, default) -> tf.Tensor:
     """A [batch] tensor from a [batch, <=1] sparse or dense input, `default` where no value."""

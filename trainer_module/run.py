@@ -20,12 +20,11 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from pipeline.config import PipelineConfig
 from trainer_module.feature_column import DenseFeat, feature_columns_from_transform
 from trainer_module.models import MMOE, gate_weights_model
+from trainer_module.settings import GATE_REPORT_DIR, PROGRESS_LOGGER, TrainerSettings
 
-# The runner shows this logger's messages on the terminal; everything else goes to the log file.
-PROGRESS = logging.getLogger('mmoe.progress')
+PROGRESS = logging.getLogger(PROGRESS_LOGGER)
 
 # Examples parsed per call when the training split is loaded.
 _LOAD_CHUNK = 65536
@@ -40,8 +39,8 @@ def model_inputs(transformed, feature_columns):
     }
 
 
-def _inputs_and_labels(features, config: PipelineConfig, feature_columns):
-    labels = {task.name: tf.reshape(features[task.label], [-1, 1]) for task in config.tasks}
+def _inputs_and_labels(features, settings: TrainerSettings, feature_columns):
+    labels = {task.name: tf.reshape(features[task.label], [-1, 1]) for task in settings.tasks}
     return model_inputs(features, feature_columns), labels
 
 
@@ -66,7 +65,7 @@ def shuffled_batches(examples, count: int, batch_size: int, seed: int) -> tf.dat
         num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def make_dataset(file_patterns, spec, config: PipelineConfig, feature_columns,
+def make_dataset(file_patterns, spec, settings: TrainerSettings, feature_columns,
                  training: bool) -> tf.data.Dataset:
     """(model inputs, {task: [batch, 1] label}) batches from gzipped transformed TFRecords whose
     features `spec` describes (Transform's `transformed_feature_spec()`).
@@ -85,22 +84,21 @@ def make_dataset(file_patterns, spec, config: PipelineConfig, feature_columns,
             raise ValueError(f'no training examples in {file_patterns}')
         features = {name: tf.concat([chunk[name] for chunk in chunks], axis=0) for name in spec}
         count = int(next(iter(features.values())).shape[0])
-        dataset = shuffled_batches(_inputs_and_labels(features, config, feature_columns), count,
-                                    config.training.batch_size, config.model.seed)
+        dataset = shuffled_batches(_inputs_and_labels(features, settings, feature_columns), count,
+                                    settings.training.batch_size, settings.model.seed)
     else:
-        dataset = records.cache().batch(config.training.batch_size).map(
-            lambda serialized: _inputs_and_labels(tf.io.parse_example(serialized, spec), config,
+        dataset = records.cache().batch(settings.training.batch_size).map(
+            lambda serialized: _inputs_and_labels(tf.io.parse_example(serialized, spec), settings,
                                                   feature_columns),
             num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def set_op_threads(config: PipelineConfig) -> bool:
-    """Gives TensorFlow's ops `training.intra_op_parallelism_threads` threads each. TensorFlow takes
-    the setting once per process, when its first op runs: where it already ran with another (an
-    orchestrator that ran other components in this process), that one stays and a warning says
-    how to apply the config's. Returns whether the config's setting is in effect."""
-    threads = config.training.intra_op_parallelism_threads
+def set_op_threads(threads: int) -> bool:
+    """Gives TensorFlow's ops `threads` threads each (`training.intra_op_parallelism_threads`; 0: one
+    per core). TensorFlow takes the setting once per process, when its first op runs: where it
+    already ran with another (an orchestrator that ran other components in this process), that one
+    stays and a warning says how to apply the config's. Returns whether `threads` is in effect."""
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         return True
@@ -117,12 +115,12 @@ def set_op_threads(config: PipelineConfig) -> bool:
         return False
 
 
-def distribution_strategy(config: PipelineConfig) -> tf.distribute.Strategy:
+def distribution_strategy(distribution: str) -> tf.distribute.Strategy:
     """The strategy `training.distribution` names; 'multi_worker_mirrored' takes the cluster and
     this worker's role from TF_CONFIG. Create it before any other TensorFlow work."""
-    if config.training.distribution == 'mirrored':
+    if distribution == 'mirrored':
         return tf.distribute.MirroredStrategy()
-    if config.training.distribution == 'multi_worker_mirrored':
+    if distribution == 'multi_worker_mirrored':
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
@@ -138,12 +136,12 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         and 'chief' not in resolver.cluster_spec().as_dict())
 
 
-def build_model(config: PipelineConfig, feature_columns) -> keras.Model:
+def build_model(settings: TrainerSettings, feature_columns) -> keras.Model:
     """The MMOE of `config`, compiled with a loss and metrics per task."""
-    model = MMOE(feature_columns, **_dataclass_dict(config.model),
-                 task_types=config.task_types, task_names=config.task_names)
+    model = MMOE(feature_columns, **_dataclass_dict(settings.model),
+                 task_types=settings.task_types, task_names=settings.task_names)
     losses, metrics = {}, {}
-    for task in config.tasks:
+    for task in settings.tasks:
         if task.type == 'binary':
             losses[task.name] = keras.losses.BinaryCrossentropy()
             metrics[task.name] = [keras.metrics.AUC(name='auc')]
@@ -151,10 +149,10 @@ def build_model(config: PipelineConfig, feature_columns) -> keras.Model:
             losses[task.name] = keras.losses.MeanSquaredError()
             metrics[task.name] = [keras.metrics.RootMeanSquaredError(name='rmse')]
     # The legacy Adam updates each variable with one fused op, the new one with about ten.
-    optimizer = keras.optimizers.legacy.Adam(config.training.learning_rate)
+    optimizer = keras.optimizers.legacy.Adam(settings.training.learning_rate)
     model.compile(optimizer=optimizer, loss=losses,
-                  loss_weights={task.name: task.loss_weight for task in config.tasks},
-                  metrics=metrics, steps_per_execution=config.training.steps_per_execution)
+                  loss_weights={task.name: task.loss_weight for task in settings.tasks},
+                  metrics=metrics, steps_per_execution=settings.training.steps_per_execution)
     return model
 
 
@@ -188,8 +186,6 @@ class _ProgressLog(keras.callbacks.Callback):
                               if k.startswith('val_'))
         PROGRESS.info('Trainer eval after step %d: %s', self.step, evaluated)
 
-
-GATE_REPORT_DIR = 'gate_report'
 
 
 def mean_gate_weights(model, dataset) -> dict:
@@ -229,18 +225,19 @@ def write_gate_report(report: dict, out_dir: str):
     pyplot.close(figure)
 
 
-def export_serving_model(model, tf_transform_output, config: PipelineConfig, feature_columns, path):
+def export_serving_model(model, tf_transform_output, settings: TrainerSettings, feature_columns,
+                         path):
     model.tft_layer = tf_transform_output.transform_features_layer()
     model.gates = gate_weights_model(model)
     raw_spec = tf_transform_output.raw_feature_spec()
-    serving_spec = {k: v for k, v in raw_spec.items() if k not in config.label_columns}
+    serving_spec = {k: v for k, v in raw_spec.items() if k not in settings.label_columns}
     examples = tf.TensorSpec([None], tf.string, name='examples')
 
     @tf.function(input_signature=[examples])
     def serve(serialized):
         transformed = model.tft_layer(tf.io.parse_example(serialized, serving_spec))
         outputs = model(model_inputs(transformed, feature_columns), training=False)
-        return dict(zip(config.task_names, outputs))
+        return dict(zip(settings.task_names, outputs))
 
     @tf.function(input_signature=[examples])
     def transform_features(serialized):
@@ -257,25 +254,25 @@ def export_serving_model(model, tf_transform_output, config: PipelineConfig, fea
 
 
 def run_fn(fn_args: FnArgs):
-    config = PipelineConfig.from_dict(fn_args.custom_config)
-    set_op_threads(config)
-    strategy = distribution_strategy(config)
+    settings = TrainerSettings.from_dict(fn_args.custom_config)
+    set_op_threads(settings.training.intra_op_parallelism_threads)
+    strategy = distribution_strategy(settings.training.distribution)
     chief = is_chief(strategy)
-    keras.utils.set_random_seed(config.model.seed)
+    keras.utils.set_random_seed(settings.model.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    feature_columns = feature_columns_from_transform(config, tf_transform_output)
+    feature_columns = feature_columns_from_transform(settings, tf_transform_output)
     spec = tf_transform_output.transformed_feature_spec()
-    train = make_dataset(fn_args.train_files, spec, config, feature_columns, True)
-    evaluation = make_dataset(fn_args.eval_files, spec, config, feature_columns, False)
+    train = make_dataset(fn_args.train_files, spec, settings, feature_columns, True)
+    evaluation = make_dataset(fn_args.eval_files, spec, settings, feature_columns, False)
 
     with strategy.scope():
-        model = build_model(config, feature_columns)
+        model = build_model(settings, feature_columns)
     # Keras epochs are of equal length: split train_steps into the fewest epochs no longer than
     # steps_per_epoch.
-    epochs = math.ceil(fn_args.train_steps / config.training.steps_per_epoch)
+    epochs = math.ceil(fn_args.train_steps / settings.training.steps_per_epoch)
     steps_per_epoch = math.ceil(fn_args.train_steps / epochs)
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor='val_loss', patience=config.training.early_stopping_patience,
+        monitor='val_loss', patience=settings.training.early_stopping_patience,
         restore_best_weights=True)
     # Every worker of a cluster writes (saving is collective); only the chief where it is kept.
     scratch = None if chief else tempfile.mkdtemp(prefix='mmoe-worker-')
@@ -293,7 +290,7 @@ def run_fn(fn_args: FnArgs):
                                         update_freq='epoch'),
             early_stopping,
             _ProgressLog(epochs * steps_per_epoch, steps_per_epoch,
-                         config.training.log_every_steps),
+                         settings.training.log_every_steps),
         ])
     PROGRESS.info('Trainer keeps the weights after step %d (eval loss %.4f)',
                   (early_stopping.best_epoch + 1) * steps_per_epoch, early_stopping.best)
@@ -301,7 +298,7 @@ def run_fn(fn_args: FnArgs):
     PROGRESS.info('Trainer mean gate weights per expert: %s', '  '.join(
         f'{gate} [{" ".join(f"{w:.2f}" for w in weights)}]'
         for gate, weights in gate_report['gates'].items()))
-    export_serving_model(model, tf_transform_output, config, feature_columns,
+    export_serving_model(model, tf_transform_output, settings, feature_columns,
                          scratch or fn_args.serving_model_dir)
     if chief:
         write_gate_report(gate_report, os.path.join(os.path.dirname(fn_args.serving_model_dir),

@@ -25,7 +25,6 @@ from typing import Dict, List
 
 import numpy as np
 
-import trainer_module  # noqa: F401  (the Keras choice, before TensorFlow loads)
 import tensorflow as tf
 import tf_keras as keras
 

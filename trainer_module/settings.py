@@ -1,0 +1,113 @@
+"""What the Trainer reads, and the names the pipeline and the model side share.
+
+`TrainerSettings` is the Trainer's `custom_config`: the features, the tasks' outputs and losses, the
+MMOE arguments and the training settings, and nothing else. The pipeline's config
+(`pipeline/config.py`) embeds `ModelConfig` and `TrainingConfig` and projects itself onto
+`TrainerSettings`, so that a change the Trainer does not read (a gate bound, a slice, a drift bound)
+leaves the Trainer's execution cached. This module imports nothing heavier than the standard
+library: the config and its error messages load before TensorFlow does.
+"""
+
+import dataclasses
+from typing import Any, Dict, Tuple
+
+# The kinds of task an MMOE output can be (DeepCTR's `task_types`).
+TASK_TYPES = ('binary', 'regression')
+# tf.distribute strategies the Trainer can train with; 'multi_worker_mirrored' reads the cluster
+# from the TF_CONFIG environment variable.
+DISTRIBUTIONS = ('none', 'mirrored', 'multi_worker_mirrored')
+# Beside the SavedModel in the Trainer's model artifact: each task's mean gate weight per expert.
+GATE_REPORT_DIR = 'gate_report'
+# The logger whose records a runner shows on the terminal (everything else goes to the log file).
+PROGRESS_LOGGER = 'mmoe.progress'
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseFeature:
+    """A categorical column: a Transform vocabulary, then an embedding (DeepCTR's SparseFeat)."""
+    name: str
+    embedding_dim: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskHead:
+    """One output of the model: its name, label column, DeepCTR task type and loss weight."""
+    name: str
+    label: str
+    type: str = 'binary'
+    loss_weight: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """DeepCTR's MMOE arguments, with its defaults (task_types/task_names come from the tasks)."""
+    num_experts: int = 3
+    expert_dnn_hidden_units: Tuple[int, ...] = (256, 128)
+    tower_dnn_hidden_units: Tuple[int, ...] = (64,)
+    gate_dnn_hidden_units: Tuple[int, ...] = ()
+    l2_reg_embedding: float = 1e-5
+    l2_reg_dnn: float = 0.0
+    seed: int = 1024
+    dnn_dropout: float = 0.0
+    dnn_activation: str = 'relu'
+    dnn_use_bn: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Training runs `train_steps` batches; every `steps_per_epoch` it evaluates on the whole eval
+    split and stops early when the eval loss has not improved for `early_stopping_patience` epochs.
+    `batch_size` is the global batch: under a `distribution` it is split across the replicas.
+    `steps_per_execution` batches run per call into the TensorFlow graph (Keras'
+    `steps_per_execution`): fewer calls from Python, at the cost of coarser progress lines.
+    `intra_op_parallelism_threads` is TensorFlow's setting of that name for the Trainer (0: one
+    thread per core): at 1, each op runs on one thread while independent ops still run side by
+    side, which for a model and batch of this size beats splitting every small matmul across
+    cores (measured in bench/trainer_throughput.py; raise it for much wider layers or batches)."""
+    train_steps: int = 1000
+    steps_per_epoch: int = 50
+    steps_per_execution: int = 25
+    intra_op_parallelism_threads: int = 1
+    early_stopping_patience: int = 2
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    log_every_steps: int = 50
+    distribution: str = 'none'
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerSettings:
+    """Everything `trainer_module.run.run_fn` reads, as the Trainer's custom_config carries it."""
+    sparse_features: Tuple[SparseFeature, ...]
+    dense_features: Tuple[str, ...]
+    tasks: Tuple[TaskHead, ...]
+    num_oov_buckets: int = 1
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    @property
+    def task_names(self) -> Tuple[str, ...]:
+        return tuple(task.name for task in self.tasks)
+
+    @property
+    def task_types(self) -> Tuple[str, ...]:
+        return tuple(task.type for task in self.tasks)
+
+    @property
+    def label_columns(self) -> Tuple[str, ...]:
+        return tuple(task.label for task in self.tasks)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> 'TrainerSettings':
+        """The inverse of `to_dict`, also after a JSON round trip (lists for tuples)."""
+        return cls(
+            sparse_features=tuple(SparseFeature(**f) for f in values['sparse_features']),
+            dense_features=tuple(values['dense_features']),
+            tasks=tuple(TaskHead(**t) for t in values['tasks']),
+            num_oov_buckets=values['num_oov_buckets'],
+            model=ModelConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in values['model'].items()}),
+            training=TrainingConfig(**values['training']))
