@@ -1,5 +1,6 @@
 # make run   - create .venv (Python 3.10) if missing, install, run the pipeline on the bundled data
-# make test  - the same environment, then the test suite
+# make test  - the same environment, then the test suite (two pytest workers where there are cores)
+# make test-fast - the tests that do not run the pipeline (pytest -m 'not e2e')
 # make image  - build and push the container image of the Kubeflow pipeline (needs Docker)
 # Arguments: make run ARGS="--output /tmp/run1 --train-steps 200"; make test PYTEST_ARGS="-k schema";
 #            make image IMAGE=gcr.io/PROJECT/mmoe:TAG
@@ -15,7 +16,7 @@ PYTHON310 ?= $(shell for p in python3.10 $$(pyenv root 2>/dev/null)/versions/3.1
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && \
 	{ command -v "$$p" || echo "$$p"; } && break; done)
 
-.PHONY: install deepctr-venv run test data constraints image clean
+.PHONY: install deepctr-venv run test test-fast data constraints image clean
 
 # $(call venv310,DIR): creates DIR with Python 3.10 unless it already has one.
 define venv310
@@ -54,8 +55,15 @@ $(DEEPCTR_STAMP): constraints-deepctr.txt
 run: $(STAMP)
 	$(PY) local_runner.py $(ARGS)
 
+# pytest-xdist: a worker per core, up to 4; tests grouped so that each shared pipeline run is made
+# once (tests/conftest.py).
+TEST_WORKERS := -n auto --maxprocesses 4 --dist loadgroup
+
 test: $(STAMP) $(DEEPCTR_STAMP)
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(TEST_WORKERS) $(PYTEST_ARGS)
+
+test-fast: $(STAMP) $(DEEPCTR_STAMP)
+	$(PY) -m pytest tests -m 'not e2e' $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Regenerates the bundled data (deterministic: the same seed gives the same file).
 data: $(STAMP)

@@ -17,5 +17,5 @@ setuptools.setup(
         'matplotlib',  # the gate-weight chart
         'pyyaml',
     ],
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest', 'pytest-xdist']},
 )

@@ -10,7 +10,7 @@ failing metrics with their values and bounds: as artifact properties (`verdict_<
 
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
@@ -90,22 +90,39 @@ def describe(verdict: Dict) -> str:
     return 'refused: ' + ('; '.join(reasons) or 'the Evaluator did not validate the model')
 
 
-def judge(model: types.Artifact, evaluation_uris: Dict[str, str], tasks: List[str],
-          blessing: types.Artifact):
-    """Writes the verdict into `blessing` (properties, verdict.json, a BLESSED or NOT_BLESSED
-    marker): blessed when every task in `tasks` has a validated evaluation."""
+def decide(tasks: List[str], evaluator_verdicts: Dict[str, Dict],
+           metrics: Dict[str, Dict[str, float]]) -> Tuple[bool, Dict[str, Dict]]:
+    """The gate's decision on plain data: `evaluator_verdicts` {task: `task_verdict()`} and
+    `metrics` {task: `overall_metrics()`} for the tasks whose Evaluator ran. Returns (blessed,
+    {task: verdict}) for every task in `tasks`: blessed when every task's Evaluator blessed the
+    model on an eval split with both classes."""
     verdicts = {}
-    for task, uri in evaluation_uris.items():
-        verdicts[task] = task_verdict(uri)
+    for task in tasks:
+        if task not in evaluator_verdicts:
+            verdicts[task] = {'blessed': False, 'failures': [],
+                              'reason': f'no evaluation for task {task!r}'}
+            continue
+        verdicts[task] = dict(evaluator_verdicts[task])
         # TFMA may bless an AUC computed on one class only; such an evaluation judges nothing.
-        reason = _one_class_reason(task, overall_metrics(uri))
+        reason = _one_class_reason(task, metrics.get(task, {}))
         if reason:
             verdicts[task].update(blessed=False, reason=reason)
-    for task in tasks:
-        verdicts.setdefault(task, {'blessed': False, 'failures': [],
-                                   'reason': f'no evaluation for task {task!r}'})
-    blessed = all(verdict['blessed'] for verdict in verdicts.values())
+    return all(verdict['blessed'] for verdict in verdicts.values()), verdicts
 
+
+def judge(model: types.Artifact, evaluation_uris: Dict[str, str], tasks: List[str],
+          blessing: types.Artifact):
+    """Judges the TFMA outputs `evaluation_uris` {task: uri} and writes the verdict."""
+    blessed, verdicts = decide(
+        tasks, {task: task_verdict(uri) for task, uri in evaluation_uris.items()},
+        {task: overall_metrics(uri) for task, uri in evaluation_uris.items()})
+    write_verdict(model, evaluation_uris, blessed, verdicts, blessing)
+
+
+def write_verdict(model: types.Artifact, evaluation_uris: Dict[str, str], blessed: bool,
+                  verdicts: Dict[str, Dict], blessing: types.Artifact):
+    """Into `blessing`: properties (the verdict per task, `blessed`, the model), verdict.json and a
+    BLESSED or NOT_BLESSED marker."""
     for task, verdict in verdicts.items():
         blessing.set_string_custom_property(f'verdict_{task}', describe(verdict))
     blessing.set_int_custom_property('blessed', int(blessed))

@@ -52,45 +52,53 @@ def task_page(task: str) -> str:
 
 
 class TaskEvaluation:
-    """What one Evaluator wrote: metrics per slice and model, and the overall slice's plots."""
+    """What one Evaluator wrote: metrics per slice and model, and the overall slice's plots.
 
-    def __init__(self, evaluation_uri: str):
-        self.uri = evaluation_uri
+    `metrics`: {slice: {metric: {'candidate'|'baseline'|'difference': value}}};
+    `curves`: {'candidate'|'baseline': {'roc': (fpr, tpr), 'pr': (recall, precision),
+               'calibration': [(mean prediction, mean label, count)]}};
+    `models`: {'candidate'|'baseline': TFMA's model name}. `load()` reads them from TFMA's output.
+    """
+
+    def __init__(self, uri: str, task: str, label: str, models: Dict[str, str],
+                 metrics: Dict[str, Dict[str, Dict[str, float]]], curves: Dict[str, Dict]):
+        self.uri, self.task, self.label, self.models = uri, task, label, models
+        self.metrics, self.curves = metrics, curves
+
+    @classmethod
+    def load(cls, evaluation_uri: str) -> 'TaskEvaluation':
         eval_config, _, _, _ = eval_config_writer.load_eval_run(evaluation_uri)
         candidate = next(spec for spec in eval_config.model_specs if not spec.is_baseline)
         baseline = next((spec for spec in eval_config.model_specs if spec.is_baseline), None)
-        self.task = candidate.prediction_key
-        self.label = candidate.label_key
-        self.models = {'candidate': candidate.name}
+        models = {'candidate': candidate.name}
         if baseline is not None:
-            self.models['baseline'] = baseline.name
-        role = {name: role for role, name in self.models.items()}
-        # {slice: {metric: {'candidate'|'baseline'|'difference': value}}}
-        self.metrics: Dict[str, Dict[str, Dict[str, float]]] = {}
+            models['baseline'] = baseline.name
+        role = {name: role for role, name in models.items()}
+        metrics: Dict[str, Dict[str, Dict[str, float]]] = {}
         for per_slice in tfma.load_metrics(evaluation_uri):
-            metrics = self.metrics.setdefault(_slice_name(per_slice.slice_key), {})
+            slice_metrics = metrics.setdefault(_slice_name(per_slice.slice_key), {})
             for key_and_value in per_slice.metric_keys_and_values:
                 key, value = key_and_value.key, key_and_value.value
                 if not value.HasField('double_value') or key.model_name not in role:
                     continue
                 column = 'difference' if key.is_diff else role[key.model_name]
-                metrics.setdefault(key.name, {})[column] = value.double_value.value
-        # {'candidate'|'baseline': {'roc': (fpr, tpr), 'pr': (recall, precision),
-        #                           'calibration': [(mean prediction, mean label, count)]}}
-        self.curves: Dict[str, Dict] = {}
+                slice_metrics.setdefault(key.name, {})[column] = value.double_value.value
+        curves: Dict[str, Dict] = {}
         for per_slice in tfma.load_plots(evaluation_uri):
             if _slice_name(per_slice.slice_key) != OVERALL:
                 continue
             for key_and_value in per_slice.plot_keys_and_values:
                 if key_and_value.key.model_name not in role:
                     continue
-                curves = self.curves.setdefault(role[key_and_value.key.model_name], {})
+                model_curves = curves.setdefault(role[key_and_value.key.model_name], {})
                 plot = key_and_value.value
                 if plot.HasField('confusion_matrix_at_thresholds'):
-                    curves.update(_roc_and_pr(plot.confusion_matrix_at_thresholds.matrices))
+                    model_curves.update(_roc_and_pr(plot.confusion_matrix_at_thresholds.matrices))
                 if plot.HasField('calibration_histogram_buckets'):
-                    curves['calibration'] = _calibration_bins(
+                    model_curves['calibration'] = _calibration_bins(
                         plot.calibration_histogram_buckets.buckets)
+        return cls(evaluation_uri, candidate.prediction_key, candidate.label_key, models, metrics,
+                   curves)
 
     def slices(self) -> List[str]:
         return sorted(self.metrics, key=lambda name: (name != OVERALL, name))
@@ -339,22 +347,28 @@ def write_dashboards(verdict_path: str, out_dir: str, run: str) -> str:
     index page's path."""
     with tf.io.gfile.GFile(verdict_path) as f:
         gate = json.load(f)
-    evaluations = {task: TaskEvaluation(uri) for task, uri in gate.get('evaluations', {}).items()}
-    tasks = list(gate['tasks'])
+    evaluations = {task: TaskEvaluation.load(uri)
+                   for task, uri in gate.get('evaluations', {}).items()}
+    return write_pages(gate['tasks'], evaluations, gate['model'], gate['blessed'], run, out_dir)
+
+
+def write_pages(verdicts: Dict[str, Dict], evaluations: Dict[str, TaskEvaluation], model_uri: str,
+                blessed: bool, run: str, out_dir: str) -> str:
+    """<task>.html per task of `verdicts` ({task: the gate's verdict}) and index.html into
+    `out_dir`; the gate-weight chart comes from the model's gate report. Returns the index."""
+    tasks = list(verdicts)
     tf.io.gfile.makedirs(out_dir)
     for task in tasks:
         if task in evaluations:
-            page = render_task(evaluations[task], gate['tasks'][task], tasks, run)
+            page = render_task(evaluations[task], verdicts[task], tasks, run)
         else:
-            page = _page(f'Task {task} · run {run}', _nav(tasks, task),
-                         _verdict_box(gate['tasks'][task]))
+            page = _page(f'Task {task} · run {run}', _nav(tasks, task), _verdict_box(verdicts[task]))
         with tf.io.gfile.GFile(os.path.join(out_dir, task_page(task)), 'w') as f:
             f.write(page)
     index = os.path.join(out_dir, INDEX_PAGE)
     with tf.io.gfile.GFile(index, 'w') as f:
-        f.write(render_index(gate['tasks'], evaluations,
-                             os.path.join(gate['model'], GATE_REPORT_DIR), gate['model'],
-                             gate['blessed'], run))
+        f.write(render_index(verdicts, evaluations, os.path.join(model_uri, GATE_REPORT_DIR),
+                             model_uri, blessed, run))
     return index
 
 

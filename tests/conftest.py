@@ -1,4 +1,9 @@
-"""Shared fixtures: real pipeline runs on small data, one per session, used by many tests."""
+"""Shared fixtures: real pipeline runs on small data, one per session, used by many tests.
+
+Tests marked `e2e` run the pipeline (`make test-fast` leaves them out). Under pytest-xdist
+(`make test` runs two workers) each module is a group of its own, so that a module's fixtures run
+once, except that every test that needs the default runs goes to one group: those runs are made once.
+"""
 
 import json
 import os
@@ -6,13 +11,11 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
-import pandas as pd
 import pytest
 
+from pipeline.config import PROJECT_DIR
 from pipeline.datasets import ecommerce
 
-PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL_ROWS = 2000
 SMALL_EVAL_ROWS = 400
 # The small data comes as a train and an eval directory, so that a run can change what the
@@ -23,6 +26,20 @@ MULTI_PROCESSING = ['--beam-arg=--direct_running_mode=multi_processing',
 # Small data: short epochs so that early stopping keeps the weights before overfitting.
 SMALL_TRAINING = ['--train-steps', '150', '--batch-size', '64',
                   '--set', 'training.steps_per_epoch=15', '--set', 'training.log_every_steps=30']
+# What only the Evaluators, the gate and the drift check read: an unreachable AUC floor for ctr,
+# another slice, another drift bound.
+GATE_SLICE_AND_DRIFT_CHANGE = [
+    '--set', 'tasks=[{name: ctr, label: click, min_auc: 0.99}, {name: ctcvr, label: purchase}]',
+    '--set', 'slice_features=[device, user_gender]',
+    '--set', 'drift=[{feature: device, infinity_norm: 0.2}]']
+DEFAULT_RUNS_GROUP = 'default_runs'
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        group = (DEFAULT_RUNS_GROUP if 'default_runs' in item.fixturenames
+                 else item.module.__name__)
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 class PipelineRun:
@@ -31,6 +48,9 @@ class PipelineRun:
     def __init__(self, output, args):
         self.output = str(output)
         self.args = list(args)
+        # What the serving directory held before the run.
+        serving = os.path.join(self.output, 'serving_model')
+        self.serving_before = sorted(os.listdir(serving)) if os.path.isdir(serving) else []
         process = subprocess.run(
             [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--output', self.output]
             + list(args), capture_output=True, text=True, cwd=PROJECT_DIR, timeout=1800)
@@ -71,32 +91,13 @@ def small_csv(small_data):
 
 @pytest.fixture(scope='session')
 def default_runs(tmp_path_factory, small_data):
-    """The default pipeline on 2k generated rows, run twice into the same output with nothing
-    changed: (first run, second run)."""
+    """The default pipeline on 2k generated rows; then, into the same output, a run that changes
+    only gates, slices and drift bounds (GATE_SLICE_AND_DRIFT_CHANGE): (first run, second run)."""
     output = tmp_path_factory.mktemp('default_run')
     first = run_pipeline(output, '--data', small_data, *SPLIT_DATA, *SMALL_TRAINING).check()
-    second = run_pipeline(output, '--data', small_data, *SPLIT_DATA, *SMALL_TRAINING).check()
+    second = run_pipeline(output, '--data', small_data, *SPLIT_DATA, *SMALL_TRAINING,
+                          *GATE_SLICE_AND_DRIFT_CHANGE).check()
     return first, second
-
-
-@pytest.fixture(scope='session')
-def broken_candidate_run(tmp_path_factory, small_data, default_runs):
-    """After the default runs pushed a good model: a candidate trained on the same rows with the
-    ctcvr labels (purchase) shuffled, judged on the same eval rows, into the same output.
-    Its Beam steps run on Beam's multi-processing DirectRunner with 2 workers (MULTI_PROCESSING).
-    Returns (run, serving directory, its listing before the run)."""
-    first, _ = default_runs
-    data = tmp_path_factory.mktemp('shuffled_ctcvr')
-    shutil.copytree(os.path.join(small_data, 'eval'), data / 'eval')
-    frame = pd.read_csv(os.path.join(small_data, 'train', ecommerce.CSV_NAME))
-    frame['purchase'] = np.random.default_rng(0).permutation(frame['purchase'].to_numpy())
-    os.makedirs(data / 'train')
-    frame.to_csv(data / 'train' / ecommerce.CSV_NAME, index=False)
-    serving = first.summary['paths']['serving']
-    pushed_before = sorted(os.listdir(serving))
-    run = run_pipeline(first.output, '--data', str(data), *SPLIT_DATA, *SMALL_TRAINING,
-                       *MULTI_PROCESSING).check()
-    return run, serving, pushed_before
 
 
 def fork_output(run, directory):

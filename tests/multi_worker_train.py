@@ -1,34 +1,57 @@
 """One worker of the distributed-training test. With TF_CONFIG naming the cluster and this worker,
-it trains the pipeline's MMOE for a few steps under the Trainer's MultiWorkerMirroredStrategy on
-transformed examples, and writes its final weights and whether it is the chief.
+it trains the Trainer's MMOE for a few steps under the Trainer's MultiWorkerMirroredStrategy on
+transformed examples (as Transform writes them: gzipped tf.Examples of ids and z-scores), and writes
+its final weights and whether it is the chief.
 
-    TF_CONFIG=... python tests/multi_worker_train.py TRANSFORM_GRAPH_DIR 'TRAIN_FILES_GLOB' OUT.npz
+    TF_CONFIG=... python tests/multi_worker_train.py TRAIN_FILE OUT.npz
 """
 
 import sys
 
 import numpy as np
-import tensorflow_transform as tft
+import tensorflow as tf
 
-from pipeline.config import PipelineConfig
-from trainer_module.feature_column import feature_columns_from_transform
+from trainer_module.feature_column import DenseFeat, SparseFeat
 from trainer_module.run import build_model, distribution_strategy, is_chief, make_dataset
+from trainer_module.settings import (ModelConfig, SparseFeature, TaskHead, TrainerSettings,
+                                     TrainingConfig)
 
 STEPS = 6
+VOCABULARY = 20
+SETTINGS = TrainerSettings(
+    sparse_features=(SparseFeature('user', 4),), dense_features=('price',),
+    tasks=(TaskHead('ctr', 'click'), TaskHead('ctcvr', 'purchase')),
+    model=ModelConfig(expert_dnn_hidden_units=(16,), tower_dnn_hidden_units=(8,)),
+    training=TrainingConfig(batch_size=32, distribution='multi_worker_mirrored'))
+SPEC = {'user': tf.io.FixedLenFeature([], tf.int64), 'price': tf.io.FixedLenFeature([], tf.float32),
+        'click': tf.io.FixedLenFeature([], tf.float32),
+        'purchase': tf.io.FixedLenFeature([], tf.float32)}
 
 
-def main(transform_dir, train_files, out):
-    config = PipelineConfig().with_overrides([
-        'training.distribution=multi_worker_mirrored', 'training.batch_size=32',
-        'model.expert_dnn_hidden_units=[16]', 'model.tower_dnn_hidden_units=[8]'
-    ]).trainer_settings()
-    strategy = distribution_strategy(config.training.distribution)
-    transform_output = tft.TFTransformOutput(transform_dir)
-    columns = feature_columns_from_transform(config, transform_output)
-    train = make_dataset([train_files], transform_output.transformed_feature_spec(), config,
-                         columns, training=True)
+def write_examples(path, rows=256, seed=0):
+    """`rows` transformed examples into a gzipped TFRecord file."""
+    rng = np.random.default_rng(seed)
+    with tf.io.TFRecordWriter(path, options='GZIP') as writer:
+        for _ in range(rows):
+            click = float(rng.integers(0, 2))
+            feature = {
+                'user': tf.train.Feature(int64_list=tf.train.Int64List(
+                    value=[int(rng.integers(0, VOCABULARY))])),
+                'price': tf.train.Feature(float_list=tf.train.FloatList(
+                    value=[float(rng.normal())])),
+                'click': tf.train.Feature(float_list=tf.train.FloatList(value=[click])),
+                'purchase': tf.train.Feature(float_list=tf.train.FloatList(
+                    value=[click * float(rng.integers(0, 2))]))}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature))
+                         .SerializeToString())
+
+
+def main(train_file, out):
+    strategy = distribution_strategy(SETTINGS.training.distribution)
+    columns = [SparseFeat('user', VOCABULARY, embedding_dim=4), DenseFeat('price')]
+    train = make_dataset([train_file], SPEC, SETTINGS, columns, training=True)
     with strategy.scope():
-        model = build_model(config, columns)
+        model = build_model(SETTINGS, columns)
     initial = model.get_weights()
     model.fit(train, steps_per_epoch=STEPS, epochs=1, verbose=0)
     final = model.get_weights()

@@ -11,6 +11,8 @@ from components.anomaly_check import AnomalyCheck, DataAnomaliesError
 from conftest import SPLIT_DATA, fork_output, run_pipeline
 from pipeline.datasets import ecommerce
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope='module')
 def failed_run(tmp_path_factory, small_csv):

@@ -103,6 +103,7 @@ def test_skip_mode_sets_bad_rows_aside_and_counts_them(tmp_path):
     assert listed[3]['row'].startswith('u6,i6,"c6\nc7",s6')
 
 
+@pytest.mark.e2e
 def test_a_bad_row_stops_the_run_before_statistics_with_one_message(tmp_path):
     data = tmp_path / 'data'
     path = write_csv(str(data), GOOD * 20 + BAD)

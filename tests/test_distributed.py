@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+import multi_worker_train
 from conftest import PROJECT_DIR
 
 WORKERS = 2
@@ -23,18 +24,16 @@ def _free_ports(count):
     return ports
 
 
-def test_two_workers_train_in_step_and_agree_on_the_weights(default_runs, tmp_path):
-    first, _ = default_runs
-    outputs = first.summary['nodes']['Transform']['outputs']
-    transform_dir = outputs['transform_graph'][0]['uri']
-    train_files = os.path.join(outputs['transformed_examples'][0]['uri'], 'Split-train', '*')
+def test_two_workers_train_in_step_and_agree_on_the_weights(tmp_path):
+    train_file = str(tmp_path / 'train.tfrecord.gz')
+    multi_worker_train.write_examples(train_file)
     cluster = {'worker': [f'127.0.0.1:{port}' for port in _free_ports(WORKERS)]}
     workers = []
     for index in range(WORKERS):
         tf_config = json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}})
         workers.append(subprocess.Popen(
-            [sys.executable, os.path.join('tests', 'multi_worker_train.py'), transform_dir,
-             train_files, str(tmp_path / f'worker{index}.npz')],
+            [sys.executable, os.path.join('tests', 'multi_worker_train.py'), train_file,
+             str(tmp_path / f'worker{index}.npz')],
             cwd=PROJECT_DIR,
             env={**os.environ, 'TF_CONFIG': tf_config, 'PYTHONPATH': PROJECT_DIR},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))

@@ -1,30 +1,32 @@
-"""Faults: a run killed during training, then run again; an atomic push; a candidate refused per task.
+"""Faults: a run killed during training, then run again; a candidate refused per task.
 
-One candidate run (after the default runs pushed a good model, in a copy of their metadata store)
+One candidate run (after the default run pushed a good model, in a copy of its metadata store)
 carries several faults at once: a few malformed CSV rows (set aside with `bad_rows: skip`), ctr labels
 shuffled in training (so ctr gets worse than the serving model), and no purchase in the eval split
-(so ctcvr cannot be judged). It is killed during the Trainer, then run again to completion.
+(so ctcvr cannot be judged). It is killed during the Trainer, then run again to completion. Its Beam
+steps run on Beam's multi-processing DirectRunner with 2 workers (MULTI_PROCESSING).
 """
 
+import glob
 import os
+import re
 import signal
 import subprocess
 import sys
-import threading
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 from ml_metadata.proto import metadata_store_pb2
-from tfx.types import standard_artifacts
-from tfx.utils import path_utils
 
-from components import atomic_pusher
-from conftest import PROJECT_DIR, SMALL_TRAINING, SPLIT_DATA, fork_output, run_pipeline
+from conftest import (MULTI_PROCESSING, PROJECT_DIR, SMALL_TRAINING, SPLIT_DATA, fork_output,
+                      run_pipeline)
 from pipeline.datasets import ecommerce
 from pipeline.run_report import sqlite_store
 from test_csv_example_gen import BAD
+from test_dashboard import overall_row
+
+pytestmark = pytest.mark.e2e
 
 _STATE = metadata_store_pb2.Execution.State
 
@@ -63,7 +65,8 @@ def faulty_candidate(tmp_path_factory, small_data, default_runs):
     evaluation.to_csv(data / 'eval' / ecommerce.CSV_NAME, index=False)
 
     output = fork_output(first, tmp_path_factory.mktemp('faulty_run'))
-    args = ['--data', str(data), *SPLIT_DATA, *SMALL_TRAINING, '--set', 'bad_rows=skip']
+    args = ['--data', str(data), *SPLIT_DATA, *SMALL_TRAINING, '--set', 'bad_rows=skip',
+            *MULTI_PROCESSING]
     killed_stdout = _kill_during_training(output, args)
     return killed_stdout, run_pipeline(output, *args).check()
 
@@ -122,48 +125,26 @@ def test_a_task_worse_than_the_serving_model_is_refused(faulty_candidate):
         run.summary['paths']['serving'])
 
 
-def test_a_push_is_atomic_for_a_reader_of_the_serving_directory(tmp_path, monkeypatch,
-                                                                default_runs):
-    """A reader polling the serving directory during a (slowed-down) push sees no version
-    directory until the model in it is complete."""
-    first, _ = default_runs
-    model_dir = first.summary['nodes']['Trainer']['outputs']['model'][0]['uri']
-    exported = path_utils.serving_model_path(model_dir)
-    source_files = sorted(os.path.relpath(os.path.join(d, f), exported)
-                          for d, _, files in os.walk(exported) for f in files)
-    copy = atomic_pusher.fileio.copy
+def test_refused_task_page_shows_the_failing_metric_in_red(faulty_candidate):
+    _, run = faulty_candidate
+    with open(os.path.join(os.path.dirname(run.summary['dashboard']), 'ctr.html')) as f:
+        text = f.read()
+    assert 'class="verdict refused"' in text and 'auc change' in text
+    assert re.search(r'<td class="fail">-0\.\d{4}</td>', overall_row(text, 'auc'))
+    # Judged against the pushed model: the baseline's values and the differences are shown.
+    assert '<th>baseline</th><th>difference</th>' in text
 
-    def slow_copy(*args, **kwargs):
-        time.sleep(0.02)
-        return copy(*args, **kwargs)
 
-    monkeypatch.setattr(atomic_pusher.fileio, 'copy', slow_copy)
-    serving = tmp_path / 'serving'
-    seen, done = [], threading.Event()
-
-    def read_serving_directory():
-        while not done.is_set():
-            for name in (os.listdir(serving) if serving.exists() else []):
-                if name.isdigit():
-                    version = serving / name
-                    seen.append(sorted(os.path.relpath(os.path.join(d, f), version)
-                                       for d, _, files in os.walk(version) for f in files))
-            time.sleep(0.002)
-
-    model, blessing, pushed = (standard_artifacts.Model(), standard_artifacts.ModelBlessing(),
-                               standard_artifacts.PushedModel())
-    model.uri, pushed.uri, blessing.uri = model_dir, str(tmp_path / 'pushed'), str(tmp_path)
-    blessing.set_int_custom_property('blessed', 1)
-    reader = threading.Thread(target=read_serving_directory)
-    reader.start()
-    try:
-        atomic_pusher.Executor().Do(
-            {'model': [model], 'model_blessing': [blessing]}, {'pushed_model': [pushed]},
-            {'push_destination': '{"filesystem": {"baseDirectory": "%s"}}' % serving})
-        time.sleep(0.05)
-    finally:
-        done.set()
-        reader.join()
-    assert seen, 'the reader never saw the pushed version'
-    assert all(files == source_files for files in seen)
-    assert pushed.get_int_custom_property('pushed') == 1
+def test_beam_steps_run_on_the_multi_processing_direct_runner(faulty_candidate):
+    killed_stdout, run = faulty_candidate
+    assert set(MULTI_PROCESSING) <= set(run.args)
+    for node in ('CsvExampleGen', 'StatisticsGen', 'Transform'):
+        assert f'{node} done in' in killed_stdout
+    for node in ('Evaluator.ctr', 'Evaluator.ctcvr'):
+        assert run.states()[node] == 'COMPLETE'
+    # Beam's worker processes report through the job service into the run's log.
+    logs = ''
+    for path in glob.glob(os.path.join(run.output, 'logs', '*.log')):
+        with open(path) as f:
+            logs += f.read()
+    assert 'local_job_service: Worker' in logs

@@ -63,6 +63,7 @@ def test_draft_writes_a_schema_and_a_config_that_loads(drafted):
     assert 'name: "liked"' in schema and 'int_domain' in schema
 
 
+@pytest.mark.e2e
 def test_another_layout_runs_end_to_end(drafted):
     root, _ = drafted
     run = run_pipeline(root / 'outputs', '--config', str(root / 'project' / 'config.yaml'),

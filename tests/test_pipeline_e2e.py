@@ -1,16 +1,23 @@
-"""The whole pipeline, run for real (Beam DirectRunner, SQLite MLMD) on 2k generated rows."""
+"""The whole pipeline, run for real (Beam DirectRunner, SQLite MLMD) on 2k generated rows: the
+first run, and a second one that changes only gates, slices and drift bounds."""
 
 import csv
 import glob
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import MULTI_PROCESSING, SMALL_TRAINING, SPLIT_DATA, run_pipeline
+from components import dashboard
+from conftest import PROJECT_DIR
 from pipeline.config import PipelineConfig
+from test_dashboard import overall_row
+
+pytestmark = pytest.mark.e2e
 
 CONFIG = PipelineConfig()
 EXPECTED_NODES = {'CsvExampleGen', 'previous_statistics_resolver', 'StatisticsGen', 'ImportSchemaGen',
@@ -174,50 +181,83 @@ def test_tensorboard_logs_every_task_metric(first_run):
             assert (split, f'epoch_{task}_loss') in logged
 
 
-def test_second_run_reuses_cached_executions(default_runs):
+def test_a_gate_slice_or_drift_change_keeps_everything_upstream_cached(default_runs):
     _, second = default_runs
     states = second.states()
     for node in ('CsvExampleGen', 'StatisticsGen', 'Transform', 'Trainer'):
         assert states[node] == 'CACHED', states
-    assert 'Transform reused from cache' in second.stdout
-
-
-def test_beam_steps_run_on_the_multi_processing_direct_runner(broken_candidate_run):
-    run, _, _ = broken_candidate_run
-    assert set(MULTI_PROCESSING) <= set(run.args)
-    states = run.states()
-    for node in ('CsvExampleGen', 'StatisticsGen', 'Transform', 'Evaluator.ctr',
-                 'Evaluator.ctcvr'):
+    for node in ('DriftValidator', 'Evaluator.ctr', 'Evaluator.ctcvr', 'BlessingGate'):
         assert states[node] == 'COMPLETE', states
+    assert 'Transform reused from cache' in second.stdout
+    assert 'Trainer reused from cache' in second.stdout
 
 
-@pytest.fixture(scope='module')
-def refused_run(default_runs, small_data):
-    """A third run into the same output with an unreachable AUC floor for ctr only."""
-    first, _ = default_runs
-    serving = first.summary['paths']['serving']
-    pushed_before = sorted(os.listdir(serving))
-    run = run_pipeline(first.output, '--data', small_data, *SPLIT_DATA, *SMALL_TRAINING, '--set',
-                       'tasks=[{name: ctr, label: click, min_auc: 0.99}, '
-                       '{name: ctcvr, label: purchase}]').check()
-    return run, serving, pushed_before
+def test_the_changed_slices_reach_the_evaluators(default_runs):
+    _, second = default_runs
+    with open(os.path.join(os.path.dirname(second.summary['dashboard']), 'ctr.html')) as f:
+        page = f.read()
+    assert 'user_gender:' in page and 'device:' in page
 
 
-def test_a_task_below_its_floor_stops_the_push(refused_run):
-    run, serving, pushed_before = refused_run
-    ctr, ctcvr = run.summary['tasks']['ctr'], run.summary['tasks']['ctcvr']
+def test_a_task_below_its_floor_stops_the_push(default_runs):
+    first, second = default_runs
+    ctr, ctcvr = second.summary['tasks']['ctr'], second.summary['tasks']['ctcvr']
     assert not ctr['verdict']['blessed'] and ctcvr['verdict']['blessed']
     failure = next(f for f in ctr['verdict']['failures'] if f['slice'] == 'Overall')
     assert failure['metric'] == 'auc' and not failure['is_change']
     assert failure['threshold']['valueThreshold']['lowerBound'] == 0.99
     assert failure['value'] == pytest.approx(ctr['metrics']['auc'])
-    assert run.summary['pushed_model'] is None
-    assert 'nothing pushed' in run.stdout and 'ctr: auc' in run.stdout
-    assert sorted(os.listdir(serving)) == pushed_before
+    assert second.summary['pushed_model'] is None
+    assert sorted(os.listdir(first.summary['paths']['serving'])) == second.serving_before
+    # The summary gives each task's verdict, with the reason of a refusal, and counts as integers.
+    assert 'nothing pushed' in second.stdout
+    assert 'ctr: auc ' in second.stdout and '-> refused: auc = ' in second.stdout
+    assert '"lowerBound": 0.99' in second.stdout
+    assert 'ctcvr: auc ' in second.stdout and '-> blessed' in second.stdout
+    assert 'example_count 400 ' in second.stdout
 
 
-def test_changing_only_a_gate_keeps_transform_cached(refused_run):
-    run, _, _ = refused_run
-    states = run.states()
-    assert states['Transform'] == 'CACHED' and states['CsvExampleGen'] == 'CACHED'
-    assert states['Trainer'] == 'COMPLETE'
+def test_pipeline_writes_a_page_per_task_into_the_pipeline_root(default_runs):
+    first, _ = default_runs
+    index = first.summary['dashboard']
+    assert index.startswith(first.summary['paths']['pipeline_root'])
+    assert 'dashboards:' in first.stdout and index in first.stdout
+    assert sorted(os.listdir(os.path.dirname(index))) == sorted(
+        ['index.html'] + [f'{t}.html' for t in CONFIG.task_names])
+
+
+def test_task_page_shows_what_tfma_computed(default_runs):
+    first, _ = default_runs
+    with open(os.path.join(os.path.dirname(first.summary['dashboard']), 'ctr.html')) as f:
+        text = f.read()
+    auc = first.summary['tasks']['ctr']['metrics']['auc']
+    assert f'{auc:.4f}' in overall_row(text, 'auc')
+    for device in ('android', 'ios', 'pc'):
+        assert f'device:{device}' in text
+    assert text.count('<svg') == 1 and 'ROC curve' in text and 'Calibration' in text
+    with open(first.summary['dashboard']) as f:
+        assert 'src="data:image/png;base64,' in f.read()
+
+
+def test_command_renders_a_past_run(default_runs, tmp_path):
+    first, _ = default_runs
+    root = first.summary['paths']['pipeline_root']
+    process = subprocess.run(
+        [sys.executable, '-m', 'components.dashboard', '--pipeline-root', root, '--run', 'latest',
+         '--out', str(tmp_path / 'pages')], capture_output=True, text=True, cwd=PROJECT_DIR,
+        check=True)
+    assert process.stdout.strip() == str(tmp_path / 'pages' / 'index.html')
+    assert sorted(os.listdir(tmp_path / 'pages')) == sorted(
+        ['index.html'] + [f'{t}.html' for t in CONFIG.task_names])
+    runs = dashboard.gate_runs(root)
+    unknown = subprocess.run(
+        [sys.executable, '-m', 'components.dashboard', '--pipeline-root', root, '--run', 'nope'],
+        capture_output=True, text=True, cwd=PROJECT_DIR)
+    assert unknown.returncode == 1
+    assert "no run 'nope'" in unknown.stderr and runs[0] in unknown.stderr
+
+
+def test_notebook_view_opens_tfmas_widget(default_runs):
+    first, _ = default_runs
+    view = dashboard.notebook_view(first.summary['tasks']['ctr']['evaluation'], 'device')
+    assert type(view).__name__ == 'SlicingMetricsViewer'
