@@ -3,6 +3,7 @@
 # make test-fast - the tests that do not run the pipeline (pytest -m 'not e2e')
 # make image  - build and push the container image of the Kubeflow pipeline (needs Docker)
 # Arguments: make run ARGS="--output /tmp/run1 --train-steps 200"; make test PYTEST_ARGS="-k schema";
+#            make test TESTS=tests/test_config.py (one file);
 #            make image IMAGE=gcr.io/PROJECT/mmoe:TAG
 
 VENV := .venv
@@ -59,11 +60,13 @@ run: $(STAMP)
 # once (tests/conftest.py).
 TEST_WORKERS := -n auto --maxprocesses 4 --dist loadgroup
 
+TESTS := tests
+
 test: $(STAMP) $(DEEPCTR_STAMP)
-	$(PY) -m pytest tests $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest $(TESTS) $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP) $(DEEPCTR_STAMP)
-	$(PY) -m pytest tests -m 'not e2e' $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest $(TESTS) -m 'not e2e' $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Regenerates the bundled data (deterministic: the same seed gives the same file).
 data: $(STAMP)

@@ -10,6 +10,7 @@ metadata.sqlite, serving_model/ (pushed models), logs/, and run_summary.json.
 
 import argparse
 import glob
+import itertools
 import json
 import os
 import sys
@@ -41,17 +42,26 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def _has_rows(csv_file: str) -> bool:
+    """Whether a CSV file has a line after its header."""
+    with open(csv_file, errors='replace') as f:
+        return any(line.strip() for line in itertools.islice(f, 1, None))
+
+
 def check_inputs(config: PipelineConfig):
     """Fails fast, before any component, on a missing or empty data directory or schema."""
     if not os.path.isdir(config.data):
         raise ConfigError(f'data: {config.data} is not a directory')
     for pattern in filter(None, (config.csv_pattern, config.eval_csv_pattern)):
-        files = glob.glob(os.path.join(config.data, pattern))
+        files = sorted(glob.glob(os.path.join(config.data, pattern)))
         if not files:
             raise ConfigError(f'data: no file matches {pattern} in {config.data}')
         empty = [f for f in files if os.path.getsize(f) == 0]
         if empty:
             raise ConfigError(f'data: {empty[0]} is empty')
+        if not any(_has_rows(f) for f in files):
+            raise ConfigError(f'data: {", ".join(files)} {"has" if len(files) == 1 else "have"} '
+                              'a header but no rows')
     if not os.path.isfile(config.schema):
         raise ConfigError(f'schema: {config.schema} does not exist')
 

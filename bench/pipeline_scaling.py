@@ -24,11 +24,8 @@ import time
 
 import psutil
 
-PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, PROJECT_DIR)
-
-from pipeline.config import PipelineConfig  # noqa: E402
-from pipeline.datasets import ecommerce  # noqa: E402
+from pipeline.config import PROJECT_DIR, PipelineConfig
+from pipeline.datasets import ecommerce
 
 BEAM_ARGS = ['--beam-arg=--direct_running_mode=multi_processing',
              '--beam-arg=--direct_num_workers=2']

@@ -16,17 +16,13 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.utils import io_utils
 
-PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, PROJECT_DIR)
-
-import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tensorflow_metadata.proto.v0 import schema_pb2  # noqa: E402
-from tfx.utils import io_utils  # noqa: E402
-
-from pipeline.config import PipelineConfig  # noqa: E402
-from pipeline.datasets import ecommerce  # noqa: E402
+from pipeline.config import PipelineConfig
+from pipeline.datasets import ecommerce
 
 
 def saved_model_dir(path: str) -> str:

@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+# Also run by DeepCTR's own venv (its worker), where this project is not installed.
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_DIR)
 

@@ -1,5 +1,6 @@
 """`create_pipeline()`: the MMOE pipeline, the same for the local and the Kubeflow runners."""
 
+import json
 from typing import List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
@@ -76,9 +77,12 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         statistics=statistics_gen.outputs['statistics'],
         baseline_statistics=previous_statistics.outputs['statistics'],
         config=drift_config(config))
-    anomaly_check = AnomalyCheck(anomalies=example_validator.outputs['anomalies'],
-                                 drift=drift_validator.outputs['anomalies'],
-                                 fail_on_anomalies=config.fail_on_anomalies)
+    anomaly_check = AnomalyCheck(
+        anomalies=example_validator.outputs['anomalies'],
+        statistics=statistics_gen.outputs['statistics'],
+        drift=drift_validator.outputs['anomalies'],
+        fail_on_anomalies=config.fail_on_anomalies,
+        binary_labels=json.dumps([task.label for task in config.tasks if task.type == 'binary']))
 
     transform = tfx.components.Transform(
         examples=example_gen.outputs['examples'],

@@ -35,6 +35,7 @@ GATE_SLICE_AND_DRIFT_CHANGE = [
 DEFAULT_RUNS_GROUP = 'default_runs'
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
         group = (DEFAULT_RUNS_GROUP if 'default_runs' in item.fixturenames
@@ -106,3 +107,4 @@ def fork_output(run, directory):
     os.makedirs(directory, exist_ok=True)
     shutil.copy(os.path.join(run.output, 'metadata.sqlite'), directory)
     return str(directory)
+

@@ -19,10 +19,16 @@ def _with_empty_csv(directory):
     return str(directory)
 
 
+def _with_header_only(directory):
+    (directory / 'a.csv').write_text('user_id,click\n\n')
+    return str(directory)
+
+
 @pytest.mark.parametrize('make_args, message', [
     (lambda tmp: ['--data', str(tmp / 'missing')], 'is not a directory'),
     (lambda tmp: ['--data', str(tmp)], 'no file matches *.csv in'),
     (lambda tmp: ['--data', _with_empty_csv(tmp)], 'a.csv is empty'),
+    (lambda tmp: ['--data', _with_header_only(tmp)], 'a.csv has a header but no rows'),
     (lambda tmp: ['--schema', str(tmp / 'nope.pbtxt')], 'nope.pbtxt does not exist'),
     (lambda tmp: ['--set', 'model.num_experts=1'], 'model.num_experts: must be at least 2'),
     (lambda tmp: ['--set', 'model.experts=3'], 'config.model.experts: unknown key'),
