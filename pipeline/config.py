@@ -14,7 +14,7 @@ import yaml
 
 from pipeline.datasets import ecommerce
 from trainer_module.settings import (DISTRIBUTIONS, TASK_TYPES, ModelConfig, SparseFeature,
-                                     TaskHead, TrainerSettings, TrainingConfig)
+                                     TaskColumns, TaskHead, TrainerSettings, TrainingConfig)
 
 # The checkout (or the installed project's directory): where the bundled data and schema live.
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,7 +63,7 @@ class DriftBound:
 
 
 @dataclasses.dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(TaskColumns):
     pipeline_name: str = 'mmoe'
     data: str = os.path.join(PROJECT_DIR, 'data', 'ecommerce')
     csv_pattern: str = '*.csv'
@@ -92,18 +92,6 @@ class PipelineConfig:
 
     def __post_init__(self):
         self._validate()
-
-    @property
-    def task_names(self) -> Tuple[str, ...]:
-        return tuple(task.name for task in self.tasks)
-
-    @property
-    def task_types(self) -> Tuple[str, ...]:
-        return tuple(task.type for task in self.tasks)
-
-    @property
-    def label_columns(self) -> Tuple[str, ...]:
-        return tuple(task.label for task in self.tasks)
 
     def _validate(self):
         columns = ([f.name for f in self.sparse_features] + [f.name for f in self.dense_features]

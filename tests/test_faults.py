@@ -3,11 +3,9 @@
 One candidate run (after the default run pushed a good model, in a copy of its metadata store)
 carries several faults at once: a few malformed CSV rows (set aside with `bad_rows: skip`), ctr labels
 shuffled in training (so ctr gets worse than the serving model), and no purchase in the eval split
-(so ctcvr cannot be judged). It is killed during the Trainer, then run again to completion. Its Beam
-steps run on Beam's multi-processing DirectRunner with 2 workers (MULTI_PROCESSING).
+(so ctcvr cannot be judged). It is killed during the Trainer, then run again to completion.
 """
 
-import glob
 import os
 import re
 import signal
@@ -19,8 +17,7 @@ import pandas as pd
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from conftest import (MULTI_PROCESSING, PROJECT_DIR, SMALL_TRAINING, SPLIT_DATA, fork_output,
-                      run_pipeline)
+from conftest import PROJECT_DIR, SMALL_TRAINING, SPLIT_DATA, fork_output, run_pipeline
 from pipeline.datasets import ecommerce
 from pipeline.run_report import sqlite_store
 from test_csv_example_gen import BAD
@@ -65,8 +62,7 @@ def faulty_candidate(tmp_path_factory, small_data, default_runs):
     evaluation.to_csv(data / 'eval' / ecommerce.CSV_NAME, index=False)
 
     output = fork_output(first, tmp_path_factory.mktemp('faulty_run'))
-    args = ['--data', str(data), *SPLIT_DATA, *SMALL_TRAINING, '--set', 'bad_rows=skip',
-            *MULTI_PROCESSING]
+    args = ['--data', str(data), *SPLIT_DATA, *SMALL_TRAINING, '--set', 'bad_rows=skip']
     killed_stdout = _kill_during_training(output, args)
     return killed_stdout, run_pipeline(output, *args).check()
 
@@ -114,7 +110,7 @@ def test_an_eval_split_without_positives_is_refused_with_its_reason(faulty_candi
 
 
 def test_a_task_worse_than_the_serving_model_is_refused(faulty_candidate):
-    """ctr here; ctcvr in test_dashboard's broken candidate."""
+    """The gate's decision for other tasks and bounds, on plain data: test_blessing_gate.py."""
     _, run = faulty_candidate
     ctr = run.summary['tasks']['ctr']
     assert not ctr['verdict']['blessed']
@@ -134,17 +130,3 @@ def test_refused_task_page_shows_the_failing_metric_in_red(faulty_candidate):
     # Judged against the pushed model: the baseline's values and the differences are shown.
     assert '<th>baseline</th><th>difference</th>' in text
 
-
-def test_beam_steps_run_on_the_multi_processing_direct_runner(faulty_candidate):
-    killed_stdout, run = faulty_candidate
-    assert set(MULTI_PROCESSING) <= set(run.args)
-    for node in ('CsvExampleGen', 'StatisticsGen', 'Transform'):
-        assert f'{node} done in' in killed_stdout
-    for node in ('Evaluator.ctr', 'Evaluator.ctcvr'):
-        assert run.states()[node] == 'COMPLETE'
-    # Beam's worker processes report through the job service into the run's log.
-    logs = ''
-    for path in glob.glob(os.path.join(run.output, 'logs', '*.log')):
-        with open(path) as f:
-            logs += f.read()
-    assert 'local_job_service: Worker' in logs

@@ -1,6 +1,8 @@
 """A user's own CSV of another layout: drafted schema and config, three tasks one of which is a
-regression, run end to end through --config without editing Python."""
+regression, run end to end through --config without editing Python; its Beam steps on Beam's
+multi-processing DirectRunner with 2 workers."""
 
+import glob
 import os
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from conftest import run_pipeline
+from conftest import MULTI_PROCESSING, run_pipeline
 from pipeline import draft
 
 
@@ -63,12 +65,28 @@ def test_draft_writes_a_schema_and_a_config_that_loads(drafted):
     assert 'name: "liked"' in schema and 'int_domain' in schema
 
 
-@pytest.mark.e2e
-def test_another_layout_runs_end_to_end(drafted):
+@pytest.fixture(scope='module')
+def layout_run(drafted):
     root, _ = drafted
-    run = run_pipeline(root / 'outputs', '--config', str(root / 'project' / 'config.yaml'),
-                       '--train-steps', '90', '--batch-size', '64',
-                       '--set', 'training.steps_per_epoch=15').check()
+    return run_pipeline(root / 'outputs', '--config', str(root / 'project' / 'config.yaml'),
+                        '--train-steps', '90', '--batch-size', '64',
+                        '--set', 'training.steps_per_epoch=15', *MULTI_PROCESSING).check()
+
+
+@pytest.mark.e2e
+def test_beam_steps_run_on_the_multi_processing_direct_runner(layout_run):
+    assert set(MULTI_PROCESSING) <= set(layout_run.args)
+    # Beam's worker processes report through the job service into the run's log.
+    logs = ''
+    for path in glob.glob(os.path.join(layout_run.output, 'logs', '*.log')):
+        with open(path) as f:
+            logs += f.read()
+    assert 'local_job_service: Worker' in logs
+
+
+@pytest.mark.e2e
+def test_another_layout_runs_end_to_end(layout_run):
+    run = layout_run
     states = run.states()
     assert {'Evaluator.liked', 'Evaluator.shared', 'Evaluator.listen_minutes'} <= set(states)
     assert all(state == 'COMPLETE' for state in states.values()), states

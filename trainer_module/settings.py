@@ -75,15 +75,9 @@ class TrainingConfig:
     distribution: str = 'none'
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainerSettings:
-    """Everything `trainer_module.run.run_fn` reads, as the Trainer's custom_config carries it."""
-    sparse_features: Tuple[SparseFeature, ...]
-    dense_features: Tuple[str, ...]
-    tasks: Tuple[TaskHead, ...]
-    num_oov_buckets: int = 1
-    model: ModelConfig = ModelConfig()
-    training: TrainingConfig = TrainingConfig()
+class TaskColumns:
+    """The names, types and labels of a config's `tasks`, in task order."""
+    tasks: Tuple
 
     @property
     def task_names(self) -> Tuple[str, ...]:
@@ -96,6 +90,17 @@ class TrainerSettings:
     @property
     def label_columns(self) -> Tuple[str, ...]:
         return tuple(task.label for task in self.tasks)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerSettings(TaskColumns):
+    """Everything `trainer_module.run.run_fn` reads, as the Trainer's custom_config carries it."""
+    sparse_features: Tuple[SparseFeature, ...]
+    dense_features: Tuple[str, ...]
+    tasks: Tuple[TaskHead, ...]
+    num_oov_buckets: int = 1
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
