@@ -23,7 +23,7 @@ from pipeline.config import PROJECT_DIR, ConfigError, PipelineConfig
 # - in-memory DirectRunner, one worker: the small data of a local run is not worth processes;
 # - cloudpickle: dill, Beam's default pickler, resets a logger's level on every pickle, which makes
 #   Python clear the cache of every logger in the process (thousands, with TensorFlow and Beam
-#   loaded): 20k pickles in a run on 2k rows, about 10 s;
+#   loaded): 20k pickles in a run on 2k rows, 20 s of a profiled run;
 # - a setup file: without one of the dependency flags, TFX builds an sdist of the whole TFX install
 #   before every Beam component (about 2 s each); the DirectRunner installs nothing, and a remote
 #   runner gets this project, which its workers need.

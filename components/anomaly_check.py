@@ -46,12 +46,13 @@ def training_split_problems(statistics: standard_artifacts.ExampleStatistics,
     problems = []
     features = {tuple(feature.path.step): feature for feature in stats.features}
     for label in binary_labels:
-        numbers = features[(label,)].num_stats if (label,) in features else None
-        if numbers is not None and numbers.common_stats.num_non_missing and \
-                numbers.min == numbers.max:
-            problems.append(f"{TRAIN_SPLIT}: label {label!r} is {numbers.min:g} in all "
-                            f'{numbers.common_stats.num_non_missing} rows: a binary task needs '
-                            'both classes')
+        if (label,) not in features:  # a missing column is ExampleValidator's to report
+            continue
+        numbers = features[(label,)].num_stats
+        rows = numbers.common_stats.num_non_missing
+        if rows and numbers.min == numbers.max:
+            problems.append(f'{TRAIN_SPLIT}: label {label!r} is {numbers.min:g} in all {rows} '
+                            'rows: a binary task needs both classes')
     return problems
 
 
