@@ -82,6 +82,11 @@ def _print_summary(summary, paths, seconds, stream):
     if bad_rows and bad_rows['count']:
         stream.write(f'  bad CSV rows:   {bad_rows["count"]} set aside, listed in '
                      f'{bad_rows["listed_in"]}\n')
+    trained = summary['trained_model']
+    if trained:
+        properties = trained['properties']
+        stream.write(f'  trained model:  {trained["uri"]} (seed {properties.get("seed")}, training '
+                     f'data {properties.get("train_data_fingerprint", "")[:12]})\n')
     pushed = summary['pushed_model']
     stream.write(f'  pushed model:   {pushed or "nothing pushed (not blessed)"}\n')
     if summary['dashboard']:

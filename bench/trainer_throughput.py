@@ -9,7 +9,8 @@ venv (`make deepctr-venv`; TensorFlow 2.10). Both: 8 sparse features (vocabulary
 5 dense, 3 experts (256, 128), no towers, two binary tasks, Adam, batch 256. DeepCTR runs twice: as
 its users run it (TensorFlow's default threads), and with the intra-op thread setting our Trainer
 uses (`training.intra_op_parallelism_threads`), to tell that setting's share of the gain from the
-model's.
+model's. Ours runs twice too: with TensorFlow's op determinism, as the Trainer trains by default
+(`training.deterministic`), and without, to tell what reproducible training costs.
 
 Each contender is a worker process in one long `fit`, which pauses after a warm-up and after every
 `--window` batches until the bench lets it run the next window. The bench runs the contenders one
@@ -94,8 +95,9 @@ def deepctr_worker(rows, window, windows):
               callbacks=[paced_windows(keras, window, windows)])
 
 
-def ours_worker(rows, window, windows, work_dir):
-    """Our Trainer's path: the model fed by `make_dataset` from gzipped transformed TFRecords."""
+def ours_worker(rows, window, windows, work_dir, deterministic):
+    """Our Trainer's path: the model fed by `make_dataset` from gzipped transformed TFRecords, with
+    TensorFlow's op determinism on as the Trainer turns it on (`training.deterministic`), or off."""
     # pylint: disable=import-outside-toplevel
     import tensorflow as tf
     import tf_keras as keras
@@ -104,8 +106,11 @@ def ours_worker(rows, window, windows, work_dir):
 
     config = ours_config()
     set_op_threads(config.training.intra_op_parallelism_threads)
+    keras.utils.set_random_seed(config.model.seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     data = make_rows(rows)
-    path = os.path.join(work_dir, 'transformed.tfrecord.gz')
+    path = os.path.join(work_dir, f'transformed-{os.getpid()}.tfrecord.gz')
     with tf.io.TFRecordWriter(path, options='GZIP') as writer:
         for i in range(rows):
             feature = {name: tf.train.Feature(int64_list=tf.train.Int64List(value=[values[i]]))
@@ -167,14 +172,16 @@ def main():
     parser.add_argument('--rounds', type=int, default=15)
     parser.add_argument('--window', type=int, default=200, help='batches per window')
     parser.add_argument('--rows', type=int, default=BATCH * 800, help='rows of data, repeated')
-    parser.add_argument('--worker', choices=['ours', 'deepctr'], help=argparse.SUPPRESS)
+    parser.add_argument('--worker', choices=['ours', 'ours-nondeterministic', 'deepctr'],
+                        help=argparse.SUPPRESS)
     parser.add_argument('--work-dir', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == 'deepctr':
         deepctr_worker(args.rows, args.window, args.rounds)
         return
-    if args.worker == 'ours':
-        ours_worker(args.rows, args.window, args.rounds, args.work_dir)
+    if args.worker in ('ours', 'ours-nondeterministic'):
+        ours_worker(args.rows, args.window, args.rounds, args.work_dir,
+                    deterministic=args.worker == 'ours')
         return
     if not os.path.exists(DEEPCTR_PYTHON):
         sys.exit('DeepCTR venv missing: run make deepctr-venv')
@@ -191,6 +198,9 @@ def main():
         workers = [
             Worker('ours', [sys.executable, script, '--worker', 'ours', '--work-dir', work_dir,
                             *worker_args], {}, os.path.join(work_dir, 'ours.log')),
+            Worker('ours without op determinism',
+                   [sys.executable, script, '--worker', 'ours-nondeterministic', '--work-dir',
+                    work_dir, *worker_args], {}, os.path.join(work_dir, 'ours-nondet.log')),
             Worker('DeepCTR', [DEEPCTR_PYTHON, script, '--worker', 'deepctr', *worker_args], {},
                    os.path.join(work_dir, 'deepctr.log')),
             Worker('DeepCTR same threads',

@@ -77,7 +77,11 @@ def _values(feature: feature_pb2.Feature, parse):
 
 class _RowEncoder:
     """Serializes the rows of one file as tf.Examples. It refills one message in place, several
-    times faster than building a message per row; rows with missing values get their own."""
+    times faster than building a message per row; rows with missing values get their own.
+
+    Serialization is deterministic (features in name order): the train/eval split hashes these
+    bytes, and protobuf otherwise writes a map in an order that changes from process to process,
+    so the same row would land in another split on another run, runner or worker."""
 
     def __init__(self, header: List[str], types: Dict[str, str]):
         self._header = header
@@ -108,12 +112,12 @@ class _RowEncoder:
         if None not in parsed:
             for values, value in zip(self._slots, parsed):
                 values[0] = value
-            return self._template.SerializeToString()
+            return self._template.SerializeToString(deterministic=True)
         example = example_pb2.Example()
         for name, parse, value in zip(self._header, self._parsers, parsed):
             if value is not None:
                 _values(example.features.feature[name], parse).append(value)
-        return example.SerializeToString()
+        return example.SerializeToString(deterministic=True)
 
 
 def _csv_line(values: Iterable[Any]) -> str:

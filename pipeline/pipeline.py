@@ -8,7 +8,7 @@ from tfx import v1 as tfx
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
-from components import atomic_pusher, csv_example_gen
+from components import atomic_pusher, csv_example_gen, trainer_executor
 from components.anomaly_check import AnomalyCheck
 from components.blessing_gate import COMPONENT_ID as GATE_ID, BlessingGate
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID, Dashboard
@@ -99,7 +99,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         schema=schema_gen.outputs['schema'],
         train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
         eval_args=tfx.proto.EvalArgs(),
-        custom_config=config.trainer_settings().to_dict())
+        custom_config=config.trainer_settings().to_dict(),
+        custom_executor_spec=executor_spec.ExecutorClassSpec(trainer_executor.Executor))
 
     # The baseline is the latest model the gate blessed: never one that only some tasks blessed.
     baseline_resolver = tfx.dsl.Resolver(

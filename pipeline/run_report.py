@@ -85,8 +85,8 @@ def _bad_rows(nodes: Dict[str, NodeRun]) -> Optional[Dict]:
 
 
 def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
-    """The newest run: node states, per-task metrics and verdicts, the pushed model, if any, and
-    the dashboards' index page."""
+    """The newest run: node states, per-task metrics and verdicts, the trained model with what
+    decided it, the pushed model, if any, and the dashboards' index page."""
     nodes = latest_run(sqlite_store(metadata_path), config.pipeline_name)
     tasks = {}
     gate = nodes.get(GATE_ID)
@@ -107,9 +107,15 @@ def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
         properties = pusher.outputs['pushed_model'][0]['properties']
         if properties.get('pushed') == 1:
             pushed = properties.get('pushed_destination')
+    trainer = nodes.get('Trainer')
+    trained_model = None
+    if trainer and trainer.outputs.get('model'):
+        # What decided the model (trainer_executor): seed, data fingerprints, settings, versions.
+        trained_model = trainer.outputs['model'][0]
     dashboard = nodes.get(DASHBOARD_ID)
     dashboard_index = None
     if dashboard and dashboard.outputs.get('dashboard'):
         dashboard_index = dashboard.outputs['dashboard'][0]['properties'].get('index')
     return {'nodes': {n: dataclasses.asdict(r) for n, r in nodes.items()}, 'tasks': tasks,
-            'pushed_model': pushed, 'dashboard': dashboard_index, 'bad_rows': _bad_rows(nodes)}
+            'trained_model': trained_model, 'pushed_model': pushed, 'dashboard': dashboard_index,
+            'bad_rows': _bad_rows(nodes)}

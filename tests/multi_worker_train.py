@@ -28,30 +28,36 @@ SPEC = {'user': tf.io.FixedLenFeature([], tf.int64), 'price': tf.io.FixedLenFeat
         'purchase': tf.io.FixedLenFeature([], tf.float32)}
 
 
-def write_examples(path, rows=256, seed=0):
-    """`rows` transformed examples into a gzipped TFRecord file."""
+def columns():
+    return [SparseFeat('user', VOCABULARY, embedding_dim=4), DenseFeat('price')]
+
+
+def write_examples(path, rows=256, seed=0, reverse=False):
+    """`rows` transformed examples into a gzipped TFRecord file (in reverse order: the same
+    records)."""
     rng = np.random.default_rng(seed)
+    examples = []
+    for _ in range(rows):
+        click = float(rng.integers(0, 2))
+        feature = {
+            'user': tf.train.Feature(int64_list=tf.train.Int64List(
+                value=[int(rng.integers(0, VOCABULARY))])),
+            'price': tf.train.Feature(float_list=tf.train.FloatList(value=[float(rng.normal())])),
+            'click': tf.train.Feature(float_list=tf.train.FloatList(value=[click])),
+            'purchase': tf.train.Feature(float_list=tf.train.FloatList(
+                value=[click * float(rng.integers(0, 2))]))}
+        examples.append(tf.train.Example(features=tf.train.Features(feature=feature))
+                        .SerializeToString())
     with tf.io.TFRecordWriter(path, options='GZIP') as writer:
-        for _ in range(rows):
-            click = float(rng.integers(0, 2))
-            feature = {
-                'user': tf.train.Feature(int64_list=tf.train.Int64List(
-                    value=[int(rng.integers(0, VOCABULARY))])),
-                'price': tf.train.Feature(float_list=tf.train.FloatList(
-                    value=[float(rng.normal())])),
-                'click': tf.train.Feature(float_list=tf.train.FloatList(value=[click])),
-                'purchase': tf.train.Feature(float_list=tf.train.FloatList(
-                    value=[click * float(rng.integers(0, 2))]))}
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature))
-                         .SerializeToString())
+        for example in reversed(examples) if reverse else examples:
+            writer.write(example)
 
 
 def main(train_file, out):
     strategy = distribution_strategy(SETTINGS.training.distribution)
-    columns = [SparseFeat('user', VOCABULARY, embedding_dim=4), DenseFeat('price')]
-    train = make_dataset([train_file], SPEC, SETTINGS, columns, training=True)
+    train = make_dataset([train_file], SPEC, SETTINGS, columns(), training=True)
     with strategy.scope():
-        model = build_model(SETTINGS, columns)
+        model = build_model(SETTINGS, columns())
     initial = model.get_weights()
     model.fit(train, steps_per_epoch=STEPS, epochs=1, verbose=0)
     final = model.get_weights()

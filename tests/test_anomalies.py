@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from components.anomaly_check import AnomalyCheck, DataAnomaliesError
-from conftest import SPLIT_DATA, fork_output, run_pipeline
+from conftest import MULTI_PROCESSING, SPLIT_DATA, fork_output, run_pipeline
 from pipeline.datasets import ecommerce
 
 pytestmark = pytest.mark.e2e
@@ -25,7 +25,8 @@ def failed_run(tmp_path_factory, small_csv):
     frame = frame.drop(columns=['user_age'])  # a column the schema needs
     frame['coupon'] = 'none'  # a column the schema does not know
     frame.to_csv(data / ecommerce.CSV_NAME, index=False)
-    return run_pipeline(tmp_path_factory.mktemp('bad_run'), '--data', str(data))
+    # ExampleGen and StatisticsGen on Beam's multi-processing DirectRunner with 2 workers.
+    return run_pipeline(tmp_path_factory.mktemp('bad_run'), '--data', str(data), *MULTI_PROCESSING)
 
 
 def test_anomalies_stop_the_run_naming_feature_and_anomaly(failed_run):
@@ -38,6 +39,17 @@ def test_anomalies_stop_the_run_naming_feature_and_anomaly(failed_run):
     assert "feature 'coupon': New column (column in data but not in schema)" in failed_run.stderr
     assert 'Transform' not in failed_run.stdout
     assert 'Traceback' not in failed_run.stderr
+
+
+def test_beam_steps_ran_on_the_multi_processing_direct_runner(failed_run):
+    assert 'CsvExampleGen done in' in failed_run.stdout
+    assert 'StatisticsGen done in' in failed_run.stdout
+    # Beam's worker processes report through the job service into the run's log.
+    logs = ''
+    for path in glob.glob(os.path.join(failed_run.output, 'logs', '*.log')):
+        with open(path) as f:
+            logs += f.read()
+    assert 'local_job_service: Worker' in logs
 
 
 def test_warn_mode_reports_the_same_anomalies_and_continues(failed_run, caplog):

@@ -2,6 +2,8 @@
 
 import glob
 import os
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -10,7 +12,7 @@ from tfx.types import standard_artifacts, standard_component_specs as keys
 from tfx.utils import proto_utils
 
 from components import csv_example_gen
-from conftest import run_pipeline
+from conftest import PROJECT_DIR, run_pipeline
 from pipeline.config import PipelineConfig
 
 SCHEMA = PipelineConfig().schema
@@ -113,3 +115,21 @@ def test_a_bad_row_stops_the_run_before_statistics_with_one_message(tmp_path):
     assert f'{path}:42: 17 fields where the header has 16' in run.stderr
     assert 'Traceback' not in run.stderr
     assert 'StatisticsGen' not in run.stdout
+
+
+def test_a_row_serializes_to_the_same_bytes_in_every_process(tmp_path):
+    """The train/eval split hashes these bytes: another process (another run, a Beam worker)
+    must not put the same row into another split."""
+    script = ('import hashlib, sys\n'
+              'from components import csv_example_gen\n'
+              'header = sys.argv[1].split(",")\n'
+              'encoder = csv_example_gen._RowEncoder(header, {h: "BYTES" for h in header})\n'
+              'print(hashlib.sha256(encoder.encode(sys.argv[2].split(",")) + '
+              'encoder.encode(sys.argv[3].split(","))).hexdigest())')
+    header = 'country,app_version,song,duration_sec,age,liked,shared,listen_minutes'
+    rows = ('jp,4,song-1,200,30,1,0,3.5', 'de,5,song-2,,31,0,0,1.5')  # the second misses a value
+    digests = {subprocess.run(
+        [sys.executable, '-c', script, header, *rows], capture_output=True, text=True, check=True,
+        cwd=PROJECT_DIR, env={**os.environ, 'PYTHONHASHSEED': str(seed)}).stdout
+        for seed in (1, 2, 3)}
+    assert len(digests) == 1

@@ -1,18 +1,21 @@
 """A user's own CSV of another layout: drafted schema and config, three tasks one of which is a
-regression, run end to end through --config without editing Python; its Beam steps on Beam's
-multi-processing DirectRunner with 2 workers."""
+regression, run end to end through --config without editing Python; then again into a fresh
+output, where it must train the same model and reach the same verdicts."""
 
-import glob
+import json
 import os
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 import yaml
+from tfx.utils import path_utils
 
-from conftest import MULTI_PROCESSING, run_pipeline
+from conftest import run_pipeline
 from pipeline import draft
+from trainer_module.settings import PROVENANCE_FILE
 
 
 def _music_csv(path, rows=2000, seed=5):
@@ -70,18 +73,7 @@ def layout_run(drafted):
     root, _ = drafted
     return run_pipeline(root / 'outputs', '--config', str(root / 'project' / 'config.yaml'),
                         '--train-steps', '90', '--batch-size', '64',
-                        '--set', 'training.steps_per_epoch=15', *MULTI_PROCESSING).check()
-
-
-@pytest.mark.e2e
-def test_beam_steps_run_on_the_multi_processing_direct_runner(layout_run):
-    assert set(MULTI_PROCESSING) <= set(layout_run.args)
-    # Beam's worker processes report through the job service into the run's log.
-    logs = ''
-    for path in glob.glob(os.path.join(layout_run.output, 'logs', '*.log')):
-        with open(path) as f:
-            logs += f.read()
-    assert 'local_job_service: Worker' in logs
+                        '--set', 'training.steps_per_epoch=15').check()
 
 
 @pytest.mark.e2e
@@ -105,3 +97,47 @@ def test_another_layout_runs_end_to_end(layout_run):
     assert set(scores) == {'liked', 'shared', 'listen_minutes'}
     assert 0 <= float(scores['liked'][0, 0]) <= 1
     assert np.isfinite(float(scores['listen_minutes'][0, 0]))
+
+
+@pytest.fixture(scope='module')
+def layout_rerun(drafted, layout_run):
+    """The same data and config again, into a fresh output."""
+    root, _ = drafted
+    return run_pipeline(root / 'outputs-again', '--config', str(root / 'project' / 'config.yaml'),
+                        '--train-steps', '90', '--batch-size', '64',
+                        '--set', 'training.steps_per_epoch=15').check()
+
+
+def _weights(run):
+    model = tf.saved_model.load(path_utils.serving_model_path(run.summary['trained_model']['uri']))
+    return {v.name: v.numpy() for v in model.variables}
+
+
+@pytest.mark.e2e
+def test_the_same_data_and_config_train_the_same_model(layout_run, layout_rerun):
+    first, again = _weights(layout_run), _weights(layout_rerun)
+    assert sorted(first) == sorted(again)
+    for name, values in first.items():
+        np.testing.assert_array_equal(values, again[name], err_msg=name)
+    for task, result in layout_run.summary['tasks'].items():
+        assert result['metrics'] == layout_rerun.summary['tasks'][task]['metrics'], task
+        assert result['verdict'] == layout_rerun.summary['tasks'][task]['verdict'], task
+
+
+@pytest.mark.e2e
+def test_what_decided_the_model_is_recorded_with_it(layout_run, layout_rerun):
+    properties = layout_run.summary['trained_model']['properties']
+    assert properties['seed'] == 1024
+    assert re.fullmatch('[0-9a-f]{64}', properties['train_data_fingerprint'])
+    for key in ('seed', 'train_data_fingerprint', 'eval_data_fingerprint', 'trainer_settings',
+                'versions'):
+        assert properties[key] == layout_rerun.summary['trained_model']['properties'][key], key
+    settings = json.loads(properties['trainer_settings'])
+    assert settings['train_steps'] == 90 and settings['model']['seed'] == 1024
+    assert [task['name'] for task in settings['tasks']] == ['liked', 'shared', 'listen_minutes']
+    assert json.loads(properties['versions'])['tensorflow'] == tf.__version__
+    # The same record inside the pushed model, which travels with every copy of it.
+    with open(os.path.join(layout_run.summary['pushed_model'], PROVENANCE_FILE)) as f:
+        assert json.load(f)['data']['train'] == properties['train_data_fingerprint']
+    assert f"seed 1024, training data {properties['train_data_fingerprint'][:12]}" in \
+        layout_run.stdout

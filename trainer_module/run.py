@@ -9,12 +9,17 @@ Beside the SavedModel, `gate_report/` holds each task's mean gate weight per exp
 (`gates.json`, `gates.png`): whether the tasks share experts or split them.
 """
 
+import hashlib
+import importlib.metadata
 import json
 import logging
 import math
 import os
+import platform
 import tempfile
+from typing import Dict, Tuple
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
@@ -22,12 +27,17 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from trainer_module.feature_column import DenseFeat, feature_columns_from_transform
 from trainer_module.models import MMOE, gate_weights_model
-from trainer_module.settings import GATE_REPORT_DIR, PROGRESS_LOGGER, TrainerSettings
+from trainer_module.settings import (GATE_REPORT_DIR, PROGRESS_LOGGER, PROVENANCE_FILE,
+                                     TrainerSettings)
 
 PROGRESS = logging.getLogger(PROGRESS_LOGGER)
 
 # Examples parsed per call when the training split is loaded.
 _LOAD_CHUNK = 65536
+# Rows are ordered by a 64-bit fingerprint of their values: strings hashed with FarmHash (the same
+# on every platform), every value's bits folded in with FNV-1a's multiplier.
+_FINGERPRINT_RANGE = 2 ** 63 - 1
+_FNV_PRIME = np.uint64(0x100000001b3)
 
 
 def model_inputs(transformed, feature_columns):
@@ -65,33 +75,90 @@ def shuffled_batches(examples, count: int, batch_size: int, seed: int) -> tf.dat
         num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def _records(file_patterns) -> tf.data.Dataset:
+    files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
+    return tf.data.TFRecordDataset(files, compression_type='GZIP')
+
+
+def row_fingerprints(rows: Dict[str, tf.Tensor]) -> np.ndarray:
+    """A 64-bit fingerprint of each row of {feature: [rows, ...]}, from its values, not from how
+    its record was serialized (a tf.Example's features may be written in any order)."""
+    count = int(next(iter(rows.values())).shape[0])
+    fingerprints = np.zeros(count, np.uint64)
+    for name in sorted(rows):
+        values = rows[name].numpy().reshape(count, -1)
+        if values.dtype.kind in 'OSU':
+            words = tf.strings.to_hash_bucket_fast(values, _FINGERPRINT_RANGE).numpy()
+        else:
+            words = values.view(f'u{values.dtype.itemsize}')
+        for column in words.astype(np.uint64).T:
+            fingerprints = (fingerprints ^ column) * _FNV_PRIME  # wraps around, as FNV-1a does
+    return fingerprints
+
+
+def _digest(fingerprints: np.ndarray) -> str:
+    """sha256 of a split's sorted row fingerprints: the same for the same rows, whatever the files
+    and the order they came in."""
+    return hashlib.sha256(np.sort(fingerprints).tobytes()).hexdigest()
+
+
+def _parsed(file_patterns, spec):
+    """The split's records parsed, a chunk at a time."""
+    return [tf.io.parse_example(chunk, spec)
+            for chunk in _records(file_patterns).batch(_LOAD_CHUNK)]
+
+
+def split_fingerprint(file_patterns, spec) -> str:
+    """The fingerprint of a split's rows (`load_rows`' second value), read once."""
+    return _digest(np.concatenate([row_fingerprints(chunk) for chunk in _parsed(file_patterns, spec)]
+                                  or [np.zeros(0, np.uint64)]))
+
+
+def load_rows(file_patterns, spec) -> Tuple[Dict[str, tf.Tensor], str]:
+    """A split's rows parsed into memory, {feature: [rows, ...]}, and the split's fingerprint.
+
+    The rows come in an order of their own values (each row's fingerprint), so that the batches
+    drawn from them, and the model, do not depend on the order in which Beam happened to write the
+    records, which varies with the runner and its number of workers."""
+    chunks = _parsed(file_patterns, spec)
+    if not chunks:
+        raise ValueError(f'no training examples in {file_patterns}')
+    rows = {name: tf.concat([chunk[name] for chunk in chunks], axis=0) for name in spec}
+    fingerprints = row_fingerprints(rows)
+    order = np.argsort(fingerprints, kind='stable')
+    return {name: tf.gather(values, order) for name, values in rows.items()}, _digest(fingerprints)
+
+
+def _with_options(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    options = tf.data.Options()
+    # Across workers, split by batch: a split may have fewer files than there are workers.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def training_batches(rows, settings: TrainerSettings, feature_columns) -> tf.data.Dataset:
+    """Shuffled (model inputs, {task: [batch, 1] label}) batches drawn from `load_rows`' rows,
+    forever."""
+    count = int(next(iter(rows.values())).shape[0])
+    return _with_options(shuffled_batches(_inputs_and_labels(rows, settings, feature_columns),
+                                          count, settings.training.batch_size, settings.model.seed))
+
+
 def make_dataset(file_patterns, spec, settings: TrainerSettings, feature_columns,
                  training: bool) -> tf.data.Dataset:
     """(model inputs, {task: [batch, 1] label}) batches from gzipped transformed TFRecords whose
     features `spec` describes (Transform's `transformed_feature_spec()`).
 
-    Training loads the split into memory once, parsed, and draws shuffled batches from it forever;
-    evaluation makes one pass over the split, whose records it keeps in memory after the first.
+    Training loads the split into memory once (`load_rows`) and draws shuffled batches from it
+    forever; evaluation makes one pass over the split, whose records it keeps in memory after the
+    first.
     """
-    files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
-    records = tf.data.TFRecordDataset(files, compression_type='GZIP')
-    options = tf.data.Options()
-    # Across workers, split by batch: a split may have fewer files than there are workers.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     if training:
-        chunks = [tf.io.parse_example(chunk, spec) for chunk in records.batch(_LOAD_CHUNK)]
-        if not chunks:
-            raise ValueError(f'no training examples in {file_patterns}')
-        features = {name: tf.concat([chunk[name] for chunk in chunks], axis=0) for name in spec}
-        count = int(next(iter(features.values())).shape[0])
-        dataset = shuffled_batches(_inputs_and_labels(features, settings, feature_columns), count,
-                                    settings.training.batch_size, settings.model.seed)
-    else:
-        dataset = records.cache().batch(settings.training.batch_size).map(
-            lambda serialized: _inputs_and_labels(tf.io.parse_example(serialized, spec), settings,
-                                                  feature_columns),
-            num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
+        return training_batches(load_rows(file_patterns, spec)[0], settings, feature_columns)
+    return _with_options(_records(file_patterns).cache().batch(settings.training.batch_size).map(
+        lambda serialized: _inputs_and_labels(tf.io.parse_example(serialized, spec), settings,
+                                              feature_columns),
+        num_parallel_calls=tf.data.AUTOTUNE))
 
 
 def set_op_threads(threads: int) -> bool:
@@ -253,16 +320,45 @@ def export_serving_model(model, tf_transform_output, settings: TrainerSettings, 
                            'gate_weights': gate_weights})
 
 
+# The packages whose versions decide what a run computes.
+PACKAGES = ('tensorflow', 'tf-keras', 'tensorflow-transform', 'tensorflow-model-analysis', 'tfx',
+            'apache-beam', 'numpy', 'mmoe-tfx-pipeline')
+
+
+def write_provenance(fn_args: FnArgs, settings: TrainerSettings, spec,
+                     train_fingerprint: str) -> Dict:
+    """Writes into the SavedModel (PROVENANCE_FILE) what decided the model: the seed, the Trainer's
+    settings and step count, the fingerprints of the training and eval splits (`load_rows`), the
+    package versions and the machine's architecture. Returns it."""
+    provenance = {
+        'seed': settings.model.seed,
+        'train_steps': fn_args.train_steps,
+        'settings': settings.to_dict(),
+        'data': {'train': train_fingerprint, 'eval': split_fingerprint(fn_args.eval_files, spec)},
+        'versions': {'python': platform.python_version(), 'machine': platform.machine(),
+                     **{package: importlib.metadata.version(package) for package in PACKAGES}},
+    }
+    path = os.path.join(fn_args.serving_model_dir, PROVENANCE_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, 'w') as f:
+        f.write(json.dumps(provenance, indent=2, sort_keys=True))
+    return provenance
+
+
 def run_fn(fn_args: FnArgs):
     settings = TrainerSettings.from_dict(fn_args.custom_config)
     set_op_threads(settings.training.intra_op_parallelism_threads)
     strategy = distribution_strategy(settings.training.distribution)
     chief = is_chief(strategy)
     keras.utils.set_random_seed(settings.model.seed)
+    if settings.training.deterministic:
+        # For the rest of the process: TensorFlow has no switch back.
+        tf.config.experimental.enable_op_determinism()
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     feature_columns = feature_columns_from_transform(settings, tf_transform_output)
     spec = tf_transform_output.transformed_feature_spec()
-    train = make_dataset(fn_args.train_files, spec, settings, feature_columns, True)
+    rows, train_fingerprint = load_rows(fn_args.train_files, spec)
+    train = training_batches(rows, settings, feature_columns)
     evaluation = make_dataset(fn_args.eval_files, spec, settings, feature_columns, False)
 
     with strategy.scope():
@@ -301,6 +397,7 @@ def run_fn(fn_args: FnArgs):
     export_serving_model(model, tf_transform_output, settings, feature_columns,
                          scratch or fn_args.serving_model_dir)
     if chief:
+        write_provenance(fn_args, settings, spec, train_fingerprint)
         write_gate_report(gate_report, os.path.join(os.path.dirname(fn_args.serving_model_dir),
                                                     GATE_REPORT_DIR))
     else:

@@ -9,6 +9,7 @@ library: the config and its error messages load before TensorFlow does.
 """
 
 import dataclasses
+import os
 from typing import Any, Dict, Tuple
 
 # The kinds of task an MMOE output can be (DeepCTR's `task_types`).
@@ -20,6 +21,8 @@ DISTRIBUTIONS = ('none', 'mirrored', 'multi_worker_mirrored')
 GATE_REPORT_DIR = 'gate_report'
 # The logger whose records a runner shows on the terminal (everything else goes to the log file).
 PROGRESS_LOGGER = 'mmoe.progress'
+# Inside the exported SavedModel (so in every pushed copy): what decided the model, as JSON.
+PROVENANCE_FILE = os.path.join('assets.extra', 'provenance.json')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +66,9 @@ class TrainingConfig:
     `intra_op_parallelism_threads` is TensorFlow's setting of that name for the Trainer (0: one
     thread per core): at 1, each op runs on one thread while independent ops still run side by
     side, which for a model and batch of this size beats splitting every small matmul across
-    cores (measured in bench/trainer_throughput.py; raise it for much wider layers or batches)."""
+    cores (measured in bench/trainer_throughput.py; raise it for much wider layers or batches).
+    `deterministic` turns on TensorFlow's op determinism: with the model's seed and the same data,
+    the same machine trains the same weights (docs/reproducibility.md)."""
     train_steps: int = 1000
     steps_per_epoch: int = 50
     steps_per_execution: int = 25
@@ -73,6 +78,7 @@ class TrainingConfig:
     learning_rate: float = 1e-3
     log_every_steps: int = 50
     distribution: str = 'none'
+    deterministic: bool = True
 
 
 class TaskColumns:

@@ -1,0 +1,56 @@
+"""The Trainer trains the same weights from the same data and seed, whatever order its records come
+in; another seed trains other weights. Through the real pipeline: test_other_layout.py."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+import multi_worker_train
+from conftest import PROJECT_DIR
+
+SCRIPT = '''
+import dataclasses, sys
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+import multi_worker_train as w
+from trainer_module.run import build_model, load_rows, split_fingerprint, training_batches
+
+train_file, seed, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+settings = dataclasses.replace(
+    w.SETTINGS, model=dataclasses.replace(w.SETTINGS.model, seed=seed, dnn_dropout=0.3),
+    training=dataclasses.replace(w.SETTINGS.training, distribution='none'))
+keras.utils.set_random_seed(seed)
+tf.config.experimental.enable_op_determinism()
+columns = w.columns()
+rows, fingerprint = load_rows([train_file], w.SPEC)
+model = build_model(settings, columns)
+model.fit(training_batches(rows, settings, columns), steps_per_epoch=20, epochs=1, verbose=0)
+assert fingerprint == split_fingerprint([train_file], w.SPEC)
+np.savez(out, fingerprint=fingerprint, *model.get_weights())
+'''
+
+
+def _train(tmp_path, train_file, seed, name):
+    """Trains in a process of its own, as the Trainer does; returns (fingerprint, weights)."""
+    out = tmp_path / f'{name}.npz'
+    subprocess.run([sys.executable, '-c', SCRIPT, str(train_file), str(seed), str(out)],
+                   check=True, cwd=PROJECT_DIR, capture_output=True, timeout=300,
+                   env={**os.environ, 'PYTHONPATH': os.path.join(PROJECT_DIR, 'tests')})
+    result = np.load(out)
+    return str(result['fingerprint']), [result[f'arr_{i}'] for i in range(len(result.files) - 1)]
+
+
+def test_same_data_in_another_order_and_seed_train_the_same_weights(tmp_path):
+    multi_worker_train.write_examples(str(tmp_path / 'a.tfrecord.gz'))
+    multi_worker_train.write_examples(str(tmp_path / 'b.tfrecord.gz'), reverse=True)
+    first = _train(tmp_path, tmp_path / 'a.tfrecord.gz', 7, 'first')
+    reordered = _train(tmp_path, tmp_path / 'b.tfrecord.gz', 7, 'reordered')
+    other_seed = _train(tmp_path, tmp_path / 'a.tfrecord.gz', 8, 'other_seed')
+    assert first[0] == reordered[0] == other_seed[0]  # the same records
+    for a, b in zip(first[1], reordered[1]):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(first[1], other_seed[1]))
