@@ -1,7 +1,6 @@
 """The Trainer trains the same weights from the same data and seed, whatever order its records come
 in; another seed trains other weights. Through the real pipeline: test_other_layout.py."""
 
-import dataclasses
 import os
 import subprocess
 import sys

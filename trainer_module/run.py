@@ -325,11 +325,10 @@ PACKAGES = ('tensorflow', 'tf-keras', 'tensorflow-transform', 'tensorflow-model-
             'apache-beam', 'numpy', 'mmoe-tfx-pipeline')
 
 
-def write_provenance(fn_args: FnArgs, settings: TrainerSettings, spec,
-                     train_fingerprint: str) -> Dict:
+def write_provenance(fn_args: FnArgs, settings: TrainerSettings, spec, train_fingerprint: str):
     """Writes into the SavedModel (PROVENANCE_FILE) what decided the model: the seed, the Trainer's
     settings and step count, the fingerprints of the training and eval splits (`load_rows`), the
-    package versions and the machine's architecture. Returns it."""
+    package versions and the machine's architecture."""
     provenance = {
         'seed': settings.model.seed,
         'train_steps': fn_args.train_steps,
@@ -342,7 +341,6 @@ def write_provenance(fn_args: FnArgs, settings: TrainerSettings, spec,
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.gfile.GFile(path, 'w') as f:
         f.write(json.dumps(provenance, indent=2, sort_keys=True))
-    return provenance
 
 
 def run_fn(fn_args: FnArgs):
