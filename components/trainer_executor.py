@@ -38,6 +38,6 @@ class Executor(trainer_executor.GenericExecutor):
         model.set_string_custom_property(TRAIN_DATA, provenance['data']['train'])
         model.set_string_custom_property(EVAL_DATA, provenance['data']['eval'])
         model.set_string_custom_property(SETTINGS, json.dumps(
-            {'train_steps': provenance['train_steps'], **provenance['settings']}, sort_keys=True))
+            {'steps': provenance['steps'], **provenance['settings']}, sort_keys=True))
         model.set_string_custom_property(VERSIONS, json.dumps(provenance['versions'],
                                                               sort_keys=True))

@@ -1,6 +1,6 @@
-"""The flags both runners take: the config ones (--config, --data, --schema, --train-steps,
---batch-size, --set, --warn-on-anomalies), from which they build the one PipelineConfig, and
---beam-arg."""
+"""The flags both runners take: the config ones (--config, --data, --schema, --epochs,
+--train-steps, --batch-size, --set, --warn-on-anomalies), from which they build the one
+PipelineConfig, and --beam-arg."""
 
 import argparse
 import os
@@ -14,7 +14,8 @@ def add_pipeline_flags(parser: argparse.ArgumentParser):
     parser.add_argument('--config', help='YAML config replacing the defaults '
                                          '(draft one with python -m pipeline.draft)')
     parser.add_argument('--schema', help='schema.pbtxt (default: the config\'s)')
-    parser.add_argument('--train-steps', type=int, help='training steps')
+    parser.add_argument('--epochs', type=float, help='passes over the training split')
+    parser.add_argument('--train-steps', type=int, help='at most this many training steps')
     parser.add_argument('--batch-size', type=int, help='training batch size')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                         help='any config value, e.g. model.num_experts=4 or '
@@ -36,7 +37,8 @@ def config_from_flags(args) -> PipelineConfig:
     config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
     flags = {key: _absolute(path) for key, path in (('data', args.data), ('schema', args.schema))
              if path}
-    training = {key: value for key, value in (('train_steps', args.train_steps),
+    training = {key: value for key, value in (('epochs', args.epochs),
+                                              ('train_steps', args.train_steps),
                                               ('batch_size', args.batch_size)) if value is not None}
     if training:
         flags['training'] = training

@@ -129,10 +129,19 @@ class PipelineConfig(TaskColumns):
         if self.training.distribution not in DISTRIBUTIONS:
             raise ConfigError(f'training.distribution: {self.training.distribution!r} is not one '
                               f'of {DISTRIBUTIONS}')
-        for setting in ('train_steps', 'steps_per_epoch', 'steps_per_execution', 'batch_size'):
-            if getattr(self.training, setting) < 1:
-                raise ConfigError(f'training.{setting}: must be at least 1, got '
-                                  f'{getattr(self.training, setting)}')
+        if not isinstance(self.training.max_memory_mb, int) or self.training.max_memory_mb < 0:
+            raise ConfigError('training.max_memory_mb: must be a whole number of MB, 0 to always '
+                              f'stream, got {self.training.max_memory_mb!r}')
+        for setting in ('train_steps', 'evaluations_per_epoch', 'steps_per_execution',
+                        'batch_size', 'shuffle_buffer_rows'):
+            value = getattr(self.training, setting)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f'training.{setting}: must be a whole number, at least 1, got '
+                                  f'{value!r}')
+        for setting in ('epochs', 'early_stopping_patience'):
+            if getattr(self.training, setting) <= 0:
+                raise ConfigError(f'training.{setting}: must be more than 0 passes over the '
+                                  f'training split, got {getattr(self.training, setting)}')
         if self.training.intra_op_parallelism_threads < 0:
             raise ConfigError('training.intra_op_parallelism_threads: must be 0 (one per core) or '
                               f'more, got {self.training.intra_op_parallelism_threads}')
@@ -218,6 +227,13 @@ def _plain(value):
     return value
 
 
+# Keys of earlier versions, and what replaced them.
+_REPLACED_KEYS = {
+    'config.training.steps_per_epoch': 'training.evaluations_per_epoch (evaluations per pass over '
+                                       'the training split; how long to train is training.epochs)',
+}
+
+
 def _replace(instance, values: Dict[str, Any], where: str):
     """A copy of dataclass `instance` with `values` applied, converting nested dicts and lists."""
     if not isinstance(values, dict):
@@ -225,6 +241,9 @@ def _replace(instance, values: Dict[str, Any], where: str):
     fields = {f.name: f for f in dataclasses.fields(instance)}
     changes = {}
     for key, value in values.items():
+        if f'{where}.{key}' in _REPLACED_KEYS:
+            raise ConfigError(f'{where}.{key}: no longer a setting; see '
+                              f'{_REPLACED_KEYS[f"{where}.{key}"]}')
         if key not in fields:
             raise ConfigError(f'{where}.{key}: unknown key (known: {sorted(fields)})')
         changes[key] = _convert(getattr(instance, key), value, f'{where}.{key}', fields[key])

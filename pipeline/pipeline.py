@@ -97,8 +97,6 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
         schema=schema_gen.outputs['schema'],
-        train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
-        eval_args=tfx.proto.EvalArgs(),
         custom_config=config.trainer_settings().to_dict(),
         custom_executor_spec=executor_spec.ExecutorClassSpec(trainer_executor.Executor))
 

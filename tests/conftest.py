@@ -24,8 +24,8 @@ SPLIT_DATA = ['--set', 'csv_pattern=train/*.csv', '--set', 'eval_csv_pattern=eva
 MULTI_PROCESSING = ['--beam-arg=--direct_running_mode=multi_processing',
                     '--beam-arg=--direct_num_workers=2']
 # Small data: short epochs so that early stopping keeps the weights before overfitting.
-SMALL_TRAINING = ['--train-steps', '150', '--batch-size', '64',
-                  '--set', 'training.steps_per_epoch=15', '--set', 'training.log_every_steps=30']
+SMALL_TRAINING = ['--epochs', '6', '--batch-size', '64',
+                  '--set', 'training.log_every_steps=30']
 # What only the Evaluators, the gate and the drift check read: an unreachable AUC floor for ctr,
 # another slice, another drift bound.
 GATE_SLICE_AND_DRIFT_CHANGE = [

@@ -72,8 +72,7 @@ def test_draft_writes_a_schema_and_a_config_that_loads(drafted):
 def layout_run(drafted):
     root, _ = drafted
     return run_pipeline(root / 'outputs', '--config', str(root / 'project' / 'config.yaml'),
-                        '--train-steps', '90', '--batch-size', '64',
-                        '--set', 'training.steps_per_epoch=15').check()
+                        '--train-steps', '90', '--batch-size', '64').check()
 
 
 @pytest.mark.e2e
@@ -104,8 +103,7 @@ def layout_rerun(drafted, layout_run):
     """The same data and config again, into a fresh output."""
     root, _ = drafted
     return run_pipeline(root / 'outputs-again', '--config', str(root / 'project' / 'config.yaml'),
-                        '--train-steps', '90', '--batch-size', '64',
-                        '--set', 'training.steps_per_epoch=15').check()
+                        '--train-steps', '90', '--batch-size', '64').check()
 
 
 def _weights(run):
@@ -133,7 +131,8 @@ def test_what_decided_the_model_is_recorded_with_it(layout_run, layout_rerun):
                 'versions'):
         assert properties[key] == layout_rerun.summary['trained_model']['properties'][key], key
     settings = json.loads(properties['trainer_settings'])
-    assert settings['train_steps'] == 90 and settings['model']['seed'] == 1024
+    assert settings['training']['train_steps'] == 90 and settings['model']['seed'] == 1024
+    assert 0 < settings['steps']['kept'] <= settings['steps']['planned'] <= 90
     assert [task['name'] for task in settings['tasks']] == ['liked', 'shared', 'listen_minutes']
     assert json.loads(properties['versions'])['tensorflow'] == tf.__version__
     # The same record inside the pushed model, which travels with every copy of it.

@@ -9,6 +9,7 @@ Beside the SavedModel, `gate_report/` holds each task's mean gate weight per exp
 (`gates.json`, `gates.png`): whether the tasks share experts or split them.
 """
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -144,6 +145,36 @@ def training_batches(rows, settings: TrainerSettings, feature_columns) -> tf.dat
                                           count, settings.training.batch_size, settings.model.seed))
 
 
+def count_rows(file_patterns) -> int:
+    """The number of records in a split's files, read without parsing them."""
+    return int(_records(file_patterns).batch(_LOAD_CHUNK).reduce(
+        tf.constant(0, tf.int64), lambda count, chunk: count + tf.size(chunk, tf.int64)))
+
+
+def row_bytes(spec) -> int:
+    """Bytes a parsed row of `spec` takes in memory (a string counted as 64)."""
+    return sum(max(1, int(np.prod(feature.shape or [1]))) * (64 if feature.dtype == tf.string
+                                                             else feature.dtype.size)
+               for feature in spec.values())
+
+
+def streamed_batches(file_patterns, spec, settings: TrainerSettings,
+                     feature_columns) -> tf.data.Dataset:
+    """Shuffled (model inputs, labels) batches read from the split's files, forever, through a
+    shuffle buffer of `training.shuffle_buffer_rows` records: for a split too large to load. Each
+    pass reads every record once, in another seeded order."""
+    training = settings.training
+    return _with_options(
+        _records(file_patterns)
+        .shuffle(training.shuffle_buffer_rows, seed=settings.model.seed,
+                 reshuffle_each_iteration=True)
+        .repeat()
+        .batch(training.batch_size, drop_remainder=True)
+        .map(lambda serialized: _inputs_and_labels(tf.io.parse_example(serialized, spec),
+                                                   settings, feature_columns),
+             num_parallel_calls=tf.data.AUTOTUNE))
+
+
 def make_dataset(file_patterns, spec, settings: TrainerSettings, feature_columns,
                  training: bool) -> tf.data.Dataset:
     """(model inputs, {task: [batch, 1] label}) batches from gzipped transformed TFRecords whose
@@ -159,6 +190,35 @@ def make_dataset(file_patterns, spec, settings: TrainerSettings, feature_columns
         lambda serialized: _inputs_and_labels(tf.io.parse_example(serialized, spec), settings,
                                               feature_columns),
         num_parallel_calls=tf.data.AUTOTUNE))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingPlan:
+    """How long to train and how often to evaluate, from the split's size and `training`."""
+    steps: int
+    steps_per_evaluation: int
+    patience: int  # evaluations without improvement before stopping
+    in_memory: bool
+
+    @classmethod
+    def make(cls, rows: int, bytes_per_row: int, training) -> 'TrainingPlan':
+        steps_per_pass = max(1, math.ceil(rows / training.batch_size))
+        steps = max(1, math.ceil(training.epochs * steps_per_pass))
+        if training.train_steps is not None:
+            steps = min(steps, training.train_steps)
+        period = max(1, math.ceil(steps_per_pass / training.evaluations_per_epoch))
+        # Keras epochs are of equal length: the fewest evaluations no further apart than
+        # `period`, of at most `steps` steps in all.
+        evaluations = math.ceil(steps / period)
+        return cls(steps=evaluations * (steps // evaluations),
+                   steps_per_evaluation=steps // evaluations,
+                   patience=max(1, math.ceil(training.early_stopping_patience * steps_per_pass
+                                             / period)),
+                   in_memory=rows * bytes_per_row <= training.max_memory_mb * 2**20)
+
+    @property
+    def evaluations(self) -> int:
+        return self.steps // self.steps_per_evaluation
 
 
 def set_op_threads(threads: int) -> bool:
@@ -325,13 +385,14 @@ PACKAGES = ('tensorflow', 'tf-keras', 'tensorflow-transform', 'tensorflow-model-
             'apache-beam', 'numpy', 'mmoe-tfx-pipeline')
 
 
-def write_provenance(fn_args: FnArgs, settings: TrainerSettings, spec, train_fingerprint: str):
+def write_provenance(fn_args: FnArgs, settings: TrainerSettings, spec, train_fingerprint: str,
+                     steps: Dict[str, int]):
     """Writes into the SavedModel (PROVENANCE_FILE) what decided the model: the seed, the Trainer's
-    settings and step count, the fingerprints of the training and eval splits (`load_rows`), the
-    package versions and the machine's architecture."""
+    settings, the steps planned and the step whose weights it kept, the fingerprints of the
+    training and eval splits (`load_rows`), the package versions and the machine's architecture."""
     provenance = {
         'seed': settings.model.seed,
-        'train_steps': fn_args.train_steps,
+        'steps': steps,
         'settings': settings.to_dict(),
         'data': {'train': train_fingerprint, 'eval': split_fingerprint(fn_args.eval_files, spec)},
         'versions': {'python': platform.python_version(), 'machine': platform.machine(),
@@ -355,25 +416,31 @@ def run_fn(fn_args: FnArgs):
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     feature_columns = feature_columns_from_transform(settings, tf_transform_output)
     spec = tf_transform_output.transformed_feature_spec()
-    rows, train_fingerprint = load_rows(fn_args.train_files, spec)
-    train = training_batches(rows, settings, feature_columns)
+    train_rows = count_rows(fn_args.train_files)
+    plan = TrainingPlan.make(train_rows, row_bytes(spec), settings.training)
+    if plan.in_memory:
+        rows, train_fingerprint = load_rows(fn_args.train_files, spec)
+        train = training_batches(rows, settings, feature_columns)
+    else:
+        train_fingerprint = split_fingerprint(fn_args.train_files, spec)
+        train = streamed_batches(fn_args.train_files, spec, settings, feature_columns)
+    PROGRESS.info('Trainer: %d training rows %s, %d steps of %d (%.3g passes), evaluating every '
+                  '%d steps', train_rows,
+                  'in memory' if plan.in_memory else 'streamed from disk (over training.max_memory_mb)',
+                  plan.steps, settings.training.batch_size,
+                  plan.steps * settings.training.batch_size / train_rows, plan.steps_per_evaluation)
     evaluation = make_dataset(fn_args.eval_files, spec, settings, feature_columns, False)
 
     with strategy.scope():
         model = build_model(settings, feature_columns)
-    # Keras epochs are of equal length: split train_steps into the fewest epochs no longer than
-    # steps_per_epoch.
-    epochs = math.ceil(fn_args.train_steps / settings.training.steps_per_epoch)
-    steps_per_epoch = math.ceil(fn_args.train_steps / epochs)
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor='val_loss', patience=settings.training.early_stopping_patience,
-        restore_best_weights=True)
+        monitor='val_loss', patience=plan.patience, restore_best_weights=True)
     # Every worker of a cluster writes (saving is collective); only the chief where it is kept.
     scratch = None if chief else tempfile.mkdtemp(prefix='mmoe-worker-')
     model.fit(
         train,
-        steps_per_epoch=steps_per_epoch,
-        epochs=epochs,
+        steps_per_epoch=plan.steps_per_evaluation,
+        epochs=plan.evaluations,
         validation_data=evaluation,
         # Keras needs the count to run several steps per execution; the split is cached, so
         # counting it is one read.
@@ -383,11 +450,11 @@ def run_fn(fn_args: FnArgs):
             keras.callbacks.TensorBoard(log_dir=scratch or fn_args.model_run_dir,
                                         update_freq='epoch'),
             early_stopping,
-            _ProgressLog(epochs * steps_per_epoch, steps_per_epoch,
-                         settings.training.log_every_steps),
+            _ProgressLog(plan.steps, plan.steps_per_evaluation, settings.training.log_every_steps),
         ])
-    PROGRESS.info('Trainer keeps the weights after step %d (eval loss %.4f)',
-                  (early_stopping.best_epoch + 1) * steps_per_epoch, early_stopping.best)
+    kept_step = (early_stopping.best_epoch + 1) * plan.steps_per_evaluation
+    PROGRESS.info('Trainer keeps the weights after step %d (eval loss %.4f)', kept_step,
+                  early_stopping.best)
     gate_report = mean_gate_weights(model, evaluation)
     PROGRESS.info('Trainer mean gate weights per expert: %s', '  '.join(
         f'{gate} [{" ".join(f"{w:.2f}" for w in weights)}]'
@@ -395,7 +462,8 @@ def run_fn(fn_args: FnArgs):
     export_serving_model(model, tf_transform_output, settings, feature_columns,
                          scratch or fn_args.serving_model_dir)
     if chief:
-        write_provenance(fn_args, settings, spec, train_fingerprint)
+        write_provenance(fn_args, settings, spec, train_fingerprint,
+                         {'planned': plan.steps, 'kept': kept_step})
         write_gate_report(gate_report, os.path.join(os.path.dirname(fn_args.serving_model_dir),
                                                     GATE_REPORT_DIR))
     else:

@@ -10,7 +10,7 @@ library: the config and its error messages load before TensorFlow does.
 
 import dataclasses
 import os
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 # The kinds of task an MMOE output can be (DeepCTR's `task_types`).
 TASK_TYPES = ('binary', 'regression')
@@ -58,8 +58,11 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-    """Training runs `train_steps` batches; every `steps_per_epoch` it evaluates on the whole eval
-    split and stops early when the eval loss has not improved for `early_stopping_patience` epochs.
+    """Training makes `epochs` passes over the training split, at most `train_steps` batches when
+    that is set. It evaluates on the whole eval split `evaluations_per_epoch` times a pass, and
+    stops early once the eval loss has not improved for `early_stopping_patience` passes, keeping
+    the best weights: a patience in passes, not in evaluations, gives every embedding row its
+    updates before a plateau counts, and does not stop on the ups and downs of a few batches.
     `batch_size` is the global batch: under a `distribution` it is split across the replicas.
     `steps_per_execution` batches run per call into the TensorFlow graph (Keras'
     `steps_per_execution`): fewer calls from Python, at the cost of coarser progress lines.
@@ -67,16 +70,22 @@ class TrainingConfig:
     thread per core): at 1, each op runs on one thread while independent ops still run side by
     side, which for a model and batch of this size beats splitting every small matmul across
     cores (measured in bench/trainer_throughput.py; raise it for much wider layers or batches).
+    A training split whose parsed rows would take more than `max_memory_mb` (0: any) is streamed
+    from its files through a shuffle buffer of `shuffle_buffer_rows` rows; a smaller one is loaded
+    into memory and shuffled whole each pass.
     `deterministic` turns on TensorFlow's op determinism: with the model's seed and the same data,
     the same machine trains the same weights (docs/reproducibility.md)."""
-    train_steps: int = 1000
-    steps_per_epoch: int = 50
+    epochs: float = 10.0
+    train_steps: Optional[int] = None
+    evaluations_per_epoch: int = 4
+    early_stopping_patience: float = 1.0
     steps_per_execution: int = 25
     intra_op_parallelism_threads: int = 1
-    early_stopping_patience: int = 2
     batch_size: int = 256
     learning_rate: float = 1e-3
     log_every_steps: int = 50
+    max_memory_mb: int = 2048
+    shuffle_buffer_rows: int = 200_000
     distribution: str = 'none'
     deterministic: bool = True
 

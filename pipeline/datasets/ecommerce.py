@@ -6,6 +6,10 @@ probabilities are known, the generator also reports the Bayes AUC of each task: 
 probability, which no model can beat on this data.
 
     python -m pipeline.datasets.ecommerce --rows 20000 --out data/ecommerce
+
+`--extra-sparse N --extra-dense M` widen the rows with N categorical and M numeric columns that the
+labels do not depend on (`extra_s00`, ..., `extra_d00`, ...; drawn from their own random stream, so
+the other columns and the Bayes AUCs stay those of the narrow data): the benches' width axis.
 """
 
 import argparse
@@ -71,8 +75,25 @@ def sample_auc(scores, labels):
     return float((ranks[labels == 1].sum() - num_pos * (num_pos + 1) / 2) / (num_pos * num_neg))
 
 
-def generate(rows, seed=7):
-    """Returns (DataFrame of `rows` impressions, {task: true probability per row})."""
+def extra_columns(rows, sparse, dense, seed):
+    """`sparse` categorical columns (Zipf over 20 to 2,000 values) and `dense` numeric ones (some
+    heavy-tailed, 5% missing), independent of everything else."""
+    rng = np.random.default_rng([seed, 1])
+    columns = {}
+    for i in range(sparse):
+        values = int(20 * 100 ** (i / max(sparse - 1, 1)))
+        drawn = rng.choice(values, rows, p=_zipf_weights(values, 1.0, rng))
+        columns[f'extra_s{i:02d}'] = np.char.add(f's{i}_', drawn.astype(str))
+    for i in range(dense):
+        drawn = rng.lognormal(1.0, 1.0, rows) if i % 3 == 0 else rng.normal(0.0, 1.0, rows)
+        drawn[rng.random(rows) < 0.05] = np.nan
+        columns[f'extra_d{i:02d}'] = np.round(drawn, 3)
+    return columns
+
+
+def generate(rows, seed=7, extra_sparse=0, extra_dense=0):
+    """Returns (DataFrame of `rows` impressions, {task: true probability per row}); see
+    `extra_columns` for the widening."""
     rng = np.random.default_rng(seed)
 
     # Users: an activity level (clicks more) and a purchase propensity, partly correlated.
@@ -130,6 +151,7 @@ def generate(rows, seed=7):
         'user_purchase_count': user_purchases[user],
         'item_rating': np.round(item_rating[item], 1),
         'item_review_count': item_reviews[item],
+        **extra_columns(rows, extra_sparse, extra_dense, seed),
         'click': click.astype(int),
         'purchase': purchase.astype(int),
     })
@@ -148,9 +170,9 @@ def bayes_auc(frame, probabilities):
     }
 
 
-def write(out_dir, rows, seed=7):
+def write(out_dir, rows, seed=7, extra_sparse=0, extra_dense=0):
     """Writes `ecommerce.csv` and `bayes_auc.json` into `out_dir`; returns the Bayes AUC report."""
-    frame, probabilities = generate(rows, seed)
+    frame, probabilities = generate(rows, seed, extra_sparse, extra_dense)
     os.makedirs(out_dir, exist_ok=True)
     frame.to_csv(os.path.join(out_dir, CSV_NAME), index=False)
     report = {'rows': rows, 'seed': seed, 'bayes_auc': bayes_auc(frame, probabilities)}
@@ -165,8 +187,10 @@ def main(argv=None):
     parser.add_argument('--rows', type=int, default=20000, help='impressions to generate')
     parser.add_argument('--seed', type=int, default=7)
     parser.add_argument('--out', required=True, help='directory for the CSV and bayes_auc.json')
+    parser.add_argument('--extra-sparse', type=int, default=0, help='noise categorical columns')
+    parser.add_argument('--extra-dense', type=int, default=0, help='noise numeric columns')
     args = parser.parse_args(argv)
-    report = write(args.out, args.rows, args.seed)
+    report = write(args.out, args.rows, args.seed, args.extra_sparse, args.extra_dense)
     print(f'wrote {args.rows} rows to {os.path.join(args.out, CSV_NAME)}')
     for task, auc in report['bayes_auc'].items():
         print(f"{task}: positive rate {auc['positive_rate']:.3f}, "

@@ -1,0 +1,68 @@
+"""How long the Trainer trains, how often it evaluates, and when it streams the training split
+instead of loading it: `TrainingPlan` on sizes alone, the streamed batches on a small file."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import multi_worker_train as w
+from trainer_module.run import (TrainingPlan, count_rows, make_dataset, row_bytes,
+                                streamed_batches)
+from trainer_module.settings import TrainingConfig
+
+
+def test_the_budget_is_passes_over_the_training_split():
+    plan = TrainingPlan.make(rows=16_000, bytes_per_row=100, training=TrainingConfig())
+    # 63 batches of 256 a pass, 10 passes (630 steps) in evaluations no more than a quarter pass
+    # (16 steps) apart: 40 of 15 steps.
+    assert (plan.steps, plan.steps_per_evaluation, plan.evaluations) == (600, 15, 40)
+    assert plan.patience == 4  # a pass of evaluations without improvement
+    bigger = TrainingPlan.make(rows=800_000, bytes_per_row=100, training=TrainingConfig())
+    assert (bigger.steps, bigger.steps_per_evaluation, bigger.patience) == (31_240, 781, 4)
+
+
+def test_train_steps_caps_the_budget_and_fractional_epochs_count():
+    capped = TrainingPlan.make(16_000, 100, TrainingConfig(train_steps=100))
+    assert (capped.steps, capped.steps_per_evaluation) == (98, 14)
+    half = TrainingPlan.make(16_000, 100, TrainingConfig(epochs=0.5))
+    assert (half.steps, half.steps_per_evaluation, half.patience) == (32, 16, 4)
+    patient = TrainingPlan.make(16_000, 100, TrainingConfig(early_stopping_patience=2.5))
+    assert patient.patience == 10
+
+
+def test_a_split_larger_than_the_memory_budget_is_streamed():
+    training = TrainingConfig(max_memory_mb=10)
+    assert TrainingPlan.make(10 * 2**20 // 64, 64, training).in_memory
+    assert not TrainingPlan.make(10 * 2**20 // 64 + 1, 64, training).in_memory
+    assert not TrainingPlan.make(1, 64, TrainingConfig(max_memory_mb=0)).in_memory
+
+
+def test_row_bytes_of_transformed_features():
+    assert row_bytes(w.SPEC) == 8 + 4 + 4 + 4
+
+
+def test_streamed_batches_draw_every_row_in_a_seeded_order(tmp_path):
+    path = str(tmp_path / 'train.gz')
+    w.write_examples(path, rows=100)
+    settings = dataclasses.replace(w.SETTINGS, training=dataclasses.replace(
+        w.SETTINGS.training, distribution='none', batch_size=25, shuffle_buffer_rows=100))
+    assert count_rows([path]) == 100
+
+    def first_batches(count):
+        batches = streamed_batches([path], w.SPEC, settings, w.columns()).take(count)
+        return [features['price'].numpy().ravel() for features, _ in batches]
+
+    in_file_order = np.concatenate(
+        [features['price'].numpy().ravel() for features, _ in make_dataset(
+            [path], w.SPEC, settings, w.columns(), training=False)])
+    two_passes = np.concatenate(first_batches(8))
+    # A buffer as large as the split: every row once a pass, each pass in another order.
+    for one_pass in (two_passes[:100], two_passes[100:]):
+        assert sorted(one_pass.tolist()) == sorted(in_file_order.tolist())
+        assert not np.array_equal(one_pass, in_file_order)
+    assert not np.array_equal(two_passes[:100], two_passes[100:])
+    # Seeded: the same order again.
+    np.testing.assert_array_equal(two_passes, np.concatenate(first_batches(8)))
+    features, labels = next(iter(streamed_batches([path], w.SPEC, settings, w.columns())))
+    assert features['user'].shape == (25, 1) and labels['ctr'].shape == (25, 1)
