@@ -1,15 +1,23 @@
-"""What the whole local pipeline costs as the data grows.
+"""What the whole local pipeline costs as the data grows longer and wider.
 
-    .venv/bin/python bench/pipeline_scaling.py [--sizes 10000,100000] [--with-1m] [--out DIR]
+    .venv/bin/python bench/pipeline_scaling.py [--sizes 10000,100000] [--with-1m] [--with-5m]
+        [--widths 16,40,80,160] [--width-rows 1000] [--beam-arg=...] [--out DIR]
 
-For each size it generates the e-commerce data (`pipeline.datasets.ecommerce`, seed 7) and runs
-`local_runner.py` on it into its own output directory, from scratch (--no-cache), with Beam's
-DirectRunner in multi-processing mode on 2 workers. It prints, per size, each component's wall
-seconds (from the run summary, which reads ML Metadata), rows per second of ExampleGen,
-StatisticsGen and Transform (all rows) and of the Evaluators (the eval split), training examples per
-second (steps x batch over the Trainer's wall time, which includes its evaluations and export),
-and the peak resident memory of the runner and all its child processes. It writes `scaling.csv`
-and `scaling.png` (seconds against rows, log-log, a line per component) under --out.
+Row axis: for each size it generates the e-commerce data (`pipeline.datasets.ecommerce`, seed 7,
+16 columns) and runs `local_runner.py` on it with the default config. Width axis: at
+`--width-rows` rows it widens the same data with noise columns (`--extra-sparse`/`--extra-dense`,
+one sparse for seven dense) to each total column count, drafts a config with `pipeline.draft`, as
+a new user would, and runs `local_runner.py --config` on it. Every run starts from scratch
+(--no-cache), in its own output directory, with the local runner's Beam settings (in-memory
+DirectRunner) unless --beam-arg says otherwise.
+
+It prints, per run, each component's wall seconds (from the run summary, which reads ML Metadata),
+rows per second of ExampleGen, StatisticsGen and Transform (all rows) and of the Evaluators (the
+eval split), training examples per second (steps run x batch over the Trainer's wall time, which
+includes its evaluations and export), the peak resident memory of the runner and all its child
+processes, and each task's AUC beside the Bayes AUC the generator reports (the AUC of the true
+probabilities: no model can beat it). It writes `scaling.csv` and `scaling.png` (seconds against
+rows and against columns, log-log, a line per component) under --out.
 """
 
 import argparse
@@ -24,12 +32,13 @@ import time
 
 import psutil
 
-from pipeline.config import PROJECT_DIR, PipelineConfig
+from pipeline import draft
+from pipeline.config import PROJECT_DIR
 from pipeline.datasets import ecommerce
 
-BEAM_ARGS = ['--beam-arg=--direct_running_mode=multi_processing',
-             '--beam-arg=--direct_num_workers=2']
 ALL_ROWS = ('CsvExampleGen', 'StatisticsGen', 'Transform')
+NARROW_COLUMNS = len(ecommerce.SPARSE_COLUMNS) + len(ecommerce.DENSE_COLUMNS) + len(
+    ecommerce.TASK_LABELS)
 
 
 class PeakMemory:
@@ -63,99 +72,172 @@ class PeakMemory:
         return self.peak
 
 
-def run_size(rows: int, out: str) -> dict:
-    data = os.path.join(out, f'data-{rows}')
+def _data(out: str, rows: int, columns: int) -> str:
+    """The generated CSV's directory: `rows` rows widened to `columns` columns."""
+    extra = columns - NARROW_COLUMNS
+    if extra < 0:
+        sys.exit(f'error: the narrowest data has {NARROW_COLUMNS} columns, not {columns}')
+    data = os.path.join(out, f'data-{rows}x{columns}')
     if not os.path.exists(os.path.join(data, ecommerce.CSV_NAME)):
-        ecommerce.write(data, rows=rows, seed=7)
-    output = os.path.join(out, f'run-{rows}')
+        ecommerce.write(data, rows=rows, seed=7, extra_sparse=extra // 8,
+                        extra_dense=extra - extra // 8)
+    return data
+
+
+def run_one(out: str, rows: int, columns: int, drafted: bool, beam_args) -> dict:
+    """One run from scratch on generated data; drafted: with a config `pipeline.draft` wrote."""
+    data = _data(out, rows, columns)
+    name = f'{rows}x{columns}{"-drafted" if drafted else ""}'
+    output = os.path.join(out, f'run-{name}')
+    flags = ['--data', data]
+    roles = None
+    if drafted:
+        project = os.path.join(out, f'project-{name}')
+        roles = draft.draft(os.path.join(data, ecommerce.CSV_NAME), project,
+                            pipeline_name=f'scaling_{columns}')
+        flags = ['--config', os.path.join(project, 'config.yaml')]
     started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--data', data,
-         '--output', output, '--no-cache', *BEAM_ARGS],
+        [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), *flags,
+         '--output', output, '--no-cache', *beam_args],
         cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     memory = PeakMemory(process.pid)
     log = process.communicate()[0]
     peak = memory.stop()
     seconds = time.monotonic() - started
     if process.returncode != 0:
-        sys.exit(f'error: the {rows}-row run failed:\n{log[-3000:]}')
+        sys.exit(f'error: the {name} run failed:\n{log[-3000:]}')
     with open(os.path.join(output, 'run_summary.json')) as f:
         summary = json.load(f)
-    component_seconds = {name: node['seconds'] for name, node in summary['nodes'].items()
-                         if node.get('seconds') is not None}
+    with open(os.path.join(data, ecommerce.BAYES_AUC_NAME)) as f:
+        bayes = json.load(f)['bayes_auc']
+    component_seconds = {node: values['seconds'] for node, values in summary['nodes'].items()
+                         if values.get('seconds') is not None}
     eval_rows = next(iter(summary['tasks'].values()))['metrics']['example_count']
-    training = PipelineConfig().training
-    rates = {f'{name} rows/s': rows / component_seconds[name] for name in ALL_ROWS}
-    rates.update({f'{name} rows/s': eval_rows / seconds_
-                  for name, seconds_ in component_seconds.items() if name.startswith('Evaluator')})
-    rates['training examples/s'] = (training.train_steps * training.batch_size
+    settings = json.loads(summary['trained_model']['properties']['trainer_settings'])
+    rates = {f'{node} rows/s': rows / component_seconds[node] for node in ALL_ROWS}
+    rates.update({f'{node} rows/s': eval_rows / seconds_
+                  for node, seconds_ in component_seconds.items() if node.startswith('Evaluator')})
+    rates['training examples/s'] = (settings['steps']['run'] * settings['training']['batch_size']
                                     / component_seconds['Trainer'])
-    return {'rows': rows, 'total seconds': seconds, 'peak memory GB': peak / 2**30,
-            'components': component_seconds, 'rates': rates}
+    # The default config names the tasks ctr and ctcvr; a drafted one after their labels.
+    labels = {label: task for task, label in ecommerce.TASK_LABELS.items()}
+    auc = {labels.get(task, task): values['metrics']['auc']
+           for task, values in summary['tasks'].items()}
+    role_counts = {role: list((roles or {}).values()).count(role) for role in ('sparse', 'dense')}
+    return {'run': name, 'rows': rows, 'columns': columns, 'roles': role_counts if roles else None,
+            'total seconds': seconds, 'peak memory GB': peak / 2**30,
+            'components': {node.replace('Evaluator.click', 'Evaluator.ctr')
+                           .replace('Evaluator.purchase', 'Evaluator.ctcvr'): value
+                           for node, value in component_seconds.items()},
+            'rates': {rate.replace('Evaluator.click', 'Evaluator.ctr')
+                      .replace('Evaluator.purchase', 'Evaluator.ctcvr'): value
+                      for rate, value in rates.items()},
+            'auc': auc, 'bayes auc': {task: bayes[task]['expected'] for task in auc},
+            'steps': settings['steps']}
 
 
 def write_outputs(results, out):
     components = sorted({name for r in results for name in r['components']},
                         key=lambda name: -max(r['components'].get(name, 0) for r in results))
+    rates = list(results[0]['rates'])
+    tasks = list(results[0]['auc'])
     with open(os.path.join(out, 'scaling.csv'), 'w', newline='') as f:
         writer = csv.writer(f)
-        writer.writerow(['rows', 'total seconds', 'peak memory GB']
-                        + [f'{name} s' for name in components] + list(results[0]['rates']))
+        writer.writerow(['run', 'rows', 'columns', 'total seconds', 'peak memory GB']
+                        + [f'{name} s' for name in components] + rates
+                        + [f'{task} {kind}' for task in tasks for kind in ('auc', 'bayes auc')])
         for r in results:
-            writer.writerow([r['rows'], round(r['total seconds'], 1),
+            writer.writerow([r['run'], r['rows'], r['columns'], round(r['total seconds'], 1),
                              round(r['peak memory GB'], 2)]
                             + [r['components'].get(name, '') for name in components]
-                            + [round(v) for v in r['rates'].values()])
+                            + [round(r['rates'].get(rate, 0)) for rate in rates]
+                            + [round(r[kind][task], 4) for task in tasks
+                               for kind in ('auc', 'bayes auc')])
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use('Agg')
     from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
-    figure, axes = pyplot.subplots(figsize=(8, 5.5))
-    sizes = [r['rows'] for r in results]
-    for name in components:
-        values = [r['components'].get(name) for r in results]
-        if all(v and v >= 0.5 for v in values):
-            axes.plot(sizes, values, marker='o', label=name)
-    axes.plot(sizes, [r['total seconds'] for r in results], marker='o', color='black',
-              linewidth=2, label='whole run')
-    axes.set(xscale='log', yscale='log', xlabel='rows', ylabel='wall seconds',
-             title='Local pipeline cost against data size (2 Beam workers)')
-    axes.grid(alpha=0.3, which='both')
-    axes.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc='upper left')
+    axes_by = [(axis, [r for r in results if r['axis'] == axis]) for axis in ('rows', 'columns')]
+    axes_by = [(axis, runs) for axis, runs in axes_by if len(runs) > 1]
+    if not axes_by:
+        return
+    figure, all_axes = pyplot.subplots(1, len(axes_by), figsize=(7 * len(axes_by), 5.5),
+                                       squeeze=False)
+    for axes, (axis, runs) in zip(all_axes[0], axes_by):
+        xs = [r[axis] for r in runs]
+        for name in components:
+            values = [r['components'].get(name) for r in runs]
+            if all(v and v >= 0.5 for v in values):
+                axes.plot(xs, values, marker='o', label=name)
+        axes.plot(xs, [r['total seconds'] for r in runs], marker='o', color='black',
+                  linewidth=2, label='whole run')
+        fixed = f'{runs[0]["columns"]} columns' if axis == 'rows' else f'{runs[0]["rows"]:,} rows'
+        axes.set(xscale='log', yscale='log', xlabel=axis, ylabel='wall seconds',
+                 title=f'Local pipeline cost against {axis} ({fixed})')
+        axes.grid(alpha=0.3, which='both')
+    all_axes[0][-1].legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc='upper left')
     figure.tight_layout()
     figure.savefig(os.path.join(out, 'scaling.png'), dpi=100)
 
 
-def print_tables(results):
-    components = list(results[0]['components'])
-    print('\n| component | ' + ' | '.join(f'{r["rows"]:,} rows' for r in results) + ' |')
+def print_table(results):
+    # The run summary lists the nodes from the last to the first.
+    components = list(reversed(results[0]['components']))
+    print('\n| | ' + ' | '.join(f'{r["rows"]:,} rows x {r["columns"]} columns'
+                                 for r in results) + ' |')
     print('|---|' + '---:|' * len(results))
+    if any(r['roles'] for r in results):
+        print('| drafted roles | ' + ' | '.join(
+            f'{r["roles"]["sparse"]} sparse, {r["roles"]["dense"]} dense' if r['roles'] else 'default'
+            for r in results) + ' |')
     for name in components:
-        print(f'| {name} | ' + ' | '.join(f'{r["components"].get(name, 0):.1f} s'
+        print(f'| {name} | ' + ' | '.join(f'{r["components"][name]:.1f} s'
+                                          if name in r['components'] else ''
                                           for r in results) + ' |')
     print('| whole run | ' + ' | '.join(f'{r["total seconds"]:.0f} s' for r in results) + ' |')
     for rate in results[0]['rates']:
-        print(f'| {rate} | ' + ' | '.join(f'{r["rates"][rate]:,.0f}' for r in results) + ' |')
+        print(f'| {rate} | ' + ' | '.join(f'{r["rates"].get(rate, 0):,.0f}' for r in results) + ' |')
     print('| peak memory | ' + ' | '.join(f'{r["peak memory GB"]:.1f} GB' for r in results) + ' |')
+    print('| steps run (kept) | ' + ' | '.join(f'{r["steps"]["run"]} ({r["steps"]["kept"]})'
+                                              for r in results) + ' |')
+    for task in results[0]['auc']:
+        print(f'| {task} AUC (Bayes) | ' + ' | '.join(
+            f'{r["auc"][task]:.4f} ({r["bayes auc"][task]:.4f})' for r in results) + ' |')
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--sizes', default='10000,100000', help='row counts, comma-separated')
     parser.add_argument('--with-1m', action='store_true', help='also 1,000,000 rows (long)')
+    parser.add_argument('--with-5m', action='store_true', help='also 5,000,000 rows (longer)')
+    parser.add_argument('--widths', default='16,40,80,160',
+                        help=f'column counts (at least {NARROW_COLUMNS}), comma-separated; '
+                             'empty for none')
+    parser.add_argument('--width-rows', type=int, default=1000, help='rows of the width axis')
+    parser.add_argument('--beam-arg', action='append', default=[], metavar='ARG',
+                        help='passed on to local_runner.py, e.g. '
+                             '--beam-arg=--direct_running_mode=multi_processing')
     parser.add_argument('--out', default='/tmp/mmoe-scaling', help='data, runs and results')
     args = parser.parse_args(argv)
-    sizes = [int(size) for size in args.sizes.split(',')] + ([1_000_000] if args.with_1m else [])
+    sizes = ([int(size) for size in args.sizes.split(',') if size]
+             + ([1_000_000] if args.with_1m else []) + ([5_000_000] if args.with_5m else []))
+    widths = [int(width) for width in args.widths.split(',') if width]
+    beam_args = [f'--beam-arg={arg}' for arg in args.beam_arg]
     os.makedirs(args.out, exist_ok=True)
     print(f'machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, '
           f'{psutil.virtual_memory().total / 2**30:.0f} GB')
+    plan = ([('rows', rows, NARROW_COLUMNS, False) for rows in sizes]
+            + [('columns', args.width_rows, width, True) for width in widths])
     results = []
-    for rows in sizes:
-        result = run_size(rows, args.out)
-        print(f'{rows:,} rows: {result["total seconds"]:.0f} s, peak memory '
+    for axis, rows, columns, drafted in plan:
+        result = run_one(args.out, rows, columns, drafted, beam_args)
+        result['axis'] = axis
+        print(f'{result["run"]}: {result["total seconds"]:.0f} s, Transform '
+              f'{result["components"]["Transform"]:.1f} s, peak memory '
               f'{result["peak memory GB"]:.1f} GB', flush=True)
         results.append(result)
     write_outputs(results, args.out)
-    print_tables(results)
+    print_table(results)
     print(f'\n{os.path.join(args.out, "scaling.csv")}\n{os.path.join(args.out, "scaling.png")}')
 
 

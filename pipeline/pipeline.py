@@ -88,6 +88,13 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         examples=example_gen.outputs['examples'],
         schema=schema_gen.outputs['schema'],
         preprocessing_fn=PREPROCESSING_FN,
+        # TFT's TF1 graph mode traces preprocessing_fn once into a graph, where TF2 mode traces
+        # tf.functions and writes and reloads v2 SavedModels several times a run: on 1,000 rows of
+        # 78 features, 66 s against 31 s, the same transformed data and model.
+        force_tf_compat_v1=True,
+        # Pre-transform statistics repeat StatisticsGen's, and nothing reads post-transform ones:
+        # 7 s of those 31.
+        disable_statistics=True,
         custom_config=config.transform_dict())
     # Transform reads the examples directly; it must still wait for the anomaly check.
     transform.add_upstream_node(anomaly_check)

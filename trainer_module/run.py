@@ -388,7 +388,7 @@ PACKAGES = ('tensorflow', 'tf-keras', 'tensorflow-transform', 'tensorflow-model-
 def write_provenance(fn_args: FnArgs, settings: TrainerSettings, spec, train_fingerprint: str,
                      steps: Dict[str, int]):
     """Writes into the SavedModel (PROVENANCE_FILE) what decided the model: the seed, the Trainer's
-    settings, the steps planned and the step whose weights it kept, the fingerprints of the
+    settings, the steps planned and run and the step whose weights it kept, the fingerprints of the
     training and eval splits (`load_rows`), the package versions and the machine's architecture."""
     provenance = {
         'seed': settings.model.seed,
@@ -437,7 +437,7 @@ def run_fn(fn_args: FnArgs):
         monitor='val_loss', patience=plan.patience, restore_best_weights=True)
     # Every worker of a cluster writes (saving is collective); only the chief where it is kept.
     scratch = None if chief else tempfile.mkdtemp(prefix='mmoe-worker-')
-    model.fit(
+    history = model.fit(
         train,
         steps_per_epoch=plan.steps_per_evaluation,
         epochs=plan.evaluations,
@@ -463,7 +463,8 @@ def run_fn(fn_args: FnArgs):
                          scratch or fn_args.serving_model_dir)
     if chief:
         write_provenance(fn_args, settings, spec, train_fingerprint,
-                         {'planned': plan.steps, 'kept': kept_step})
+                         {'planned': plan.steps, 'kept': kept_step,
+                          'run': len(history.epoch) * plan.steps_per_evaluation})
         write_gate_report(gate_report, os.path.join(os.path.dirname(fn_args.serving_model_dir),
                                                     GATE_REPORT_DIR))
     else:
