@@ -2,7 +2,7 @@
 # make test  - the same environment, then the test suite (two pytest workers where there are cores)
 # make test-fast - the tests that do not run the pipeline (pytest -m 'not e2e')
 # make image  - build and push the container image of the Kubeflow pipeline (needs Docker)
-# Arguments: make run ARGS="--output /tmp/run1 --train-steps 200"; make test PYTEST_ARGS="-k schema";
+# Arguments: make run ARGS="--output /tmp/run1 --epochs 5"; make test PYTEST_ARGS="-k schema";
 #            make test TESTS=tests/test_config.py (one file);
 #            make image IMAGE=gcr.io/PROJECT/mmoe:TAG
 

@@ -2,7 +2,7 @@
 
     python local_runner.py                              # the bundled e-commerce data
     python local_runner.py --data DIR --config FILE     # your CSVs, your config (pipeline.draft)
-    python local_runner.py --set model.num_experts=4 --train-steps 500
+    python local_runner.py --set model.num_experts=4 --epochs 5
 
 Everything a run writes goes under --output (default ./outputs): pipeline_root/ (artifacts),
 metadata.sqlite, serving_model/ (pushed models), logs/, and run_summary.json.
