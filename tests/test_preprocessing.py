@@ -13,13 +13,14 @@ from pipeline.config import PipelineConfig
 from trainer_module.preprocessing import preprocessing_fn
 
 CONFIG = PipelineConfig().with_overrides([
-    'sparse_features=[user_id, hour]',
+    'sparse_features=[user_id, hour, city]',
     'dense_features=[{name: price, log1p: false}, {name: item_review_count, log1p: true}, '
     '{name: item_rating, log1p: false}]',
     'slice_features=[]', 'drift=[]'])
 # VarLen features, as the curated schema declares them (a value may be missing).
 RAW_METADATA = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec({
     'user_id': tf.io.VarLenFeature(tf.string),
+    'city': tf.io.VarLenFeature(tf.string),
     'hour': tf.io.VarLenFeature(tf.int64),
     'price': tf.io.VarLenFeature(tf.float32),
     'item_review_count': tf.io.VarLenFeature(tf.int64),
@@ -29,15 +30,17 @@ RAW_METADATA = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature
 }))
 
 
-def _row(user, hour, price, reviews=None, click=1, purchase=0):
+def _row(user, hour, price, reviews=None, click=1, purchase=0, city=b'c1'):
     return {'user_id': [user.encode()] if user is not None else [], 'hour': [hour],
+            'city': [city] if city is not None else [],
             'price': [price] if price is not None else [],
             'item_review_count': [reviews] if reviews is not None else [],
             'item_rating': [4.5], 'click': [click], 'purchase': [purchase]}
 
 
 TRAIN = [_row('u1', 0, 10.0, 0), _row('u1', 0, 20.0, 9), _row('u1', 5, 30.0, 99),
-         _row('u2', 5, 40.0), _row('u3', 23, 50.0, 999), _row('u2', 5, float('nan'), -5)]
+         _row('u2', 5, 40.0), _row('u3', 23, 50.0, 999),
+         _row('u2', 5, float('nan'), -5, city=None)]
 # The NaN is filled with the mean of the others before scaling.
 TRAIN_PRICES = [10.0, 20.0, 30.0, 40.0, 50.0, 30.0]
 # log1p of the review counts (a negative count counts as 0); the missing one is filled with the
@@ -50,7 +53,7 @@ TRAIN_LOG_REVIEWS = np.append(TRAIN_LOG_REVIEWS, TRAIN_LOG_REVIEWS.mean())
 def analyzed(tmp_path_factory):
     """(the transformed serving rows, the TFTransformOutput)."""
     serving = [_row('u1', 0, 30.0, 9), _row('u3', 23, 30.0), _row('never-seen', 7, None),
-               _row(None, 0, 30.0), _row('u1', 0, float('nan'))]
+               _row(None, 0, 30.0, city=None), _row('u1', 0, float('nan'), city=b'c2')]
     output_dir = str(tmp_path_factory.mktemp('transform_output'))
     with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp('tft'))):
         transform_fn = ((TRAIN, RAW_METADATA) | tft_beam.AnalyzeDataset(
@@ -87,6 +90,14 @@ def test_unseen_and_missing_values_get_the_oov_id(transformed):
     assert transformed[3]['user_id'] == vocabulary_size
     assert transformed[2]['hour'] == 3  # hours 0, 5, 23 seen; 7 is not
     assert all(row['user_id'] >= 0 and row['hour'] >= 0 for row in transformed)
+
+
+def test_a_missing_category_gets_the_oov_id_even_when_training_has_one(analyzed):
+    transformed, output = analyzed
+    # One training row has no city; a text vocabulary cannot hold the empty string.
+    assert output.vocabulary_by_name('city') == [b'c1']
+    assert transformed[3]['city'] == 1  # missing
+    assert transformed[4]['city'] == 1  # c2, never seen
 
 
 def test_dense_values_are_z_scores_and_missing_or_nan_is_the_mean(transformed):

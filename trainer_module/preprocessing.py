@@ -2,8 +2,9 @@
 
 The transformed features keep their raw names. Rules for missing values, applied inside the TFT graph
 and therefore identically in training and serving:
-- a missing categorical value becomes the empty string, which has its own vocabulary entry when it
-  occurs in training and an OOV id otherwise; an unseen value gets an OOV id (never -1);
+- a missing categorical value becomes the empty string, which no vocabulary holds (a text
+  vocabulary file cannot have an empty line, as in TFT's own): like an unseen value, it gets an
+  OOV id (never -1);
 - a missing or NaN numeric value becomes the feature's training mean (after `log1p` where the
   feature has it), so 0 after scaling.
 """
@@ -123,14 +124,15 @@ class _CountVocabularies(PTransformAnalyzer):
 def _vocabulary_ids(columns, num_oov_buckets: int):
     """{name: [batch] strings} -> {name: [batch] int64 ids}: a vocabulary per feature, counted in
     one pass (`_CountVocabularies`); an unseen value gets one of `num_oov_buckets` ids after the
-    vocabulary. A value with a line break cannot be a line of the vocabulary file: it gets an OOV
-    id, as in TFT's own vocabularies."""
+    vocabulary. The empty string (a missing value) and a value with a line break cannot be a line
+    of the vocabulary file (TensorFlow's text tables refuse an empty line): they get an OOV id, as
+    in TFT's own vocabularies."""
     names = list(columns)
     features, tokens, counts = [], [], []
     for index, name in enumerate(names):
         values = columns[name]
         values = tf.boolean_mask(values, tf.logical_not(
-            tf.strings.regex_full_match(values, r'(?s).*[\r\n].*')))
+            tf.strings.regex_full_match(values, r'(?s)|.*[\r\n].*')))
         unique, _, count = tf.unique_with_counts(values, out_idx=tf.int64)
         features.append(tf.fill(tf.shape(unique), index))
         tokens.append(unique)
