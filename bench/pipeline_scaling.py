@@ -120,19 +120,22 @@ def run_one(out: str, rows: int, columns: int, drafted: bool, beam_args) -> dict
                   for node, seconds_ in component_seconds.items() if node.startswith('Evaluator')})
     rates['training examples/s'] = (settings['steps']['run'] * settings['training']['batch_size']
                                     / component_seconds['Trainer'])
-    # The default config names the tasks ctr and ctcvr; a drafted one after their labels.
-    labels = {label: task for task, label in ecommerce.TASK_LABELS.items()}
-    auc = {labels.get(task, task): values['metrics']['auc']
+    # The default config names the tasks ctr and ctcvr; a drafted one after their labels (click,
+    # purchase): the tables use the task names.
+    task_of = {label: task for task, label in ecommerce.TASK_LABELS.items()}
+
+    def renamed(name):  # 'Evaluator.click rows/s' -> 'Evaluator.ctr rows/s'
+        node, space, rest = name.partition(' ')
+        kind, dot, task = node.partition('.')
+        return f'{kind}{dot}{task_of.get(task, task)}{space}{rest}'
+
+    auc = {task_of.get(task, task): values['metrics']['auc']
            for task, values in summary['tasks'].items()}
     role_counts = {role: list((roles or {}).values()).count(role) for role in ('sparse', 'dense')}
     return {'run': name, 'rows': rows, 'columns': columns, 'roles': role_counts if roles else None,
             'total seconds': seconds, 'peak memory GB': peak / 2**30,
-            'components': {node.replace('Evaluator.click', 'Evaluator.ctr')
-                           .replace('Evaluator.purchase', 'Evaluator.ctcvr'): value
-                           for node, value in component_seconds.items()},
-            'rates': {rate.replace('Evaluator.click', 'Evaluator.ctr')
-                      .replace('Evaluator.purchase', 'Evaluator.ctcvr'): value
-                      for rate, value in rates.items()},
+            'components': {renamed(node): value for node, value in component_seconds.items()},
+            'rates': {renamed(rate): value for rate, value in rates.items()},
             'auc': auc, 'bayes auc': {task: bayes[task]['expected'] for task in auc},
             'steps': settings['steps']}
 
