@@ -106,9 +106,8 @@ def compile_pipeline(config: PipelineConfig, image: str, pipeline_root: str, ser
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
     from pipeline.pipeline import create_pipeline
 
-    from tfx.v1.dsl.experimental import LatestArtifactStrategy
     pipeline = create_pipeline(config, pipeline_root, serving_dir, beam_pipeline_args=beam_args,
-                               previous_statistics_strategy=LatestArtifactStrategy)
+                               kfp_v2_resolvers=True)
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image))
     pipeline_job = runner.run(pipeline, write_out=False)

@@ -68,7 +68,8 @@ def check_inputs(config: PipelineConfig):
 
 def _print_summary(summary, paths, seconds, stream):
     from components.blessing_gate import describe  # pylint: disable=import-outside-toplevel
-    stream.write(f'\nPipeline finished in {seconds / 60:.1f} min.\n')
+    took = f'{seconds / 60:.1f} min' if seconds >= 60 else f'{seconds:.0f} s'
+    stream.write(f'\nPipeline finished in {took}.\n')
     for task, result in summary['tasks'].items():
         metrics = result['metrics']
         shown = '  '.join(
@@ -87,8 +88,13 @@ def _print_summary(summary, paths, seconds, stream):
         properties = trained['properties']
         stream.write(f'  trained model:  {trained["uri"]} (seed {properties.get("seed")}, training '
                      f'data {properties.get("train_data_fingerprint", "")[:12]})\n')
-    pushed = summary['pushed_model']
-    stream.write(f'  pushed model:   {pushed or "nothing pushed (not blessed)"}\n')
+    if summary['pushed_model']:
+        stream.write(f'  pushed model:   {summary["pushed_model"]}\n')
+    elif summary['already_serving']:
+        stream.write(f'  pushed model:   nothing new: the trained model already serves as '
+                     f'{summary["already_serving"]}\n')
+    else:
+        stream.write('  pushed model:   nothing pushed (not blessed)\n')
     if summary['dashboard']:
         stream.write(f'  dashboards:     {summary["dashboard"]}\n')
     stream.write(f'  metadata store: {paths["metadata"]}\n')

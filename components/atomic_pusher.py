@@ -6,8 +6,13 @@ hidden name first and renames it to its version when complete: a model server se
 or the whole new one. A push killed midway leaves a hidden `.incomplete-<version>` directory, which
 servers ignore (TF Serving loads numeric names only) and the next push of that version replaces.
 Object stores (gs://, s3://) have no atomic rename; there TFX's own push runs.
+
+A model that is already the newest version (the same files: a cached Trainer's model, blessed
+again) is not pushed again as a new version, which a model server would load for nothing; the
+PushedModel artifact then says `pushed` 0 and names that version in `already_serving`.
 """
 
+import filecmp
 import os
 import time
 
@@ -18,6 +23,24 @@ from tfx.types import artifact_utils, standard_component_specs as keys
 from tfx.utils import io_utils, proto_utils
 
 STAGING_PREFIX = '.incomplete-'
+ALREADY_SERVING = 'already_serving'
+
+
+def _same_files(left: str, right: str) -> bool:
+    """Whether two local directories hold the same files with the same bytes."""
+    comparison = filecmp.dircmp(left, right)
+    if comparison.left_only or comparison.right_only or comparison.funny_files:
+        return False
+    _, different, errors = filecmp.cmpfiles(left, right, comparison.common_files, shallow=False)
+    return not different and not errors and all(
+        _same_files(os.path.join(left, d), os.path.join(right, d)) for d in comparison.common_dirs)
+
+
+def newest_version(base_directory: str):
+    """The path of the newest version (numeric name) in `base_directory`, or None."""
+    versions = [name for name in (os.listdir(base_directory) if os.path.isdir(base_directory)
+                                  else []) if name.isdigit()]
+    return os.path.join(base_directory, max(versions, key=int)) if versions else None
 
 
 class Executor(pusher_executor.Executor):
@@ -35,6 +58,11 @@ class Executor(pusher_executor.Executor):
             self._MarkNotPushed(pushed_model)
             return None
         model_path = self.GetModelPath(input_dict)
+        serving = newest_version(base_directory)
+        if serving and _same_files(model_path, serving):
+            self._MarkNotPushed(pushed_model)
+            pushed_model.set_string_custom_property(ALREADY_SERVING, serving)
+            return None
         version = str(int(time.time()))
         serving_path = os.path.join(base_directory, version)
         if not fileio.exists(serving_path):

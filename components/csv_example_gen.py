@@ -8,10 +8,14 @@ malformed row. This executor of TFX's FileBasedExampleGen instead
   (TFT writes vocabularies as files of lines, so a category cannot hold one);
 - writes each bad row, with its file, line and problem, to one CSV, and then, by `bad_rows`, fails
   naming them ('fail') or goes on without them ('skip'). The Examples artifact's `bad_rows` and
-  `bad_rows_dir` properties say how many and where.
+  `bad_rows_dir` properties say how many and where;
+- draws the splits that have no files of their own (validation, eval) from the train files by
+  hash, as TFX's output split config would if there were only one input split.
 """
 
+import bisect
 import csv
+import hashlib
 import io
 import os
 import re
@@ -28,6 +32,9 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+# The splits every run has: the Trainer learns from train and picks its weights on validation; the
+# Evaluators and the gate judge on eval alone.
+TRAIN, VALIDATION, EVAL = SPLITS = ('train', 'validation', 'eval')
 BAD_ROWS_DIR = 'BadRows'
 BAD_ROWS_PROPERTY = 'bad_rows'
 BAD_ROWS_DIR_PROPERTY = 'bad_rows_dir'
@@ -42,10 +49,15 @@ class CsvRowsError(ValueError):
     """Rows of the input CSVs that cannot become examples; the message names file and line."""
 
 
-def custom_config(schema_file: str, bad_rows: str) -> example_gen_pb2.CustomConfig:
-    """The executor's settings, as FileBasedExampleGen carries them."""
+def custom_config(schema_file: str, bad_rows: str, split_off_train: Dict[str, int] = None
+                  ) -> example_gen_pb2.CustomConfig:
+    """The executor's settings, as FileBasedExampleGen carries them. `split_off_train`: {split:
+    hash buckets}, train first, when the train files are to be split (e.g. into train and
+    validation)."""
     settings = struct_pb2.Struct()
-    settings.update({'schema_file': schema_file, 'bad_rows': bad_rows})
+    settings.update({'schema_file': schema_file, 'bad_rows': bad_rows,
+                     'split_off_train': [[name, buckets]
+                                         for name, buckets in (split_off_train or {}).items()]})
     config = example_gen_pb2.CustomConfig()
     config.custom_config.Pack(settings)
     return config
@@ -206,13 +218,34 @@ def _describe(bad: List[Dict[str, str]], where: str) -> str:
             + f'\n(all of them: {where}; set bad_rows: skip to train without them)')
 
 
+def _bucket(example: bytes, num_partitions: int, bounds: List[int]) -> int:
+    """The split of an example: its hash among the buckets, as TFX's ExampleGen splits."""
+    del num_partitions  # len(bounds)
+    return bisect.bisect(bounds, int(hashlib.sha256(example).hexdigest(), 16) % bounds[-1])
+
+
 class Executor(BaseExampleGenExecutor):
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _CsvToExamples
 
+    def GenerateExamplesByBeam(self, pipeline, exec_properties):
+        splits = super().GenerateExamplesByBeam(pipeline, exec_properties)
+        split_off = _settings(exec_properties).get('split_off_train')
+        if split_off:
+            bounds = [sum(int(buckets) for _, buckets in split_off[:i + 1])
+                      for i in range(len(split_off))]
+            parts = splits.pop(TRAIN) | 'SplitTrainFiles' >> beam.Partition(
+                _bucket, len(bounds), bounds)
+            splits.update(zip([name for name, _ in split_off], parts))
+            # TFX named the artifact's splits after the input splits; the writing of each split
+            # (after this returns) needs them all.
+            self._examples.split_names = artifact_utils.encode_split_names(
+                [name for name in SPLITS if name in splits] + sorted(set(splits) - set(SPLITS)))
+        return splits
+
     def Do(self, input_dict, output_dict, exec_properties):
-        examples = artifact_utils.get_single_instance(
+        examples = self._examples = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.EXAMPLES_KEY])
         directory = bad_rows_dir(examples.uri)
         super().Do(input_dict, output_dict, {**exec_properties, _BAD_ROWS_DIR_KEY: directory})

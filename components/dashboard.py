@@ -332,8 +332,8 @@ def render_index(verdicts: Dict[str, Dict], evaluations: Dict[str, TaskEvaluatio
     if tf.io.gfile.exists(chart):
         with tf.io.gfile.GFile(chart, 'rb') as f:
             encoded = base64.b64encode(f.read()).decode('ascii')
-        body.append('<p class="muted">Mean weight each task\'s gate gives each expert on the eval '
-                    'split: tasks that share experts share what they learn.</p>'
+        body.append('<p class="muted">Mean weight each task\'s gate gives each expert on the '
+                    'validation split: tasks that share experts share what they learn.</p>'
                     f'<img alt="gate weights per task and expert" '
                     f'src="data:image/png;base64,{encoded}">')
     else:

@@ -1,7 +1,7 @@
 """The Trainer's executor: TFX's own, then what decided the model recorded on its artifact.
 
 `trainer_module.run.run_fn` writes the model's provenance into the SavedModel (`PROVENANCE_FILE`:
-seed, the Trainer's settings and steps, fingerprints of the training and eval data, package
+seed, the Trainer's settings and steps, fingerprints of the training and validation data, package
 versions), so that it travels with every pushed copy. This executor copies it onto the Model artifact
 as ML Metadata custom properties, where a query over past runs finds it.
 """
@@ -17,8 +17,8 @@ from tfx.utils import path_utils
 from trainer_module.settings import PROVENANCE_FILE
 
 # The Model artifact's custom properties, and the keys of the provenance they come from.
-SEED, TRAIN_DATA, EVAL_DATA, SETTINGS, VERSIONS = (
-    'seed', 'train_data_fingerprint', 'eval_data_fingerprint', 'trainer_settings', 'versions')
+SEED, TRAIN_DATA, VALIDATION_DATA, SETTINGS, VERSIONS = (
+    'seed', 'train_data_fingerprint', 'validation_data_fingerprint', 'trainer_settings', 'versions')
 
 
 def read_provenance(model_uri: str) -> dict:
@@ -36,7 +36,7 @@ class Executor(trainer_executor.GenericExecutor):
         provenance = read_provenance(model.uri)
         model.set_int_custom_property(SEED, provenance['seed'])
         model.set_string_custom_property(TRAIN_DATA, provenance['data']['train'])
-        model.set_string_custom_property(EVAL_DATA, provenance['data']['eval'])
+        model.set_string_custom_property(VALIDATION_DATA, provenance['data']['validation'])
         model.set_string_custom_property(SETTINGS, json.dumps(
             {'steps': provenance['steps'], **provenance['settings']}, sort_keys=True))
         model.set_string_custom_property(VERSIONS, json.dumps(provenance['versions'],

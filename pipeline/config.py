@@ -13,7 +13,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 from pipeline.datasets import ecommerce
-from trainer_module.settings import (DISTRIBUTIONS, TASK_TYPES, ModelConfig, SparseFeature,
+from trainer_module.settings import (ARCHITECTURES, DISTRIBUTIONS, TASK_TYPES, ModelConfig,
+                                     SparseFeature,
                                      TaskColumns, TaskHead, TrainerSettings, TrainingConfig)
 
 # The checkout (or the installed project's directory): where the bundled data and schema live.
@@ -67,9 +68,10 @@ class PipelineConfig(TaskColumns):
     pipeline_name: str = 'mmoe'
     data: str = os.path.join(PROJECT_DIR, 'data', 'ecommerce')
     csv_pattern: str = '*.csv'
-    # Set it to evaluate on files of your own (e.g. a later time window): csv_pattern is then the
-    # train split and train_eval_split is unused. Unset, csv_pattern's rows are split by hash.
+    # Files of your own for the eval split (e.g. a later time window) and for the validation split.
+    # A split left unset is drawn from csv_pattern's rows by hash (split_shares).
     eval_csv_pattern: Optional[str] = None
+    validation_csv_pattern: Optional[str] = None
     schema: str = os.path.join(PROJECT_DIR, 'schema', 'schema.pbtxt')
     sparse_features: Tuple[SparseFeature, ...] = tuple(
         SparseFeature(name, embedding_dim=8) for name in ecommerce.SPARSE_COLUMNS)
@@ -80,7 +82,10 @@ class PipelineConfig(TaskColumns):
         Task(name, label) for name, label in ecommerce.TASK_LABELS.items())
     slice_features: Tuple[str, ...] = ('device',)
     num_oov_buckets: int = 1
-    train_eval_split: Tuple[int, int] = (8, 2)
+    # Hash-bucket shares of the train, validation and eval splits drawn from csv_pattern's rows (a
+    # split with files of its own takes no share). The Trainer learns from train and stops early on
+    # validation; only the Evaluators and the gate see eval.
+    split_shares: Tuple[int, int, int] = (8, 1, 1)
     fail_on_anomalies: bool = True
     bad_rows: str = 'fail'
     # Checked against the statistics of the data the previous run read, split by split.
@@ -105,6 +110,9 @@ class PipelineConfig(TaskColumns):
         # MMOE's own checks, here so that they stop a run before any component starts.
         if len(names) < 2:
             raise ConfigError(f'tasks: a multi-task model needs at least two tasks, got {list(names)}')
+        if self.model.architecture not in ARCHITECTURES:
+            raise ConfigError(f'model.architecture: {self.model.architecture!r} is not one of '
+                              f'{ARCHITECTURES}')
         if self.model.num_experts < 2:
             raise ConfigError(f'model.num_experts: must be at least 2, got {self.model.num_experts}')
         if not 0 <= self.model.dnn_dropout < 1:
@@ -145,6 +153,10 @@ class PipelineConfig(TaskColumns):
         if self.training.intra_op_parallelism_threads < 0:
             raise ConfigError('training.intra_op_parallelism_threads: must be 0 (one per core) or '
                               f'more, got {self.training.intra_op_parallelism_threads}')
+        if (len(self.split_shares) != 3
+                or not all(isinstance(s, int) and s >= 1 for s in self.split_shares)):
+            raise ConfigError('split_shares: three whole numbers, at least 1, for train, validation '
+                              f'and eval, got {list(self.split_shares)}')
         if self.bad_rows not in BAD_ROWS_POLICIES:
             raise ConfigError(f'bad_rows: {self.bad_rows!r} is not one of {BAD_ROWS_POLICIES}')
         for bound in self.drift:
@@ -229,6 +241,7 @@ def _plain(value):
 
 # Keys of earlier versions, and what replaced them.
 _REPLACED_KEYS = {
+    'config.train_eval_split': 'split_shares (train, validation and eval, e.g. [8, 1, 1])',
     'config.training.steps_per_epoch': 'training.evaluations_per_epoch (evaluations per pass over '
                                        'the training split; how long to train is training.epochs)',
 }

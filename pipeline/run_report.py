@@ -9,7 +9,7 @@ from typing import Dict, List, Optional
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from components import csv_example_gen
+from components import atomic_pusher, csv_example_gen
 from components.blessing_gate import COMPONENT_ID as GATE_ID, VERDICT_FILE, overall_metrics
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID
 from pipeline.config import PipelineConfig
@@ -86,7 +86,8 @@ def _bad_rows(nodes: Dict[str, NodeRun]) -> Optional[Dict]:
 
 def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
     """The newest run: node states, per-task metrics and verdicts, the trained model with what
-    decided it, the pushed model, if any, and the dashboards' index page."""
+    decided it, the model it pushed or the serving version that already is that model, and the
+    dashboards' index page."""
     nodes = latest_run(sqlite_store(metadata_path), config.pipeline_name)
     tasks = {}
     gate = nodes.get(GATE_ID)
@@ -101,12 +102,17 @@ def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
         uri = evaluator.outputs['evaluation'][0]['uri']
         tasks[task.name] = {'evaluation': uri, 'metrics': overall_metrics(uri),
                             'verdict': verdicts.get(task.name)}
-    pushed = None
+    pushed, already_serving = None, None
     pusher = nodes.get('Pusher')
     if pusher and pusher.outputs.get('pushed_model'):
         properties = pusher.outputs['pushed_model'][0]['properties']
-        if properties.get('pushed') == 1:
+        if properties.get('pushed') == 1 and pusher.state == 'CACHED':
+            # Nothing new: an earlier run pushed this very model, blessed on the same inputs.
+            already_serving = properties.get('pushed_destination')
+        elif properties.get('pushed') == 1:
             pushed = properties.get('pushed_destination')
+        else:
+            already_serving = properties.get(atomic_pusher.ALREADY_SERVING)
     trainer = nodes.get('Trainer')
     trained_model = None
     if trainer and trainer.outputs.get('model'):
@@ -117,5 +123,6 @@ def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
     if dashboard and dashboard.outputs.get('dashboard'):
         dashboard_index = dashboard.outputs['dashboard'][0]['properties'].get('index')
     return {'nodes': {n: dataclasses.asdict(r) for n, r in nodes.items()}, 'tasks': tasks,
-            'trained_model': trained_model, 'pushed_model': pushed, 'dashboard': dashboard_index,
+            'trained_model': trained_model, 'pushed_model': pushed,
+            'already_serving': already_serving, 'dashboard': dashboard_index,
             'bad_rows': _bad_rows(nodes)}

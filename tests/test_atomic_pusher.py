@@ -81,3 +81,29 @@ def test_an_unblessed_model_is_not_pushed(model_dir, tmp_path):
     pushed = _push(model_dir, tmp_path / 'serving', tmp_path, blessed=False)
     assert pushed.get_int_custom_property('pushed') == 0
     assert not (tmp_path / 'serving').exists() or not os.listdir(tmp_path / 'serving')
+
+
+def test_the_model_already_serving_is_not_pushed_again(model_dir, tmp_path):
+    serving = tmp_path / 'serving'
+    first = _push(model_dir, serving, tmp_path / 'first')
+    again = _push(model_dir, serving, tmp_path / 'again')
+    assert again.get_int_custom_property('pushed') == 0
+    assert again.get_string_custom_property(atomic_pusher.ALREADY_SERVING) == (
+        first.get_string_custom_property('pushed_destination'))
+    assert os.listdir(serving) == [os.path.basename(
+        first.get_string_custom_property('pushed_destination'))]
+
+    # Another model (one weight changed) is pushed, as a newer version.
+    other = tmp_path / 'other_model'
+    atomic_pusher.io_utils.copy_dir(model_dir, str(other))
+    variables = os.path.join(path_utils.serving_model_path(str(other)), 'variables')
+    data = next(os.path.join(variables, f) for f in os.listdir(variables) if '.data-' in f)
+    with open(data, 'r+b') as f:
+        f.seek(-1, os.SEEK_END)
+        last = f.read(1)
+        f.seek(-1, os.SEEK_END)
+        f.write(bytes([last[0] ^ 1]))
+    time.sleep(1)  # versions are seconds since the epoch
+    newer = _push(str(other), serving, tmp_path / 'newer')
+    assert newer.get_int_custom_property('pushed') == 1
+    assert len(os.listdir(serving)) == 2

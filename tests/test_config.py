@@ -58,6 +58,8 @@ def test_overrides_apply_together():
     ('num_oov_buckets=0', 'num_oov_buckets must be >= 1'),
     ('dense_features=[click]', 'columns used twice'),
     ('model.num_experts=1', 'model.num_experts: must be at least 2'),
+    ('model.architecture=mlp', "model.architecture: 'mlp' is not one of ('mmoe', 'omoe', "
+                               "'shared_bottom')"),
     ('tasks=[{name: ctr, label: click}]', 'tasks: a multi-task model needs at least two tasks'),
     ('tasks=[{name: a, label: click}, {name: b, label: purchase, type: regression}]',
      'tasks.b.max_mse: a regression task needs'),
@@ -73,6 +75,10 @@ def test_overrides_apply_together():
     ('training.intra_op_parallelism_threads=-1',
      'training.intra_op_parallelism_threads: must be 0 (one per core) or more, got -1'),
     ('bad_rows=ignore', "bad_rows: 'ignore' is not one of ('fail', 'skip')"),
+    ('split_shares=[8, 2]', 'split_shares: three whole numbers, at least 1, for train, validation '
+                            'and eval, got [8, 2]'),
+    ('split_shares=[8, 0, 1]', 'split_shares: three whole numbers'),
+    ('train_eval_split=[8, 2]', 'config.train_eval_split: no longer a setting; see split_shares'),
     ('drift=[{feature: country, infinity_norm: 0.1}]', "drift: 'country' is not a column"),
     ('drift=[{feature: price}]', "drift: 'price' needs infinity_norm or jensen_shannon"),
     ('drift=[{feature: price, l1: 0.1}]', "got an unexpected keyword argument 'l1'"),

@@ -13,7 +13,9 @@ from tfx.utils import proto_utils
 
 from components import csv_example_gen
 from conftest import PROJECT_DIR, run_pipeline
+from pipeline import pipeline
 from pipeline.config import PipelineConfig
+from pipeline.datasets import ecommerce
 
 SCHEMA = PipelineConfig().schema
 GOOD = ('u1,i1,c1,s1,city1,ios,3,F,25-34,12.5,4,1,4.2,10,1,0\n'
@@ -36,19 +38,26 @@ def write_csv(directory, body):
     return path
 
 
-def run_executor(tmp_path, body, bad_rows):
+def run_executor(tmp_path, body, bad_rows, config=None):
+    """Our executor on one CSV (`body`) under tmp_path/data, as ExampleGen runs it; `config`: the
+    pipeline's config, whose split settings it takes (default: the file as one train split)."""
     data = tmp_path / 'data'
-    write_csv(str(data), body)
+    if body is not None:
+        write_csv(str(data), body)
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / 'CsvExampleGen' / 'examples' / '1')
-    input_config = example_gen_pb2.Input(splits=[
-        example_gen_pb2.Input.Split(name='train', pattern='*.csv')])
+    if config is None:
+        split_configs, split_off_train = {'input_config': example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name='train', pattern='*.csv')])}, {}
+    else:
+        split_configs, split_off_train = pipeline._split_configs(config)
     exec_properties = {
         keys.INPUT_BASE_KEY: str(data),
-        keys.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config),
-        keys.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(example_gen_pb2.Output()),
+        keys.INPUT_CONFIG_KEY: proto_utils.proto_to_json(split_configs['input_config']),
+        keys.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(
+            split_configs.get('output_config', example_gen_pb2.Output())),
         keys.CUSTOM_CONFIG_KEY: proto_utils.proto_to_json(
-            csv_example_gen.custom_config(SCHEMA, bad_rows)),
+            csv_example_gen.custom_config(SCHEMA, bad_rows, split_off_train)),
         keys.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
         keys.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP,
     }
@@ -56,8 +65,8 @@ def run_executor(tmp_path, body, bad_rows):
     return examples
 
 
-def read_examples(examples):
-    files = glob.glob(os.path.join(examples.uri, 'Split-train', '*'))
+def read_examples(examples, split='train'):
+    files = glob.glob(os.path.join(examples.uri, f'Split-{split}', '*'))
     records = tf.data.TFRecordDataset(files, compression_type='GZIP')
     return [tf.train.Example.FromString(record.numpy()) for record in records]
 
@@ -103,6 +112,38 @@ def test_skip_mode_sets_bad_rows_aside_and_counts_them(tmp_path):
     assert len(listed) == 5
     # Nothing is lost: each bad row is kept as it was read, line break included.
     assert listed[3]['row'].startswith('u6,i6,"c6\nc7",s6')
+
+
+def _user_ids(examples, split):
+    return sorted(e.features.feature['user_id'].bytes_list.value[0].decode()
+                  for e in read_examples(examples, split))
+
+
+@pytest.mark.parametrize('own_files', [(), ('eval',), ('validation', 'eval')])
+def test_every_row_lands_in_one_of_train_validation_and_eval(tmp_path, own_files):
+    """Split by hash 8:1:1; or eval (and validation) from files of their own, the splits without
+    files drawn from the train files by their shares."""
+    rows = {split: ecommerce.generate(rows, seed)[0].assign(user_id=lambda f, s=split: [
+        f'{s}-{i}' for i in range(len(f))])
+        for split, rows, seed in (('train', 1000, 1), ('validation', 50, 2), ('eval', 60, 3))}
+    data = tmp_path / 'data'
+    for split in ('train', *own_files):
+        os.makedirs(data / split)
+        rows[split].to_csv(data / split / ecommerce.CSV_NAME, index=False)
+    config = PipelineConfig(data=str(data), csv_pattern='train/*.csv', **{
+        f'{split}_csv_pattern': f'{split}/*.csv' for split in own_files})
+    examples = run_executor(tmp_path, None, 'fail', config)
+
+    assert examples.split_names == '["train", "validation", "eval"]'
+    ids = {split: _user_ids(examples, split) for split in csv_example_gen.SPLITS}
+    for split in own_files:
+        assert ids[split] == sorted(rows[split]['user_id'])
+    drawn = [split for split in csv_example_gen.SPLITS if split not in own_files]
+    assert sorted(sum((ids[split] for split in drawn), [])) == sorted(rows['train']['user_id'])
+    shares = dict(zip(csv_example_gen.SPLITS, config.split_shares))
+    for split in drawn:  # 1000 rows by 8:1:1 or 8:1: about 800, 100 (and 100) each
+        expected = 1000 * shares[split] / sum(shares[s] for s in drawn)
+        assert abs(len(ids[split]) - expected) < 4 * expected ** 0.5, (split, len(ids[split]))
 
 
 @pytest.mark.e2e

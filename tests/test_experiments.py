@@ -1,6 +1,7 @@
 """The paper's synthetic data, the correlation sweep (on a tiny setting) and the census loader."""
 
 import csv
+import gzip
 import os
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from conftest import PROJECT_DIR
 from pipeline.config import PipelineConfig
 from pipeline.datasets import census, synthetic
-from pipeline.experiments import correlation_sweep
+from pipeline.experiments import census_table, correlation_sweep
 
 SHARED_SAMPLE = os.path.join(PROJECT_DIR, '..', 'shared', 'data', 'census-income.sample')
 
@@ -80,7 +81,10 @@ def _uci_rows(count):
 def _sources(tmp_path):
     written = tmp_path / 'census-income.data'
     written.write_text(_uci_rows(40))
-    return [str(written)] + ([SHARED_SAMPLE] if os.path.exists(SHARED_SAMPLE) else [])
+    zipped = tmp_path / 'census-income.test.gz'
+    with gzip.open(zipped, 'wt') as f:
+        f.write(_uci_rows(40))
+    return [str(written), str(zipped)] + ([SHARED_SAMPLE] if os.path.exists(SHARED_SAMPLE) else [])
 
 
 def test_census_loader_writes_csv_schema_and_config(tmp_path):
@@ -115,3 +119,21 @@ def test_census_loader_names_the_line_of_a_bad_row(tmp_path):
     source.write_text(_uci_rows(3) + ' 1, 2\n')
     with pytest.raises(census.CensusError, match=r'bad.data, line 4: 2 fields'):
         census.read_uci(str(source))
+
+
+def test_census_table_auc_counts_ties_half_and_matches_the_pairwise_definition():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 300)
+    scores = np.round(rng.random(300) + 0.3 * labels, 1)  # many ties
+    positives, negatives = scores[labels == 1], scores[labels == 0]
+    pairwise = ((positives[:, None] > negatives[None, :]).mean()
+                + 0.5 * (positives[:, None] == negatives[None, :]).mean())
+    assert census_table.auc(labels, scores) == pytest.approx(pairwise, abs=1e-12)
+
+
+def test_census_table_reports_mean_sd_and_max_per_model_and_task():
+    results = [{'model': 'MMoE', 'seed': s, 'auc_income': a, 'auc_marital': 0.99}
+               for s, a in ((1, 0.94), (2, 0.95))]
+    text = census_table.table(results, ['income', 'marital'], {'MMoE': 1234})
+    assert '| MMoE | 1,234 | 0.9450 ± 0.0071 (0.9500) | 0.9900 ± 0.0000 (0.9900) | 2 |' in text
+    assert 'OMoE' not in text

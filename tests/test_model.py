@@ -128,6 +128,25 @@ def test_trainer_weighs_each_task_loss_by_its_config_weight():
     assert {'ctr_auc', 'ctcvr_auc'} <= set(result)
 
 
+@pytest.mark.parametrize('architecture, build', [
+    ('mmoe', lambda: MMOE(COLUMNS, **SMALL)), ('omoe', lambda: OMoE(COLUMNS, **SMALL)),
+    ('shared_bottom', lambda: SharedBottom(
+        COLUMNS, bottom_dnn_hidden_units=SMALL['expert_dnn_hidden_units'],
+        tower_dnn_hidden_units=SMALL['tower_dnn_hidden_units']))])
+def test_trainer_builds_the_architecture_of_its_config(architecture, build):
+    """MMoE, or one of the paper's baselines; a Shared-Bottom's bottom is the experts' DNN."""
+    from pipeline.config import PipelineConfig
+    from trainer_module.run import build_model
+    config = PipelineConfig().with_overrides([
+        f'model.architecture={architecture}',
+        f'model.expert_dnn_hidden_units={list(SMALL["expert_dnn_hidden_units"])}',
+        f'model.tower_dnn_hidden_units={list(SMALL["tower_dnn_hidden_units"])}'])
+    model, expected = build_model(config.trainer_settings(), COLUMNS), build()
+    assert model.count_params() == expected.count_params()
+    assert sorted(layer.name for layer in model.layers if 'gate' in layer.name) == sorted(
+        layer.name for layer in expected.layers if 'gate' in layer.name)
+
+
 def test_training_batches_draw_every_row_once_a_pass_in_a_new_order():
     from trainer_module.run import shuffled_batches
     rows = {'id': tf.range(10)}

@@ -131,7 +131,7 @@ def test_what_decided_the_model_is_recorded_with_it(layout_run, layout_rerun):
     properties = layout_run.summary['trained_model']['properties']
     assert properties['seed'] == 1024
     assert re.fullmatch('[0-9a-f]{64}', properties['train_data_fingerprint'])
-    for key in ('seed', 'train_data_fingerprint', 'eval_data_fingerprint', 'trainer_settings',
+    for key in ('seed', 'train_data_fingerprint', 'validation_data_fingerprint', 'trainer_settings',
                 'versions'):
         assert properties[key] == layout_rerun.summary['trained_model']['properties'][key], key
     settings = json.loads(properties['trainer_settings'])

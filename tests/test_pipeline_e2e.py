@@ -11,9 +11,10 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
 
 from components import dashboard
-from conftest import PROJECT_DIR
+from conftest import PROJECT_DIR, SMALL_TRAINING, SPLIT_DATA, run_pipeline
 from pipeline.config import PipelineConfig
 from test_dashboard import overall_row
 
@@ -57,6 +58,14 @@ def _raw_examples(csv_path, rows, drop=(), replace=None):
             examples.append(tf.train.Example(features=tf.train.Features(feature=feature))
                             .SerializeToString())
     return tf.constant(examples)
+
+
+def _examples(run, split):
+    """The tf.Examples ExampleGen wrote into `split`."""
+    uri = run.summary['nodes']['CsvExampleGen']['outputs']['examples'][0]['uri']
+    records = tf.data.TFRecordDataset(glob.glob(os.path.join(uri, f'Split-{split}', '*')),
+                                      compression_type='GZIP')
+    return [tf.train.Example.FromString(record.numpy()) for record in records]
 
 
 def test_every_component_executed(first_run):
@@ -154,7 +163,7 @@ def test_gate_report_beside_the_model_and_gate_signature(first_run, small_csv):
     with open(os.path.join(model_uri, 'gate_report', 'gates.json')) as f:
         report = json.load(f)
     assert set(report['gates']) == set(CONFIG.task_names)
-    assert report['examples'] == first_run.summary['tasks']['ctr']['metrics']['example_count']
+    assert report['examples'] == len(_examples(first_run, 'validation'))
     for weights in report['gates'].values():
         assert len(weights) == CONFIG.model.num_experts
         assert sum(weights) == pytest.approx(1.0, abs=1e-4)
@@ -166,6 +175,24 @@ def test_gate_report_beside_the_model_and_gate_signature(first_run, small_csv):
         examples=_raw_examples(small_csv, rows=8))
     for task in CONFIG.task_names:
         np.testing.assert_allclose(gates[task].numpy().sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_eval_split_never_reaches_the_trainer(first_run):
+    """Transform analyzes train alone and transforms train and validation, on which the Trainer
+    stops early; eval is read by the Evaluators only."""
+    nodes = first_run.summary['nodes']
+    transformed = nodes['Transform']['outputs']['transformed_examples'][0]['uri']
+    assert sorted(os.listdir(transformed)) == ['Split-train', 'Split-validation']
+    users = {split: {e.features.feature['user_id'].bytes_list.value[0]
+                     for e in _examples(first_run, split)}
+             for split in ('train', 'validation', 'eval')}
+    assert first_run.summary['tasks']['ctr']['metrics']['example_count'] == len(
+        _examples(first_run, 'eval'))
+    vocabulary = set(tft.TFTransformOutput(nodes['Transform']['outputs']['transform_graph'][0][
+        'uri']).vocabulary_by_name('user_id'))
+    held_out = (users['validation'] | users['eval']) - users['train']
+    assert held_out and not held_out & vocabulary
+    assert users['train'] == vocabulary
 
 
 def test_tensorboard_logs_every_task_metric(first_run):
@@ -190,6 +217,27 @@ def test_a_gate_slice_or_drift_change_keeps_everything_upstream_cached(default_r
         assert states[node] == 'COMPLETE', states
     assert 'Transform reused from cache' in second.stdout
     assert 'Trainer reused from cache' in second.stdout
+
+
+@pytest.fixture(scope='module')
+def unchanged_run(default_runs, small_data):
+    """The first run's command again, into the same output, after both default runs: it changes
+    nothing that other tests read (no new model, blessing or push)."""
+    first, _ = default_runs
+    return run_pipeline(first.output, '--data', small_data, *SPLIT_DATA, *SMALL_TRAINING).check()
+
+
+def test_nothing_new_is_neither_judged_again_nor_pushed(default_runs, unchanged_run):
+    first, _ = default_runs
+    states = unchanged_run.states()
+    for node in ('Transform', 'Trainer', 'Evaluator.ctr', 'Evaluator.ctcvr', 'BlessingGate',
+                 'Pusher'):
+        assert states[node] == 'CACHED', states
+    assert unchanged_run.summary['pushed_model'] is None
+    assert unchanged_run.summary['already_serving'] == first.summary['pushed_model']
+    assert unchanged_run.serving_before == sorted(os.listdir(first.summary['paths']['serving']))
+    assert ('pushed model:   nothing new: the trained model already serves as '
+            f'{first.summary["pushed_model"]}') in unchanged_run.stdout
 
 
 def test_the_changed_slices_reach_the_evaluators(default_runs):

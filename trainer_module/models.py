@@ -163,6 +163,11 @@ def SharedBottom(dnn_feature_columns, bottom_dnn_hidden_units=(256, 128),
                              task_types, task_names, dnn)
 
 
+def has_gates(model: keras.Model) -> bool:
+    """Whether the model mixes experts through gates (MMOE, OMoE; not SharedBottom)."""
+    return any(layer.name.startswith(GATE_PREFIX) for layer in model.layers)
+
+
 def gate_weights_model(model: keras.Model) -> keras.Model:
     """A model from the same inputs to the gates' softmax outputs, {gate name: [batch, experts]}:
     a gate per task for MMOE, one named 'shared' for OMoE."""

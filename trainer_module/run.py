@@ -5,8 +5,8 @@ The SavedModel's signatures all take serialized raw `tf.Example`s (`examples`):
 - `transform_features`: the Transform graph alone (labels included), for TFMA;
 - `gate_weights`: each gate's weights over the experts, {task: [batch, num_experts]}.
 
-Beside the SavedModel, `gate_report/` holds each task's mean gate weight per expert on the eval split
-(`gates.json`, `gates.png`): whether the tasks share experts or split them.
+Beside the SavedModel, `gate_report/` holds each task's mean gate weight per expert on the
+validation split (`gates.json`, `gates.png`): whether the tasks share experts or split them.
 """
 
 import dataclasses
@@ -27,7 +27,7 @@ import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from trainer_module.feature_column import DenseFeat, feature_columns_from_transform
-from trainer_module.models import MMOE, gate_weights_model
+from trainer_module.models import MMOE, OMoE, SharedBottom, gate_weights_model, has_gates
 from trainer_module.settings import (GATE_REPORT_DIR, PROGRESS_LOGGER, PROVENANCE_FILE,
                                      TrainerSettings)
 
@@ -264,9 +264,17 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def build_model(settings: TrainerSettings, feature_columns) -> keras.Model:
-    """The MMOE of `config`, compiled with a loss and metrics per task."""
-    model = MMOE(feature_columns, **_dataclass_dict(settings.model),
-                 task_types=settings.task_types, task_names=settings.task_names)
+    """The model of `settings.model` (MMOE unless its architecture says otherwise), compiled with a
+    loss and metrics per task."""
+    arguments = _dataclass_dict(settings.model)
+    architecture = arguments.pop('architecture')
+    arguments.update(task_types=settings.task_types, task_names=settings.task_names)
+    if architecture == 'shared_bottom':
+        del arguments['num_experts'], arguments['gate_dnn_hidden_units']
+        arguments['bottom_dnn_hidden_units'] = arguments.pop('expert_dnn_hidden_units')
+        model = SharedBottom(feature_columns, **arguments)
+    else:
+        model = {'mmoe': MMOE, 'omoe': OMoE}[architecture](feature_columns, **arguments)
     losses, metrics = {}, {}
     for task in settings.tasks:
         if task.type == 'binary':
@@ -288,8 +296,8 @@ def _dataclass_dict(instance):
 
 
 class _ProgressLog(keras.callbacks.Callback):
-    """Logs the step and running loss once `every` more steps have run, and the eval metrics after
-    each epoch. Keras calls back once per execution (`steps_per_execution` steps), with the
+    """Logs the step and running loss once `every` more steps have run, and the validation metrics
+    after each epoch. Keras calls back once per execution (`steps_per_execution` steps), with the
     index of its last step in the epoch."""
 
     def __init__(self, total_steps, steps_per_epoch, every):
@@ -311,7 +319,7 @@ class _ProgressLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         evaluated = '  '.join(f'{k[4:]} {v:.4f}' for k, v in sorted(logs.items())
                               if k.startswith('val_'))
-        PROGRESS.info('Trainer eval after step %d: %s', self.step, evaluated)
+        PROGRESS.info('Trainer validation after step %d: %s', self.step, evaluated)
 
 
 
@@ -343,8 +351,8 @@ def write_gate_report(report: dict, out_dir: str):
         axes.bar([e + i * width for e in range(num_experts)], weights, width, label=name)
     axes.set_xticks([e + width * (len(gates) - 1) / 2 for e in range(num_experts)])
     axes.set_xticklabels([f'expert {e}' for e in range(num_experts)])
-    axes.set_ylabel('mean gate weight (eval split)')
-    axes.set_title(f'Gate weights over {report["examples"]} eval examples')
+    axes.set_ylabel('mean gate weight (validation split)')
+    axes.set_title(f'Gate weights over {report["examples"]} validation examples')
     axes.legend(title='task', bbox_to_anchor=(1.02, 1), loc='upper left')
     figure.tight_layout()
     with tf.io.gfile.GFile(os.path.join(out_dir, 'gates.png'), 'wb') as f:
@@ -355,7 +363,6 @@ def write_gate_report(report: dict, out_dir: str):
 def export_serving_model(model, tf_transform_output, settings: TrainerSettings, feature_columns,
                          path):
     model.tft_layer = tf_transform_output.transform_features_layer()
-    model.gates = gate_weights_model(model)
     raw_spec = tf_transform_output.raw_feature_spec()
     serving_spec = {k: v for k, v in raw_spec.items() if k not in settings.label_columns}
     examples = tf.TensorSpec([None], tf.string, name='examples')
@@ -370,14 +377,17 @@ def export_serving_model(model, tf_transform_output, settings: TrainerSettings, 
     def transform_features(serialized):
         return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
 
-    @tf.function(input_signature=[examples])
-    def gate_weights(serialized):
-        transformed = model.tft_layer(tf.io.parse_example(serialized, serving_spec))
-        return model.gates(model_inputs(transformed, feature_columns), training=False)
+    signatures = {'serving_default': serve, 'transform_features': transform_features}
+    if has_gates(model):
+        model.gates = gate_weights_model(model)
 
-    model.save(path, save_format='tf',
-               signatures={'serving_default': serve, 'transform_features': transform_features,
-                           'gate_weights': gate_weights})
+        @tf.function(input_signature=[examples])
+        def gate_weights(serialized):
+            transformed = model.tft_layer(tf.io.parse_example(serialized, serving_spec))
+            return model.gates(model_inputs(transformed, feature_columns), training=False)
+
+        signatures['gate_weights'] = gate_weights
+    model.save(path, save_format='tf', signatures=signatures)
 
 
 # The packages whose versions decide what a run computes.
@@ -389,12 +399,13 @@ def write_provenance(fn_args: FnArgs, settings: TrainerSettings, spec, train_fin
                      steps: Dict[str, int]):
     """Writes into the SavedModel (PROVENANCE_FILE) what decided the model: the seed, the Trainer's
     settings, the steps planned and run and the step whose weights it kept, the fingerprints of the
-    training and eval splits (`load_rows`), the package versions and the machine's architecture."""
+    training and validation splits (`load_rows`), the package versions and the machine's architecture."""
     provenance = {
         'seed': settings.model.seed,
         'steps': steps,
         'settings': settings.to_dict(),
-        'data': {'train': train_fingerprint, 'eval': split_fingerprint(fn_args.eval_files, spec)},
+        'data': {'train': train_fingerprint,
+                 'validation': split_fingerprint(fn_args.eval_files, spec)},
         'versions': {'python': platform.python_version(), 'machine': platform.machine(),
                      **{package: importlib.metadata.version(package) for package in PACKAGES}},
     }
@@ -453,19 +464,21 @@ def run_fn(fn_args: FnArgs):
             _ProgressLog(plan.steps, plan.steps_per_evaluation, settings.training.log_every_steps),
         ])
     kept_step = (early_stopping.best_epoch + 1) * plan.steps_per_evaluation
-    PROGRESS.info('Trainer keeps the weights after step %d (eval loss %.4f)', kept_step,
+    PROGRESS.info('Trainer keeps the weights after step %d (validation loss %.4f)', kept_step,
                   early_stopping.best)
-    gate_report = mean_gate_weights(model, evaluation)
-    PROGRESS.info('Trainer mean gate weights per expert: %s', '  '.join(
-        f'{gate} [{" ".join(f"{w:.2f}" for w in weights)}]'
-        for gate, weights in gate_report['gates'].items()))
+    gate_report = mean_gate_weights(model, evaluation) if has_gates(model) else None
+    if gate_report:
+        PROGRESS.info('Trainer mean gate weights per expert: %s', '  '.join(
+            f'{gate} [{" ".join(f"{w:.2f}" for w in weights)}]'
+            for gate, weights in gate_report['gates'].items()))
     export_serving_model(model, tf_transform_output, settings, feature_columns,
                          scratch or fn_args.serving_model_dir)
     if chief:
         write_provenance(fn_args, settings, spec, train_fingerprint,
                          {'planned': plan.steps, 'kept': kept_step,
                           'run': len(history.epoch) * plan.steps_per_evaluation})
-        write_gate_report(gate_report, os.path.join(os.path.dirname(fn_args.serving_model_dir),
-                                                    GATE_REPORT_DIR))
+        if gate_report:
+            write_gate_report(gate_report, os.path.join(
+                os.path.dirname(fn_args.serving_model_dir), GATE_REPORT_DIR))
     else:
         tf.io.gfile.rmtree(scratch)

@@ -41,9 +41,19 @@ class TaskHead:
     loss_weight: float = 1.0
 
 
+# The models the Trainer builds: MMoE and the paper's two baselines.
+ARCHITECTURES = ('mmoe', 'omoe', 'shared_bottom')
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """DeepCTR's MMOE arguments, with its defaults (task_types/task_names come from the tasks)."""
+    """DeepCTR's MMOE arguments, with its defaults (task_types/task_names come from the tasks).
+
+    `architecture` picks the model: 'mmoe', or one of the paper's baselines, 'omoe' (one gate for
+    every task) and 'shared_bottom' (DeepCTR's SharedBottom: `expert_dnn_hidden_units` is its
+    bottom DNN; it has no experts to count and no gates).
+    """
+    architecture: str = 'mmoe'
     num_experts: int = 3
     expert_dnn_hidden_units: Tuple[int, ...] = (256, 128)
     tower_dnn_hidden_units: Tuple[int, ...] = (64,)
@@ -59,8 +69,8 @@ class ModelConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     """Training makes `epochs` passes over the training split, at most `train_steps` batches when
-    that is set. It evaluates on the whole eval split `evaluations_per_epoch` times a pass, and
-    stops early once the eval loss has not improved for `early_stopping_patience` passes, keeping
+    that is set. It evaluates on the whole validation split `evaluations_per_epoch` times a pass,
+    and stops early once the validation loss has not improved for `early_stopping_patience` passes, keeping
     the best weights: a patience in passes, not in evaluations, gives every embedding row its
     updates before a plateau counts, and does not stop on the ups and downs of a few batches.
     `batch_size` is the global batch: under a `distribution` it is split across the replicas.

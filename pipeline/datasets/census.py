@@ -11,12 +11,14 @@ layout the pipeline reads (a header row; `train/census.csv`, and `eval/census.cs
 `--eval-input`), a schema and a config with the two tasks of DeepCTR's multi-task example and the
 paper's first task group: `income` (income over 50K) and `marital` (never married). Unknown values
 become missing ones. `instance_weight` is left out: UCI documents it as a sampling weight, not an
-attribute. Without `--eval-input`, the config splits the rows 8:2 by hash.
+attribute. Without `--eval-input`, the config splits the rows 8:1:1 by hash into train,
+validation and eval. Gzipped files (`.gz`) are read as they are.
 """
 
 import argparse
 import csv
 import dataclasses
+import gzip
 import os
 import sys
 from typing import Dict, List, Optional
@@ -54,7 +56,8 @@ def read_uci(path: str) -> pd.DataFrame:
     """A UCI census-income file (42 fields, or 43 with a leading row id) as named columns, with
     the labels derived and the unused columns dropped."""
     rows = []
-    with open(path, newline='') as f:
+    with (gzip.open(path, 'rt', newline='') if path.endswith('.gz')
+          else open(path, newline='')) as f:
         for number, row in enumerate(csv.reader(f), start=1):
             if not row:
                 continue

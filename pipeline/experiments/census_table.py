@@ -1,0 +1,187 @@
+"""The MMoE paper's census-income experiment, reported like a paper: MMoE, OMoE and Shared-Bottom on
+the paper's first task group (income over 50K, never married), several seeds each.
+
+    python -m pipeline.experiments.census_table --input ../shared/data/census-income.test.gz \\
+        --out /tmp/census_table                       # 5 seeds: about 30 min on 2 cores
+
+1. Converts the UCI file (`pipeline.datasets.census`) and runs the pipeline once on it with the
+   census config (`local_runner.py`): ExampleGen splits the rows 8:1:1 by hash into train,
+   validation and eval (the same split every time), Transform analyzes train, and the Trainer,
+   the Evaluators and the gate judge one MMoE.
+2. On that run's Transform output, trains each model with each seed through the Trainer's own
+   `run_fn` (the pipeline's budget and early stopping on validation), and scores the eval split's
+   raw examples with the exported model's serving signature.
+3. Writes `results.csv` (a row per model and seed) and `table.md` (mean ± sd and max of the AUC per
+   task and model, with the models' parameter counts) under --out, and prints the table.
+"""
+
+import argparse
+import csv
+import dataclasses
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+from typing import Dict, List
+
+import numpy as np
+
+from pipeline.config import PROJECT_DIR, PipelineConfig
+from pipeline.datasets import census
+
+# The table's models: their names in the paper and the Trainer's `model.architecture`.
+MODELS = {'MMoE': 'mmoe', 'OMoE': 'omoe', 'Shared-Bottom': 'shared_bottom'}
+SEEDS = (1, 2, 3, 4, 5)
+
+
+def pipeline_run(input_path: str, out_dir: str) -> Dict:
+    """Converts the file and runs the pipeline on it; returns the run summary."""
+    data = os.path.join(out_dir, 'data')
+    census.convert([input_path], data)
+    subprocess.run([sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'),
+                    '--config', os.path.join(data, 'config.yaml'),
+                    '--output', os.path.join(out_dir, 'pipeline')], check=True)
+    with open(os.path.join(out_dir, 'pipeline', 'run_summary.json')) as f:
+        return json.load(f)
+
+
+def _output_uri(summary: Dict, node: str, key: str) -> str:
+    return summary['nodes'][node]['outputs'][key][0]['uri']
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The ROC AUC: the chance that a random positive scores above a random negative, ties
+    counted half (the Mann-Whitney statistic, from average ranks)."""
+    order = np.argsort(scores, kind='mergesort')
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # Average ranks over runs of tied scores.
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]
+    ends = np.r_[starts[1:], len(scores)]
+    for start, end in zip(starts, ends):
+        ranks[order[start:end]] = (start + end + 1) / 2
+    positives = labels == 1
+    count = positives.sum()
+    return float((ranks[positives].sum() - count * (count + 1) / 2)
+                 / (count * (len(labels) - count)))
+
+
+def eval_scores(model_dir: str, examples_uri: str, config: PipelineConfig):
+    """({task: label array}, {task: score array}) of the eval split's raw examples, scored by the
+    model's serving signature."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    serve = tf.saved_model.load(model_dir).signatures['serving_default']
+    files = glob.glob(os.path.join(examples_uri, 'Split-eval', '*'))
+    labels = {task.name: [] for task in config.tasks}
+    scores = {task.name: [] for task in config.tasks}
+    for batch in tf.data.TFRecordDataset(files, compression_type='GZIP').batch(4096):
+        outputs = serve(examples=batch)
+        for record in batch.numpy():
+            features = tf.train.Example.FromString(record).features.feature
+            for task in config.tasks:
+                labels[task.name].append(features[task.label].int64_list.value[0])
+        for task in config.tasks:
+            scores[task.name].append(outputs[task.name].numpy().ravel())
+    return ({name: np.array(values) for name, values in labels.items()},
+            {name: np.concatenate(values) for name, values in scores.items()})
+
+
+def train_and_score(summary: Dict, config: PipelineConfig, architecture: str, seed: int,
+                    out_dir: str) -> Dict:
+    """One model trained by the Trainer's run_fn on the run's Transform output; its eval AUCs."""
+    # pylint: disable=import-outside-toplevel
+    from tfx.components.trainer.fn_args_utils import FnArgs
+    from trainer_module import run
+    model = dataclasses.replace(config.model, architecture=architecture, seed=seed)
+    settings = dataclasses.replace(config, model=model).trainer_settings()
+    transformed = _output_uri(summary, 'Transform', 'transformed_examples')
+    model_dir = os.path.join(out_dir, 'models', f'{architecture}-{seed}')
+    shutil.rmtree(model_dir, ignore_errors=True)
+    run.run_fn(FnArgs(
+        train_files=[os.path.join(transformed, 'Split-train', '*')],
+        eval_files=[os.path.join(transformed, 'Split-validation', '*')],
+        transform_output=_output_uri(summary, 'Transform', 'transform_graph'),
+        serving_model_dir=os.path.join(model_dir, 'Format-Serving'),
+        model_run_dir=os.path.join(model_dir, 'logs'),
+        custom_config=settings.to_dict()))
+    labels, scores = eval_scores(os.path.join(model_dir, 'Format-Serving'),
+                                 _output_uri(summary, 'CsvExampleGen', 'examples'), config)
+    with open(os.path.join(model_dir, 'Format-Serving', 'assets.extra', 'provenance.json')) as f:
+        steps = json.load(f)['steps']
+    return {'steps_kept': steps['kept'], 'eval_rows': len(next(iter(labels.values()))),
+            **{f'auc_{task}': round(auc(labels[task], scores[task]), 5) for task in labels}}
+
+
+def parameter_count(summary: Dict, config: PipelineConfig, architecture: str) -> int:
+    # pylint: disable=import-outside-toplevel
+    import tensorflow_transform as tft
+    from trainer_module import run
+    from trainer_module.feature_column import feature_columns_from_transform
+    settings = dataclasses.replace(
+        config, model=dataclasses.replace(config.model, architecture=architecture)
+    ).trainer_settings()
+    output = tft.TFTransformOutput(_output_uri(summary, 'Transform', 'transform_graph'))
+    return run.build_model(settings, feature_columns_from_transform(settings, output)).count_params()
+
+
+def table(results: List[Dict], tasks: List[str], parameters: Dict[str, int]) -> str:
+    """Markdown: a row per model, mean ± sd (and max) of the eval AUC per task over the seeds."""
+    lines = ['| model | parameters | ' + ' | '.join(f'{t} AUC, mean ± sd (max)' for t in tasks)
+             + ' | seeds |', '|---|---:|' + '---:|' * len(tasks) + '---:|']
+    for name in MODELS:
+        rows = [r for r in results if r['model'] == name]
+        if not rows:
+            continue
+        cells = []
+        for task in tasks:
+            values = np.array([r[f'auc_{task}'] for r in rows])
+            sd = values.std(ddof=1) if len(values) > 1 else 0.0
+            cells.append(f'{values.mean():.4f} ± {sd:.4f} ({values.max():.4f})')
+        lines.append(f'| {name} | {parameters[name]:,} | ' + ' | '.join(cells)
+                     + f' | {len(rows)} |')
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--input', required=True,
+                        help='a UCI census-income file, e.g. ../shared/data/census-income.test.gz')
+    parser.add_argument('--out', required=True, help='where the data, runs and tables go')
+    parser.add_argument('--seeds', type=int, default=len(SEEDS), help='seeds per model')
+    parser.add_argument('--models', default=','.join(MODELS),
+                        help=f'comma-separated, of {", ".join(MODELS)}')
+    args = parser.parse_args(argv)
+    models = [m.strip() for m in args.models.split(',')]
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        sys.exit(f'error: --models: {unknown} not among {list(MODELS)}')
+    os.makedirs(args.out, exist_ok=True)
+    summary = pipeline_run(args.input, args.out)
+    config = PipelineConfig.from_yaml(os.path.join(args.out, 'data', 'config.yaml'))
+    tasks = [task.name for task in config.tasks]
+    results = []
+    for seed in range(1, args.seeds + 1):
+        for name in models:
+            result = {'model': name, 'seed': seed,
+                      **train_and_score(summary, config, MODELS[name], seed, args.out)}
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    with open(os.path.join(args.out, 'results.csv'), 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=list(results[0]))
+        writer.writeheader()
+        writer.writerows(results)
+    parameters = {name: parameter_count(summary, config, MODELS[name]) for name in models}
+    text = table(results, tasks, parameters)
+    pipeline_aucs = ', '.join(f'{task} {result["metrics"]["auc"]:.4f}'
+                              for task, result in summary['tasks'].items())
+    text += (f'\nThe pipeline run itself (MMoE, seed {config.model.seed}, judged by TFMA on the '
+             f'same eval split): {pipeline_aucs}.\n')
+    with open(os.path.join(args.out, 'table.md'), 'w') as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == '__main__':
+    main()
