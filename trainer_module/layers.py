@@ -149,6 +149,24 @@ class SparseEmbeddings(keras.layers.Layer):
             for (dimension, trainable, _), sizes in zip(self._groups, self._table_sizes)]
         super().build(input_shape)
 
+    def set_tables(self, tables):
+        """Loads `tables`, {embedding name: [vocabulary size, dimension] values}, one for each
+        table, into the blocks of the fused variables (as DeepCTR's per-table `Embedding` layers
+        hold them)."""
+        missing = sorted({feature[0] for feature in self.features} - set(tables))
+        if missing:
+            raise ValueError(f'{self.name}: no values given for the tables {missing}')
+        for (dimension, _, members), variable in zip(self._groups, self.tables):
+            value = variable.numpy()
+            for i, first_row, size in members:
+                name = self.features[i][0]
+                table = tables[name]
+                if tuple(table.shape) != (size, dimension):
+                    raise ValueError(f'{self.name}: table {name!r} is {tuple(table.shape)}, '
+                                     f'expected {(size, dimension)}')
+                value[first_row:first_row + size] = table
+            variable.assign(value)
+
     def call(self, ids):
         gathered = []
         for (_, _, members), table in zip(self._groups, self.tables):
