@@ -189,3 +189,18 @@ def test_fit_ends_within_noise_of_deepctr():
     gap = np.abs(ours.mean(axis=0) - deepctr.mean(axis=0))
     assert np.all(gap <= np.maximum(noise, 0.01)), (ours, deepctr)
     assert np.all(ours[:, 1] < 2 * np.log(2) - 0.1)  # both tasks learnt something
+
+
+@pytest.mark.parametrize('build, message', [
+    (lambda: feature_column.SparseFeat('user', 100, 8, True), r"'user': use_hash=True .*ids in"),
+    (lambda: feature_column.SparseFeat('user', 100, vocabulary_path='v.txt'),
+     r"'user': vocabulary_path .*Transform"),
+    (lambda: feature_column.SparseFeat('user', 100, embeddings_initializer='zeros'),
+     r"'user': embeddings_initializer .*RandomNormal"),
+    (lambda: feature_column.DenseFeat('price', 1, 'float32', abs), r"'price': transform_fn"),
+    (lambda: feature_column.VarLenSparseFeat(feature_column.SparseFeat('genres', 20), 5),
+     r"VarLenSparseFeat 'genres'.* not supported"),
+])
+def test_unsupported_deepctr_arguments_say_what_to_do(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
