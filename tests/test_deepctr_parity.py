@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-# trainer_module sets TF_USE_LEGACY_KERAS=1 before DeepCTR's import first reads `tf.keras`.
+# trainer_module sets TF_USE_LEGACY_KERAS=1 before DeepCTR's import first reads `tf.keras`
+# (tests/conftest.py imports it first in any case).
 from trainer_module import feature_column, models
 from trainer_module.deepctr_weights import copy_deepctr_weights
 
-from deepctr import feature_column as deepctr_feature_column  # noqa: E402  (after trainer_module)
-from deepctr import models as deepctr_models  # noqa: E402
+from deepctr import feature_column as deepctr_feature_column
+from deepctr import models as deepctr_models
 
 MMOE_CONFIGS = {
     'defaults': {},
