@@ -1,4 +1,4 @@
-"""Keras layers of the multi-task models, wired as DeepCTR 0.9.3 wires them, without Lambda layers
+"""Keras layers of the multi-task models, wired as DeepCTR 0.9.4 wires them, without Lambda layers
 so that the models save as SavedModels and serve.
 
 Where DeepCTR builds one embedding layer per table, `SparseEmbeddings` holds the tables of one
