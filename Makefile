@@ -17,7 +17,7 @@ PYTHON310 ?= $(shell for p in python3.10 $$(pyenv root 2>/dev/null)/versions/3.1
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && \
 	{ command -v "$$p" || echo "$$p"; } && break; done)
 
-.PHONY: install deepctr-venv run test test-fast data constraints image clean
+.PHONY: install run test test-fast data constraints image clean
 
 # $(call venv310,DIR): creates DIR with Python 3.10 unless it already has one.
 define venv310
@@ -42,17 +42,6 @@ $(STAMP): setup.py constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-# DeepCTR itself, in a venv of its own (it needs TensorFlow 2.10), for the parity tests and the bench.
-DEEPCTR_VENV := .venv-deepctr
-DEEPCTR_STAMP := $(DEEPCTR_VENV)/.installed
-
-deepctr-venv: $(DEEPCTR_STAMP)
-
-$(DEEPCTR_STAMP): constraints-deepctr.txt
-	$(call venv310,$(DEEPCTR_VENV))
-	$(DEEPCTR_VENV)/bin/python -m pip install --quiet -r constraints-deepctr.txt
-	touch $(DEEPCTR_STAMP)
-
 run: $(STAMP)
 	$(PY) local_runner.py $(ARGS)
 
@@ -62,10 +51,10 @@ TEST_WORKERS := -n auto --maxprocesses 4 --dist loadgroup
 
 TESTS := tests
 
-test: $(STAMP) $(DEEPCTR_STAMP)
+test: $(STAMP)
 	$(PY) -m pytest $(TESTS) $(TEST_WORKERS) $(PYTEST_ARGS)
 
-test-fast: $(STAMP) $(DEEPCTR_STAMP)
+test-fast: $(STAMP)
 	$(PY) -m pytest $(TESTS) -m 'not e2e' $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Regenerates the bundled data (deterministic: the same seed gives the same file).

@@ -88,6 +88,12 @@ def _print_summary(summary, paths, seconds, stream):
         properties = trained['properties']
         stream.write(f'  trained model:  {trained["uri"]} (seed {properties.get("seed")}, training '
                      f'data {properties.get("train_data_fingerprint", "")[:12]})\n')
+        if trained['task_log_variance']:
+            stream.write('  learned log-variances (uncertainty loss weighting): ' + '  '.join(
+                f'{task} {value:.3f}' for task, value in trained['task_log_variance'].items())
+                + '\n')
+        for warning in trained['warnings']:
+            stream.write(f'  warning: {warning}\n')
     if summary['pushed_model']:
         stream.write(f'  pushed model:   {summary["pushed_model"]}\n')
     elif summary['already_serving']:

@@ -19,5 +19,8 @@ setuptools.setup(
     ],
     # pytest < 9: pytest-xdist 3.8 groups tests (--dist loadgroup) by rewriting a node id attribute
     # that pytest 9 no longer reads, so under pytest 9 every test is scheduled alone.
-    extras_require={'test': ['pytest<9', 'pytest-xdist']},
+    # DeepCTR: the parity and drop-in tests and the throughput bench run it beside our model. 0.9.4
+    # builds on TensorFlow 2.16 under Keras 2 (TF_USE_LEGACY_KERAS=1, which `trainer_module` sets);
+    # it needs only requests and h5py, which TFX already brings.
+    extras_require={'test': ['pytest<9', 'pytest-xdist', 'deepctr==0.9.4']},
 )

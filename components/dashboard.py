@@ -4,7 +4,8 @@ TFMA's own views are notebook widgets that fetch JavaScript from a CDN. These pa
 a browser: the plots are inline SVG, the gate-weight chart an inline PNG. Per task a page shows the
 metrics overall and per slice (candidate, baseline, difference), the ROC and precision-recall
 curves, the calibration (reliability) plot, and the gate's verdict with its reasons; a failing
-metric is shown in red. `index.html` lists the tasks and holds the gate-weight chart.
+metric is shown in red. `index.html` lists the tasks and holds the gate-weight chart, each gate's
+use of the experts, the experts' pairwise similarity and the warnings of expert collapse.
 
 Inside the pipeline the `Dashboard` component writes them after the BlessingGate. For a past run:
 
@@ -32,7 +33,8 @@ from tfx.types import standard_artifacts
 
 from components import EvaluationDashboard
 from components.blessing_gate import COMPONENT_ID as GATE_ID, VERDICT_FILE, describe
-from trainer_module.settings import GATE_REPORT_DIR
+from trainer_module.expert_use import EXPERT_SIMILARITY, GATE_TOP_SHARE
+from trainer_module.settings import GATE_REPORT_DIR, GATE_REPORT_FILE
 
 COMPONENT_ID = 'Dashboard'
 INDEX_PAGE = 'index.html'
@@ -208,6 +210,7 @@ table { border-collapse: collapse; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: right; }
 th { background: #f5f5f5; } td.name { text-align: left; }
 td.fail { color: #d93025; background: #fce8e6; font-weight: bold; }
+p.warning { color: #b06000; background: #fef7e0; padding: 6px 10px; }
 .muted { color: #777; font-size: 12px; }
 """
 
@@ -338,8 +341,45 @@ def render_index(verdicts: Dict[str, Dict], evaluations: Dict[str, TaskEvaluatio
                     f'src="data:image/png;base64,{encoded}">')
     else:
         body.append('<p class="muted">This model has no gate report.</p>')
+    body += _expert_use(gate_report_dir)
     body.append(f'<p class="muted">Model: <code>{html.escape(model_uri)}</code></p>')
     return _page(f'Evaluation of run {run}', _nav(list(verdicts), None), '\n'.join(body))
+
+
+def _expert_use(gate_report_dir: str) -> List[str]:
+    """The gate report's collapse warnings, each gate's use of the experts and the experts'
+    pairwise similarity (trainer_module.expert_use), as HTML; nothing for a report without them."""
+    path = os.path.join(gate_report_dir, GATE_REPORT_FILE)
+    if not tf.io.gfile.exists(path):
+        return []
+    with tf.io.gfile.GFile(path) as f:
+        report = json.load(f)
+    if 'gate_use' not in report:
+        return []
+    fail = ' class="fail"'
+    body = ['<h2 id="expert-use">Expert use</h2>']
+    body += [f'<p class="warning">Warning: {html.escape(warning)}</p>'
+             for warning in report['warnings']]
+    rows = ''.join(
+        f'<tr><td class="name">{html.escape(gate)}</td><td>{use["entropy"]:.3f} of '
+        f'{use["max_entropy"]:.3f}</td><td>{use["top_expert"]}</td>'
+        f'<td{fail if use["top_share"] > GATE_TOP_SHARE else ""}>'
+        f'{use["top_share"]:.3f}</td></tr>'
+        for gate, use in report['gate_use'].items())
+    body.append('<table id="gate-use"><tr><th>gate</th><th>entropy of mean weights (nats)</th>'
+                f'<th>top expert</th><th>its share</th></tr>{rows}</table>')
+    similarity = report['expert_similarity']
+    rows = ''.join(
+        f'<tr><td class="name">expert {i}</td>' + ''.join(
+            f'<td{fail if i != j and value > EXPERT_SIMILARITY else ""}>'
+            f'{value:.3f}</td>' for j, value in enumerate(row)) + '</tr>'
+        for i, row in enumerate(similarity))
+    body.append('<p class="muted">Cosine similarity of two experts\' outputs for the same eval '
+                'example, averaged: near 1, the two compute the same function.</p>'
+                '<table id="expert-similarity"><tr><th></th>'
+                + ''.join(f'<th>expert {j}</th>' for j in range(len(similarity)))
+                + f'</tr>{rows}</table>')
+    return body
 
 
 def write_dashboards(verdict_path: str, out_dir: str, run: str) -> str:

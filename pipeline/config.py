@@ -13,9 +13,9 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 from pipeline.datasets import ecommerce
-from trainer_module.settings import (ARCHITECTURES, DISTRIBUTIONS, TASK_TYPES, ModelConfig,
-                                     SparseFeature,
-                                     TaskColumns, TaskHead, TrainerSettings, TrainingConfig)
+from trainer_module.settings import (ARCHITECTURES, DISTRIBUTIONS, LOSS_WEIGHTINGS, TASK_TYPES,
+                                     ModelConfig, SparseFeature, TaskColumns, TaskHead,
+                                     TrainerSettings, TrainingConfig)
 
 # The checkout (or the installed project's directory): where the bundled data and schema live.
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -137,6 +137,9 @@ class PipelineConfig(TaskColumns):
         if self.training.distribution not in DISTRIBUTIONS:
             raise ConfigError(f'training.distribution: {self.training.distribution!r} is not one '
                               f'of {DISTRIBUTIONS}')
+        if self.training.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ConfigError(f'training.loss_weighting: {self.training.loss_weighting!r} is not '
+                              f'one of {LOSS_WEIGHTINGS}')
         if not isinstance(self.training.max_memory_mb, int) or self.training.max_memory_mb < 0:
             raise ConfigError('training.max_memory_mb: must be a whole number of MB, 0 to always '
                               f'stream, got {self.training.max_memory_mb!r}')

@@ -12,8 +12,10 @@ from ml_metadata.proto import metadata_store_pb2
 from components import atomic_pusher, csv_example_gen
 from components.blessing_gate import COMPONENT_ID as GATE_ID, VERDICT_FILE, overall_metrics
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID
+from components.trainer_executor import read_provenance
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import evaluator_id
+from trainer_module.settings import GATE_REPORT_DIR, GATE_REPORT_FILE
 
 _STATE_NAMES = {value: name for name, value in
                 metadata_store_pb2.Execution.State.items()}
@@ -84,6 +86,21 @@ def _bad_rows(nodes: Dict[str, NodeRun]) -> Optional[Dict]:
             'listed_in': properties.get(csv_example_gen.BAD_ROWS_DIR_PROPERTY)}
 
 
+def _model_report(model_uri: str) -> Dict:
+    """What the Trainer learnt about the model beyond its weights: the tasks' learned
+    log-variances (uncertainty loss weighting), each gate's use of the experts, the experts'
+    pairwise similarity, and warnings of expert collapse."""
+    report = {'task_log_variance': read_provenance(model_uri).get('task_log_variance', {}),
+              'gate_use': None, 'expert_similarity': None, 'warnings': []}
+    path = os.path.join(model_uri, GATE_REPORT_DIR, GATE_REPORT_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            gates = json.load(f)
+        report.update({key: gates.get(key, report[key])
+                       for key in ('gate_use', 'expert_similarity', 'warnings')})
+    return report
+
+
 def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
     """The newest run: node states, per-task metrics and verdicts, the trained model with what
     decided it, the model it pushed or the serving version that already is that model, and the
@@ -117,7 +134,8 @@ def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
     trained_model = None
     if trainer and trainer.outputs.get('model'):
         # What decided the model (trainer_executor): seed, data fingerprints, settings, versions.
-        trained_model = trainer.outputs['model'][0]
+        trained_model = dict(trainer.outputs['model'][0])
+        trained_model.update(_model_report(trained_model['uri']))
     dashboard = nodes.get(DASHBOARD_ID)
     dashboard_index = None
     if dashboard and dashboard.outputs.get('dashboard'):

@@ -66,6 +66,7 @@ def test_overrides_apply_together():
     ('tasks=[{name: click-through, label: click}, {name: b, label: purchase}]',
      "tasks: 'click-through' is not a valid name"),
     ('training.distribution=tpu', "training.distribution: 'tpu' is not one of"),
+    ('training.loss_weighting=equal', "training.loss_weighting: 'equal' is not one of"),
     ('training.steps_per_execution=0',
      'training.steps_per_execution: must be a whole number, at least 1, got 0'),
     ('training.train_steps=2.5', 'training.train_steps: must be a whole number, at least 1'),

@@ -169,6 +169,12 @@ def test_gate_report_beside_the_model_and_gate_signature(first_run, small_csv):
         assert sum(weights) == pytest.approx(1.0, abs=1e-4)
     assert os.path.getsize(os.path.join(model_uri, 'gate_report', 'gates.png')) > 1000
     assert 'Trainer mean gate weights per expert' in first_run.stdout
+    # Expert use (trainer_module.expert_use), and its warnings in the run summary.
+    assert set(report['gate_use']) == set(CONFIG.task_names)
+    assert len(report['expert_similarity']) == CONFIG.model.num_experts
+    assert first_run.summary['trained_model']['warnings'] == report['warnings']
+    for warning in report['warnings']:
+        assert f'warning: {warning}' in first_run.stdout
 
     model = tf.saved_model.load(first_run.summary['pushed_model'])
     gates = model.signatures['gate_weights'](

@@ -1,4 +1,4 @@
-"""Keras layers of the multi-task models, wired as DeepCTR 0.9.3 wires them, without Lambda layers
+"""Keras layers of the multi-task models, wired as DeepCTR 0.9.4 wires them, without Lambda layers
 so that the models save as SavedModels and serve.
 
 Where DeepCTR builds one embedding layer per table, `SparseEmbeddings` holds the tables of one
@@ -149,6 +149,24 @@ class SparseEmbeddings(keras.layers.Layer):
             for (dimension, trainable, _), sizes in zip(self._groups, self._table_sizes)]
         super().build(input_shape)
 
+    def set_tables(self, tables):
+        """Loads `tables`, {embedding name: [vocabulary size, dimension] values}, one for each
+        table, into the blocks of the fused variables (as DeepCTR's per-table `Embedding` layers
+        hold them)."""
+        missing = sorted({feature[0] for feature in self.features} - set(tables))
+        if missing:
+            raise ValueError(f'{self.name}: no values given for the tables {missing}')
+        for (dimension, _, members), variable in zip(self._groups, self.tables):
+            value = variable.numpy()
+            for i, first_row, size in members:
+                name = self.features[i][0]
+                table = tables[name]
+                if tuple(table.shape) != (size, dimension):
+                    raise ValueError(f'{self.name}: table {name!r} is {tuple(table.shape)}, '
+                                     f'expected {(size, dimension)}')
+                value[first_row:first_row + size] = table
+            variable.assign(value)
+
     def call(self, ids):
         gathered = []
         for (_, _, members), table in zip(self._groups, self.tables):
@@ -216,3 +234,41 @@ class PredictionLayer(keras.layers.Layer):
 
     def get_config(self):
         return dict(super().get_config(), task=self.task, use_bias=self.use_bias)
+
+
+class TaskUncertainty(keras.layers.Layer):
+    """One learned log-variance s = log(sigma^2) per task, for the uncertainty weighting of Kendall,
+    Gal and Cipolla (CVPR 2018): a task's loss L becomes exp(-s) * L + s / 2 for a classification
+    task (its likelihood scaled by 1 / sigma^2) and (exp(-s) * L + s) / 2 for a regression task
+    (mean squared error under a Gaussian of variance sigma^2). At the minimum over s, sigma^2 is L
+    for regression and 2 L for classification: a noisier task gets a larger variance and a smaller
+    weight. Holds the variables only; `weighted_loss` wraps each task's loss around them."""
+
+    def __init__(self, task_types, **kwargs):
+        super().__init__(**kwargs)
+        self.task_types = tuple(task_types)
+
+    def build(self, input_shape=None):
+        self.log_variance = self.add_weight(name='log_variance', shape=(len(self.task_types),),
+                                            initializer='zeros')
+        super().build(input_shape)
+
+    def weighted_loss(self, index, loss: keras.losses.Loss) -> keras.losses.Loss:
+        """Task `index`'s `loss`, weighted by its learned variance."""
+        return _UncertaintyWeightedLoss(self, index, loss)
+
+    def get_config(self):
+        return dict(super().get_config(), task_types=self.task_types)
+
+
+class _UncertaintyWeightedLoss(keras.losses.Loss):
+
+    def __init__(self, uncertainty: TaskUncertainty, index: int, loss: keras.losses.Loss):
+        super().__init__(name=f'uncertainty_weighted_{loss.name}')
+        self.uncertainty, self.index, self.loss = uncertainty, index, loss
+        self.scale = 0.5 if uncertainty.task_types[index] == 'regression' else 1.0
+
+    def call(self, y_true, y_pred):
+        s = self.uncertainty.log_variance[self.index]
+        # The per-example losses (Loss.call), averaged by this Loss's own reduction.
+        return self.scale * tf.exp(-s) * self.loss.call(y_true, y_pred) + 0.5 * s

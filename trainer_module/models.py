@@ -33,6 +33,9 @@ def _dnn_input(inputs, feature_columns, l2_reg_embedding):
     unknown = [column for column in feature_columns if column not in sparse + dense]
     if unknown:
         raise ValueError(f'unknown feature column {unknown[0]!r}')
+    # DeepCTR concatenates the embeddings group by group (`group_name`), groups in order of first use.
+    groups = list(dict.fromkeys(column.group_name for column in sparse))
+    sparse.sort(key=lambda column: groups.index(column.group_name))
     parts = []
     if sparse:
         parts.append(SparseEmbeddings(

@@ -6,7 +6,9 @@ The SavedModel's signatures all take serialized raw `tf.Example`s (`examples`):
 - `gate_weights`: each gate's weights over the experts, {task: [batch, num_experts]}.
 
 Beside the SavedModel, `gate_report/` holds each task's mean gate weight per expert on the
-validation split (`gates.json`, `gates.png`): whether the tasks share experts or split them.
+validation split (`gates.json`, `gates.png`): whether the tasks share experts or split them;
+`gates.json` also has each gate's entropy and top expert's share, the experts' pairwise output
+similarity and warnings of expert collapse (`trainer_module.expert_use`).
 """
 
 import dataclasses
@@ -26,10 +28,12 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
+from trainer_module.expert_use import expert_use_report
 from trainer_module.feature_column import DenseFeat, feature_columns_from_transform
+from trainer_module.layers import TaskUncertainty
 from trainer_module.models import MMOE, OMoE, SharedBottom, gate_weights_model, has_gates
-from trainer_module.settings import (GATE_REPORT_DIR, PROGRESS_LOGGER, PROVENANCE_FILE,
-                                     TrainerSettings)
+from trainer_module.settings import (GATE_REPORT_DIR, GATE_REPORT_FILE, PROGRESS_LOGGER,
+                                     PROVENANCE_FILE, TrainerSettings)
 
 PROGRESS = logging.getLogger(PROGRESS_LOGGER)
 
@@ -265,7 +269,9 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 def build_model(settings: TrainerSettings, feature_columns) -> keras.Model:
     """The model of `settings.model` (MMOE unless its architecture says otherwise), compiled with a
-    loss and metrics per task."""
+    loss and metrics per task. With `training.loss_weighting: uncertainty` the model also holds the
+    tasks' learned log-variances (`model.task_uncertainty`, a `TaskUncertainty`), which weight their
+    losses."""
     arguments = _dataclass_dict(settings.model)
     architecture = arguments.pop('architecture')
     arguments.update(task_types=settings.task_types, task_names=settings.task_names)
@@ -275,14 +281,21 @@ def build_model(settings: TrainerSettings, feature_columns) -> keras.Model:
         model = SharedBottom(feature_columns, **arguments)
     else:
         model = {'mmoe': MMOE, 'omoe': OMoE}[architecture](feature_columns, **arguments)
+    uncertainty = None
+    if settings.training.loss_weighting == 'uncertainty':
+        uncertainty = TaskUncertainty(settings.task_types, name='task_uncertainty')
+        uncertainty.build()
+        model.task_uncertainty = uncertainty  # tracked: trained and saved with the model
     losses, metrics = {}, {}
-    for task in settings.tasks:
+    for i, task in enumerate(settings.tasks):
         if task.type == 'binary':
             losses[task.name] = keras.losses.BinaryCrossentropy()
             metrics[task.name] = [keras.metrics.AUC(name='auc')]
         else:
             losses[task.name] = keras.losses.MeanSquaredError()
             metrics[task.name] = [keras.metrics.RootMeanSquaredError(name='rmse')]
+        if uncertainty:
+            losses[task.name] = uncertainty.weighted_loss(i, losses[task.name])
     # The legacy Adam updates each variable with one fused op, the new one with about ten.
     optimizer = keras.optimizers.legacy.Adam(settings.training.learning_rate)
     model.compile(optimizer=optimizer, loss=losses,
@@ -322,6 +335,28 @@ class _ProgressLog(keras.callbacks.Callback):
         PROGRESS.info('Trainer validation after step %d: %s', self.step, evaluated)
 
 
+def task_log_variances(model, settings: TrainerSettings) -> Dict[str, float]:
+    """{task: learned log-variance} under `training.loss_weighting: uncertainty`, else {}."""
+    uncertainty = getattr(model, 'task_uncertainty', None)
+    if uncertainty is None:
+        return {}
+    return {task: round(float(value), 6)
+            for task, value in zip(settings.task_names, uncertainty.log_variance.numpy())}
+
+
+class _TaskUncertaintyLog(keras.callbacks.Callback):
+    """Adds each task's learned log-variance to the epoch's logs (`log_variance_<task>`), which
+    the TensorBoard callback after it writes."""
+
+    def __init__(self, settings: TrainerSettings):
+        super().__init__()
+        self.settings = settings
+
+    def on_epoch_end(self, epoch, logs=None):
+        for task, value in task_log_variances(self.model, self.settings).items():
+            logs[f'log_variance_{task}'] = value
+
+
 
 def mean_gate_weights(model, dataset) -> dict:
     """{'examples': n, 'gates': {gate: [mean weight of expert i]}} over one pass of `dataset`."""
@@ -336,12 +371,13 @@ def mean_gate_weights(model, dataset) -> dict:
 
 
 def write_gate_report(report: dict, out_dir: str):
-    """gates.json and gates.png (a bar per task and expert) into `out_dir`."""
+    """GATE_REPORT_FILE (the report as JSON) and gates.png (a bar per task and expert) into
+    `out_dir`."""
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use('Agg')
     from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
     tf.io.gfile.makedirs(out_dir)
-    with tf.io.gfile.GFile(os.path.join(out_dir, 'gates.json'), 'w') as f:
+    with tf.io.gfile.GFile(os.path.join(out_dir, GATE_REPORT_FILE), 'w') as f:
         f.write(json.dumps(report, indent=2))
     gates = report['gates']
     num_experts = len(next(iter(gates.values())))
@@ -396,13 +432,15 @@ PACKAGES = ('tensorflow', 'tf-keras', 'tensorflow-transform', 'tensorflow-model-
 
 
 def write_provenance(fn_args: FnArgs, settings: TrainerSettings, spec, train_fingerprint: str,
-                     steps: Dict[str, int]):
+                     steps: Dict[str, int], log_variances: Dict[str, float]):
     """Writes into the SavedModel (PROVENANCE_FILE) what decided the model: the seed, the Trainer's
-    settings, the steps planned and run and the step whose weights it kept, the fingerprints of the
-    training and validation splits (`load_rows`), the package versions and the machine's architecture."""
+    settings, the steps planned and run and the step whose weights it kept, the tasks' learned
+    log-variances (uncertainty loss weighting; else empty), the fingerprints of the training and
+    validation splits (`load_rows`), the package versions and the machine's architecture."""
     provenance = {
         'seed': settings.model.seed,
         'steps': steps,
+        'task_log_variance': log_variances,
         'settings': settings.to_dict(),
         'data': {'train': train_fingerprint,
                  'validation': split_fingerprint(fn_args.eval_files, spec)},
@@ -458,6 +496,7 @@ def run_fn(fn_args: FnArgs):
         validation_steps=int(evaluation.reduce(0, lambda count, _: count + 1)),
         verbose=0,
         callbacks=[
+            _TaskUncertaintyLog(settings),  # before TensorBoard, which writes what it adds
             keras.callbacks.TensorBoard(log_dir=scratch or fn_args.model_run_dir,
                                         update_freq='epoch'),
             early_stopping,
@@ -466,17 +505,25 @@ def run_fn(fn_args: FnArgs):
     kept_step = (early_stopping.best_epoch + 1) * plan.steps_per_evaluation
     PROGRESS.info('Trainer keeps the weights after step %d (validation loss %.4f)', kept_step,
                   early_stopping.best)
-    gate_report = mean_gate_weights(model, evaluation) if has_gates(model) else None
-    if gate_report:
+    log_variances = task_log_variances(model, settings)
+    if log_variances:
+        PROGRESS.info('Trainer learned log-variances (uncertainty loss weighting): %s', '  '.join(
+            f'{task} {value:.3f}' for task, value in log_variances.items()))
+    gate_report = None
+    if has_gates(model):
+        gate_report = mean_gate_weights(model, evaluation)
         PROGRESS.info('Trainer mean gate weights per expert: %s', '  '.join(
             f'{gate} [{" ".join(f"{w:.2f}" for w in weights)}]'
             for gate, weights in gate_report['gates'].items()))
+        gate_report.update(expert_use_report(model, evaluation, gate_report['gates']))
+        for warning in gate_report['warnings']:
+            PROGRESS.warning('Trainer: %s', warning)
     export_serving_model(model, tf_transform_output, settings, feature_columns,
                          scratch or fn_args.serving_model_dir)
     if chief:
         write_provenance(fn_args, settings, spec, train_fingerprint,
                          {'planned': plan.steps, 'kept': kept_step,
-                          'run': len(history.epoch) * plan.steps_per_evaluation})
+                          'run': len(history.epoch) * plan.steps_per_evaluation}, log_variances)
         if gate_report:
             write_gate_report(gate_report, os.path.join(
                 os.path.dirname(fn_args.serving_model_dir), GATE_REPORT_DIR))

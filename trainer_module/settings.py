@@ -17,8 +17,12 @@ TASK_TYPES = ('binary', 'regression')
 # tf.distribute strategies the Trainer can train with; 'multi_worker_mirrored' reads the cluster
 # from the TF_CONFIG environment variable.
 DISTRIBUTIONS = ('none', 'mirrored', 'multi_worker_mirrored')
+# How the tasks' losses add up: by their fixed `loss_weight`s, or each also weighted by a learned
+# variance (Kendall, Gal and Cipolla, CVPR 2018; `layers.TaskUncertainty`).
+LOSS_WEIGHTINGS = ('fixed', 'uncertainty')
 # Beside the SavedModel in the Trainer's model artifact: each task's mean gate weight per expert.
 GATE_REPORT_DIR = 'gate_report'
+GATE_REPORT_FILE = 'gates.json'  # in GATE_REPORT_DIR: gate weights, gate use, expert similarity
 # The logger whose records a runner shows on the terminal (everything else goes to the log file).
 PROGRESS_LOGGER = 'mmoe.progress'
 # Inside the exported SavedModel (so in every pushed copy): what decided the model, as JSON.
@@ -84,7 +88,10 @@ class TrainingConfig:
     from its files through a shuffle buffer of `shuffle_buffer_rows` rows; a smaller one is loaded
     into memory and shuffled whole each pass.
     `deterministic` turns on TensorFlow's op determinism: with the model's seed and the same data,
-    the same machine trains the same weights (docs/reproducibility.md)."""
+    the same machine trains the same weights (docs/reproducibility.md).
+    `loss_weighting`: 'fixed' adds the tasks' losses times their `loss_weight`; 'uncertainty' also
+    learns a log-variance per task that weights its loss (`layers.TaskUncertainty`), reported in
+    the run summary and TensorBoard."""
     epochs: float = 10.0
     train_steps: Optional[int] = None
     evaluations_per_epoch: int = 4
@@ -98,6 +105,7 @@ class TrainingConfig:
     shuffle_buffer_rows: int = 200_000
     distribution: str = 'none'
     deterministic: bool = True
+    loss_weighting: str = 'fixed'
 
 
 class TaskColumns:

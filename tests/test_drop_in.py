@@ -1,0 +1,51 @@
+"""A DeepCTR user's multi-task script runs on our model with only its imports changed:
+examples/census_mmoe.py, run as it is and with its `trainer_module` imports read as `deepctr`."""
+
+import os
+import runpy
+import sys
+
+import numpy as np
+import pytest
+
+# trainer_module sets TF_USE_LEGACY_KERAS=1 before DeepCTR's import first reads `tf.keras`.
+import trainer_module  # noqa: F401
+from pipeline.config import PROJECT_DIR
+
+SCRIPT = os.path.join(PROJECT_DIR, 'examples', 'census_mmoe.py')
+CENSUS_SAMPLE = os.path.join(PROJECT_DIR, '..', 'shared', 'data', 'census-income.sample')
+IMPORTS = {'from trainer_module.feature_column import': 'from deepctr.feature_column import',
+           'from trainer_module.models import': 'from deepctr.models import'}
+
+
+def run_script(tmp_path, package):
+    """The script's globals after it ran on the census sample, its imports from `package`."""
+    with open(SCRIPT) as f:
+        source = f.read()
+    if package == 'deepctr':
+        for ours, theirs in IMPORTS.items():
+            assert source.count(ours) == 1
+            source = source.replace(ours, theirs)
+    script = tmp_path / f'census_mmoe_{package}.py'
+    script.write_text(source)
+    argv = sys.argv
+    sys.argv = [str(script), CENSUS_SAMPLE]
+    try:
+        return runpy.run_path(str(script), run_name='__main__')
+    finally:
+        sys.argv = argv
+
+
+@pytest.mark.skipif(not os.path.exists(CENSUS_SAMPLE),
+                    reason=f'the census sample is not at {CENSUS_SAMPLE}')
+@pytest.mark.parametrize('package', ['trainer_module', 'deepctr'])
+def test_deepctr_script_runs_with_its_imports_changed(tmp_path, package):
+    result = run_script(tmp_path, package)
+    assert type(result['model']).__module__.startswith('tf_keras')
+    assert result['MMOE'].__module__ == f'{package}.models' or (
+        package == 'deepctr' and result['MMOE'].__module__.startswith('deepctr.models'))
+    history = result['history'].history
+    assert len(history['val_loss']) == 10 and history['loss'][-1] < history['loss'][0]
+    predictions = result['predictions']
+    assert [p.shape for p in predictions] == [(len(result['test']), 1)] * 2
+    assert all(np.all((p >= 0) & (p <= 1)) for p in predictions)

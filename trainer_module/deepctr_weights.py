@@ -1,0 +1,96 @@
+"""Weights of a trained DeepCTR multi-task model, copied into ours.
+
+`copy_deepctr_weights(deepctr_model, model)` takes a DeepCTR 0.9.x `MMOE` or `SharedBottom` (a Keras 2
+model as `deepctr.models` builds it) and our model built with the same arguments and feature columns
+(`trainer_module.models.MMOE` / `SharedBottom`), and sets every weight of ours from DeepCTR's: the same
+predictions for the same inputs (tests/test_deepctr_parity.py checks them to 1e-5). The layouts
+differ: DeepCTR has an `Embedding` layer per table, ours one variable per embedding dimension
+(`layers.SparseEmbeddings`); DeepCTR's logit layers have no names, and are found as the layers that
+feed each task's prediction layer. DeepCTR itself is not imported: only its model's layers are read.
+"""
+
+import numpy as np
+import tf_keras as keras
+
+from trainer_module.layers import DNN, Experts, SparseEmbeddings
+from trainer_module.models import GATE_PREFIX, SHARED_GATE
+
+_DEEPCTR_EMBEDDING_PREFIX = 'sparse_emb_'  # deepctr.inputs.create_embedding_dict's layer names
+
+
+def copy_deepctr_weights(deepctr_model: keras.Model, model: keras.Model) -> keras.Model:
+    """Sets the weights of `model` (ours) from `deepctr_model` (DeepCTR's MMOE or SharedBottom of
+    the same arguments) and returns `model`. Raises ValueError naming the layer where the two
+    models differ (another architecture, other task names, sizes or feature columns)."""
+    ours = {layer.name: layer for layer in model.layers}
+    theirs = {layer.name: layer for layer in deepctr_model.layers}
+
+    def theirs_named(name):
+        if name not in theirs:
+            raise ValueError(f'the DeepCTR model has no layer {name!r} (ours has): built with '
+                             'other arguments or task names?')
+        return theirs[name]
+
+    embeddings = [layer for layer in model.layers if isinstance(layer, SparseEmbeddings)]
+    for layer in embeddings:
+        layer.set_tables({
+            feature[0]: theirs_named(_DEEPCTR_EMBEDDING_PREFIX + feature[0]).get_weights()[0]
+            for feature in layer.features})
+
+    if 'experts' in ours:
+        experts = ours['experts']
+        assert isinstance(experts, Experts)
+        for i, expert in enumerate(experts.experts):
+            _copy_dnn(theirs_named(f'expert_{i}'), expert)
+        if f'expert_{len(experts.experts)}' in theirs:
+            raise ValueError(f'the DeepCTR model has more than {len(experts.experts)} experts')
+    if 'shared_bottom' in ours:
+        task = model.output_names[0]
+        _copy_dnn(_feeding(theirs_named(f'tower_{task}')), ours['shared_bottom'])
+
+    for name, layer in ours.items():
+        if name.startswith(GATE_PREFIX):
+            if name == GATE_PREFIX + SHARED_GATE:
+                raise ValueError('DeepCTR has no one-gate model (OMoE) to copy from')
+            gate = name[len(GATE_PREFIX):]
+            _copy_dnn(theirs_named(f'gate_{gate}'), ours[f'gate_{gate}'])
+            _assign(layer, theirs_named(name).get_weights())
+
+    for task in model.output_names:
+        _copy_dnn(theirs_named(f'tower_{task}'), ours[f'tower_{task}'])
+        prediction = theirs_named(task)
+        _assign(ours[f'logit_{task}'], _feeding(prediction).get_weights())
+        _assign(ours[task], prediction.get_weights())
+    return model
+
+
+def _feeding(layer):
+    """The one layer whose output `layer` takes."""
+    inbound = layer.inbound_nodes[0].inbound_layers
+    return inbound[0] if isinstance(inbound, list) else inbound
+
+
+def _assign(layer, values):
+    expected = [tuple(w.shape) for w in layer.get_weights()]
+    given = [tuple(np.shape(v)) for v in values]
+    if expected != given:
+        raise ValueError(f'layer {layer.name!r}: DeepCTR weights of shapes {given}, ours {expected}')
+    layer.set_weights(values)
+
+
+def _copy_dnn(theirs, ours: DNN):
+    """DeepCTR's DNN (`kernels`, `bias`, `bn_layers`) into ours (`kernels`, `biases`,
+    `bn_layers`)."""
+    if len(theirs.kernels) != len(ours.kernels) or theirs.use_bn != ours.use_bn:
+        raise ValueError(f'layer {ours.name!r}: DeepCTR has {len(theirs.kernels)} hidden layers '
+                         f'(use_bn={theirs.use_bn}), ours {len(ours.kernels)} '
+                         f'(use_bn={ours.use_bn})')
+    for i, (kernel, bias) in enumerate(zip(theirs.kernels, theirs.bias)):
+        for variable, value, what in ((ours.kernels[i], kernel, 'kernel'),
+                                      (ours.biases[i], bias, 'bias')):
+            if tuple(variable.shape) != tuple(value.shape):
+                raise ValueError(f'layer {ours.name!r}: DeepCTR {what}{i} is '
+                                 f'{tuple(value.shape)}, ours {tuple(variable.shape)}')
+            variable.assign(value)
+        if ours.use_bn:
+            _assign(ours.bn_layers[i], theirs.bn_layers[i].get_weights())
