@@ -1,7 +1,10 @@
 """One TFMA EvalConfig per task, generated from the pipeline config."""
 
+import json
+
 import tensorflow_model_analysis as tfma
 
+from components import intervals
 from pipeline.config import PipelineConfig, Task
 
 BINARY_METRICS = ('ExampleCount', 'AUCPrecisionRecall', 'BinaryCrossentropy', 'Calibration',
@@ -15,8 +18,10 @@ def evaluator_id(task_name: str) -> str:
 
 def _gated_metric(task: Task) -> tfma.MetricConfig:
     """The metric the Evaluator blesses on, over all eval examples (the Overall slice; the slices'
-    values are shown, not gated: a small slice's AUC is noise): a value bound (when set) and a
-    change bound against the baseline, which TFX ignores while there is no baseline yet."""
+    values are shown, not gated: a small slice's AUC is noise): a value bound (when set) and, for
+    `change_test: absolute`, a change bound against the baseline, which TFX ignores while there is
+    no baseline yet. TFMA checks a change bound on the point estimate only: `significant` changes
+    are judged by the BlessingGate, on the interval of `_intervals()`."""
     if task.type == 'binary':
         name, direction = 'AUC', tfma.MetricDirection.HIGHER_IS_BETTER
         value_threshold = tfma.GenericValueThreshold(lower_bound={'value': task.min_auc})
@@ -26,12 +31,28 @@ def _gated_metric(task: Task) -> tfma.MetricConfig:
         value_threshold = (tfma.GenericValueThreshold(upper_bound={'value': task.max_mse})
                            if task.max_mse is not None else None)
         allowed_change = task.max_decrease
-    threshold = tfma.MetricThreshold(
-        value_threshold=value_threshold,
-        change_threshold=tfma.GenericChangeThreshold(direction=direction,
-                                                     absolute={'value': allowed_change}))
+    change_threshold = (tfma.GenericChangeThreshold(direction=direction,
+                                                    absolute={'value': allowed_change})
+                        if task.change_test == 'absolute' else None)
+    threshold = tfma.MetricThreshold(value_threshold=value_threshold,
+                                     change_threshold=change_threshold)
     return tfma.MetricConfig(class_name=name, per_slice_thresholds=[
         tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)])
+
+
+def change_test(task: Task) -> dict:
+    """What the BlessingGate needs to judge the task's change from the baseline on its interval."""
+    return {'test': task.change_test, 'metric': intervals.GATED_METRIC[task.type],
+            'direction': 'higher' if task.type == 'binary' else 'lower',
+            'max_decrease': task.max_decrease, 'confidence': task.confidence}
+
+
+def _intervals(task: Task) -> tfma.MetricConfig:
+    """Intervals of the task's metrics and of the paired change from the baseline."""
+    return tfma.MetricConfig(class_name=intervals.Intervals.__name__,
+                             module=intervals.__name__,
+                             config=json.dumps({'task_type': task.type,
+                                                'confidence': task.confidence}))
 
 
 def eval_config(config: PipelineConfig, task: Task) -> tfma.EvalConfig:
@@ -45,4 +66,4 @@ def eval_config(config: PipelineConfig, task: Task) -> tfma.EvalConfig:
                                               for feature in config.slice_features],
         metrics_specs=[tfma.MetricsSpec(
             metrics=[tfma.MetricConfig(class_name=name) for name in other_metrics]
-            + [_gated_metric(task)])])
+            + [_gated_metric(task), _intervals(task)])])

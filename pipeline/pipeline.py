@@ -14,7 +14,7 @@ from components.blessing_gate import COMPONENT_ID as GATE_ID, BlessingGate
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID, Dashboard
 from components.drift_validator import DriftValidator, LatestIfAnyStrategy
 from pipeline.config import PipelineConfig
-from pipeline.evaluation import eval_config, evaluator_id
+from pipeline.evaluation import change_test, eval_config, evaluator_id
 
 PREPROCESSING_FN = 'trainer_module.preprocessing.preprocessing_fn'
 RUN_FN = 'trainer_module.run.run_fn'
@@ -130,6 +130,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         model=trainer.outputs['model'],
         evaluations={task.name: evaluator.outputs['evaluation']
                      for task, evaluator in zip(config.tasks, evaluators)},
+        change_tests={task.name: change_test(task) for task in config.tasks},
     ).with_id(GATE_ID)
     dashboard = Dashboard(blessing=gate.outputs['blessing']).with_id(DASHBOARD_ID)
     pusher = tfx.components.Pusher(
