@@ -30,7 +30,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from components import EvaluationDashboard
+from components import EvaluationDashboard, intervals
 from components.blessing_gate import COMPONENT_ID as GATE_ID, VERDICT_FILE, describe
 from trainer_module.settings import GATE_REPORT_DIR
 
@@ -61,9 +61,14 @@ class TaskEvaluation:
     """
 
     def __init__(self, uri: str, task: str, label: str, models: Dict[str, str],
-                 metrics: Dict[str, Dict[str, Dict[str, float]]], curves: Dict[str, Dict]):
+                 metrics: Dict[str, Dict[str, Dict[str, float]]], curves: Dict[str, Dict],
+                 intervals: Optional[Dict[str, Dict[str, Dict[str, Tuple[float, float]]]]] = None,
+                 confidence: float = 0.95):
+        """`intervals`: {slice: {metric: {'candidate'|'difference': (lower, upper)}}} at
+        `confidence` (components/intervals.py)."""
         self.uri, self.task, self.label, self.models = uri, task, label, models
         self.metrics, self.curves = metrics, curves
+        self.intervals, self.confidence = intervals or {}, confidence
 
     @classmethod
     def load(cls, evaluation_uri: str) -> 'TaskEvaluation':
@@ -75,6 +80,7 @@ class TaskEvaluation:
             models['baseline'] = baseline.name
         role = {name: role for role, name in models.items()}
         metrics: Dict[str, Dict[str, Dict[str, float]]] = {}
+        found_intervals: Dict[str, Dict[str, Dict[str, Tuple[float, float]]]] = {}
         for per_slice in tfma.load_metrics(evaluation_uri):
             slice_metrics = metrics.setdefault(_slice_name(per_slice.slice_key), {})
             for key_and_value in per_slice.metric_keys_and_values:
@@ -82,6 +88,13 @@ class TaskEvaluation:
                 if not value.HasField('double_value') or key.model_name not in role:
                     continue
                 column = 'difference' if key.is_diff else role[key.model_name]
+                if key.name.endswith(intervals.SUFFIX):
+                    bounds = key_and_value.confidence_interval
+                    found_intervals.setdefault(_slice_name(per_slice.slice_key), {}).setdefault(
+                        key.name[:-len(intervals.SUFFIX)], {})[column] = (
+                            bounds.lower_bound.double_value.value,
+                            bounds.upper_bound.double_value.value)
+                    continue
                 slice_metrics.setdefault(key.name, {})[column] = value.double_value.value
         curves: Dict[str, Dict] = {}
         for per_slice in tfma.load_plots(evaluation_uri):
@@ -97,8 +110,11 @@ class TaskEvaluation:
                 if plot.HasField('calibration_histogram_buckets'):
                     model_curves['calibration'] = _calibration_bins(
                         plot.calibration_histogram_buckets.buckets)
+        confidence = next((json.loads(metric.config).get('confidence', 0.95)
+                           for spec in eval_config.metrics_specs for metric in spec.metrics
+                           if metric.class_name == intervals.Intervals.__name__), 0.95)
         return cls(evaluation_uri, candidate.prediction_key, candidate.label_key, models, metrics,
-                   curves)
+                   curves, found_intervals, confidence)
 
     def slices(self) -> List[str]:
         return sorted(self.metrics, key=lambda name: (name != OVERALL, name))
@@ -249,18 +265,38 @@ def _metric_names(metrics: Dict[str, Dict]) -> List[str]:
     return known + sorted(set(metrics) - set(known))
 
 
+def _interval_text(bounds: Optional[Tuple[float, float]], signed: bool) -> str:
+    if bounds is None:
+        return ''
+    return f'[{_format(bounds[0], signed)}, {_format(bounds[1], signed)}]'
+
+
 def _overall_table(evaluation: TaskEvaluation, failed) -> str:
+    """Candidate, baseline and difference per metric, and the intervals of the candidate's value
+    and of the difference (paired: both models on the same examples) where computed."""
     metrics = evaluation.metrics.get(OVERALL, {})
+    found = evaluation.intervals.get(OVERALL, {})
     roles = ['candidate'] + (['baseline', 'difference'] if 'baseline' in evaluation.models else [])
+    interval_roles = [role for role in ('candidate', 'difference')
+                      if role in roles and any(role in found[name] for name in found)]
     rows = []
     for name in _metric_names(metrics):
         cells = [f'<td class="name">{html.escape(name)}</td>']
         for role in roles:
             css = ' class="fail"' if failed.get((OVERALL, name)) == role else ''
             cells.append(f'<td{css}>{_format(metrics[name].get(role), role == "difference")}</td>')
+        for role in interval_roles:
+            css = ' class="fail"' if failed.get((OVERALL, name)) == role else ''
+            text = _interval_text(found.get(name, {}).get(role), role == 'difference')
+            cells.append(f'<td{css}>{text}</td>')
         rows.append(f'<tr>{"".join(cells)}</tr>')
-    header = ''.join(f'<th>{role}</th>' for role in ['metric'] + roles)
-    return f'<table id="overall"><tr>{header}</tr>{"".join(rows)}</table>'
+    level = f'{evaluation.confidence:.0%}'
+    header = ''.join(f'<th>{role}</th>' for role in ['metric'] + roles) + ''.join(
+        f'<th>{role} {level} interval</th>' for role in interval_roles)
+    note = (f'<p class="muted">Intervals: {level} confidence; the difference\'s is paired (both '
+            'models scored the same eval examples): DeLong for AUC, normal for means, delta method '
+            'for calibration.</p>' if interval_roles else '')
+    return f'<table id="overall"><tr>{header}</tr>{"".join(rows)}</table>{note}'
 
 
 def _slice_table(evaluation: TaskEvaluation, failed) -> str:
