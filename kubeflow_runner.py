@@ -108,7 +108,8 @@ def compile_pipeline(config: PipelineConfig, image: str, pipeline_root: str, ser
 
     from tfx.v1.dsl.experimental import LatestArtifactStrategy
     pipeline = create_pipeline(config, pipeline_root, serving_dir, beam_pipeline_args=beam_args,
-                               previous_statistics_strategy=LatestArtifactStrategy)
+                               previous_statistics_strategy=LatestArtifactStrategy,
+                               history_runs=0)
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image))
     pipeline_job = runner.run(pipeline, write_out=False)

@@ -1,11 +1,15 @@
 """One TFMA EvalConfig per task, generated from the pipeline config."""
 
 import json
+import os
+from typing import Dict
 
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
 from components import intervals
 from pipeline.config import PipelineConfig, Task
+from pipeline.datasets import ecommerce
 
 BINARY_METRICS = ('ExampleCount', 'AUCPrecisionRecall', 'BinaryCrossentropy', 'Calibration',
                   'MeanLabel', 'MeanPrediction', 'CalibrationPlot', 'ConfusionMatrixPlot')
@@ -67,3 +71,21 @@ def eval_config(config: PipelineConfig, task: Task) -> tfma.EvalConfig:
         metrics_specs=[tfma.MetricsSpec(
             metrics=[tfma.MetricConfig(class_name=name) for name in other_metrics]
             + [_gated_metric(task), _intervals(task)])])
+
+
+def bayes_aucs(config: PipelineConfig) -> Dict[str, float]:
+    """{task: the best AUC any model can reach} where the data comes from the bundled generator,
+    whose `bayes_auc.json` lies beside the eval files (or the data); tasks match by label."""
+    directories = [config.data]
+    if config.eval_csv_pattern:
+        directories.insert(0, os.path.dirname(os.path.join(config.data, config.eval_csv_pattern)))
+    for directory in directories:
+        path = os.path.join(directory, ecommerce.BAYES_AUC_NAME)
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
+                report = json.load(f)['bayes_auc']
+            by_label = {ecommerce.TASK_LABELS[name]: values['expected']
+                        for name, values in report.items() if name in ecommerce.TASK_LABELS}
+            return {task.name: by_label[task.label] for task in config.tasks
+                    if task.type == 'binary' and task.label in by_label}
+    return {}

@@ -14,10 +14,12 @@ from components.blessing_gate import COMPONENT_ID as GATE_ID, BlessingGate
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID, Dashboard
 from components.drift_validator import DriftValidator, LatestIfAnyStrategy
 from pipeline.config import PipelineConfig
-from pipeline.evaluation import change_test, eval_config, evaluator_id
+from pipeline.evaluation import bayes_aucs, change_test, eval_config, evaluator_id
 
 PREPROCESSING_FN = 'trainer_module.preprocessing.preprocessing_fn'
 RUN_FN = 'trainer_module.run.run_fn'
+# How many of the gate's past runs each task's dashboard page shows in its History.
+HISTORY_RUNS = 30
 
 
 def _split_configs(config: PipelineConfig):
@@ -54,9 +56,12 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
                     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
                     beam_pipeline_args: Optional[List[str]] = None,
                     enable_cache: bool = True,
-                    previous_statistics_strategy=LatestIfAnyStrategy) -> tfx.dsl.Pipeline:
+                    previous_statistics_strategy=LatestIfAnyStrategy,
+                    history_runs: int = HISTORY_RUNS) -> tfx.dsl.Pipeline:
     """`previous_statistics_strategy`: how the drift check's baseline is resolved; KFP v2 needs
-    TFX's LatestArtifactStrategy."""
+    TFX's LatestArtifactStrategy. `history_runs`: how many of the gate's past verdicts (from ML
+    Metadata) the dashboards' History shows; 0 for none (KFP v2 compiles no Resolver that returns
+    more than one artifact)."""
     example_gen = FileBasedExampleGen(
         input_base=config.data,
         custom_config=csv_example_gen.custom_config(config.schema, config.bad_rows),
@@ -132,7 +137,16 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
                      for task, evaluator in zip(config.tasks, evaluators)},
         change_tests={task.name: change_test(task) for task in config.tasks},
     ).with_id(GATE_ID)
-    dashboard = Dashboard(blessing=gate.outputs['blessing']).with_id(DASHBOARD_ID)
+    # The gate's past verdicts, whatever they were: the dashboards' History.
+    history = [tfx.dsl.Resolver(
+        strategy_class=LatestIfAnyStrategy, config={'desired_num_of_artifacts': history_runs},
+        blessings=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                  producer_component_id=GATE_ID),
+    ).with_id('gate_history_resolver')] if history_runs else []
+    dashboard = Dashboard(
+        blessing=gate.outputs['blessing'],
+        history=history[0].outputs['blessings'] if history else None,
+        reference_aucs=json.dumps(bayes_aucs(config), sort_keys=True)).with_id(DASHBOARD_ID)
     pusher = tfx.components.Pusher(
         model=trainer.outputs['model'],
         model_blessing=gate.outputs['blessing'],
@@ -145,7 +159,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         pipeline_root=pipeline_root,
         components=[example_gen, previous_statistics, statistics_gen, schema_gen, example_validator,
                     drift_validator, anomaly_check,
-                    transform, trainer, baseline_resolver, *evaluators, gate, dashboard, pusher],
+                    transform, trainer, baseline_resolver, *evaluators, gate, *history, dashboard,
+                    pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [])
