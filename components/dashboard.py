@@ -549,8 +549,9 @@ def history_section(task: str, entries: List[Dict], reference_auc: Optional[floa
                  'true probabilities reach.' if reference_auc is not None else '')
     parts = ['<h2 id="history">History</h2>',
              f'<p class="muted">Every gate run of this pipeline root, oldest first (from ML '
-             f'Metadata), with the 95% intervals; "serving" marks the runs of the model the '
-             f'latest blessing blessed.{reference}</p>',
+             f'Metadata), with their intervals; "serving" marks the runs of the model the '
+             f'latest blessing blessed. In the plots a point is green when the gate blessed the '
+             f'run, red when it refused it, ringed when its model is serving.{reference}</p>',
              f'<table id="history-table"><tr>{header}</tr>{"".join(rows)}</table>']
     if len(points) > 1:
         parts.append(f'<div id="history-plot">{_history_plot(task, points, gated, reference_auc)}'

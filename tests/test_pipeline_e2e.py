@@ -5,6 +5,7 @@ import csv
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ import tensorflow as tf
 from components import dashboard
 from conftest import PROJECT_DIR
 from pipeline.config import PipelineConfig
-from test_dashboard import overall_row
+from test_dashboard import _history_rows, overall_row
 
 pytestmark = pytest.mark.e2e
 
@@ -261,3 +262,25 @@ def test_notebook_view_opens_tfmas_widget(default_runs):
     first, _ = default_runs
     view = dashboard.notebook_view(first.summary['tasks']['ctr']['evaluation'], 'device')
     assert type(view).__name__ == 'SlicingMetricsViewer'
+
+
+def test_history_shows_both_runs_the_serving_model_and_the_bayes_auc(default_runs, small_data):
+    """From ML Metadata: the first run blessed the model; the second judged the same (cached)
+    model again and refused it for ctr's floor; that model is still the one serving."""
+    first, second = default_runs
+    with open(os.path.join(os.path.dirname(second.summary['dashboard']), 'ctr.html')) as f:
+        text = f.read()
+    rows = _history_rows(text)
+    assert len(rows) == 2
+    assert '<td class="name">blessed</td>' in rows[0]
+    assert '<td class="name fail">refused: auc = ' in rows[1]
+    assert all(row.endswith('<td class="name">serving</td>') for row in rows)
+    # The model judged against itself: no change, and an interval of none.
+    assert '+0.0000 <span class="muted">[+0.0000, +0.0000]</span>' in rows[1]
+    with open(os.path.join(small_data, 'eval', 'bayes_auc.json')) as f:
+        bayes = json.load(f)['bayes_auc']['ctr']['expected']
+    plot = re.search(r'<div id="history-plot">(.*?)</div>', text, re.S).group(1)
+    assert f'Bayes AUC {bayes:.3f}' in plot
+    with open(os.path.join(os.path.dirname(first.summary['dashboard']), 'ctr.html')) as f:
+        first_page = f.read()
+    assert len(_history_rows(first_page)) == 1 and 'history-plot' not in first_page
