@@ -146,7 +146,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     dashboard = Dashboard(
         blessing=gate.outputs['blessing'],
         history=history[0].outputs['blessings'] if history else None,
-        reference_aucs=json.dumps(bayes_aucs(config), sort_keys=True)).with_id(DASHBOARD_ID)
+        reference_aucs=json.dumps(bayes_aucs(config) if history else {}, sort_keys=True),
+    ).with_id(DASHBOARD_ID)
     pusher = tfx.components.Pusher(
         model=trainer.outputs['model'],
         model_blessing=gate.outputs['blessing'],

@@ -190,7 +190,8 @@ def history_page(tmp_path_factory):
     return str(path)
 
 
-def _history_rows(page_html):
+def history_rows(page_html):
+    """The rows (after their first cell's opening tag) of a task page's History table."""
     table = re.search(r'<table id="history-table">(.*?)</table>', page_html, re.S).group(1)
     return re.findall(r'<tr><td>(.*?)</tr>', table, re.S)
 
@@ -198,7 +199,7 @@ def _history_rows(page_html):
 def test_history_lists_every_run_with_intervals_verdict_and_the_serving_model(history_page):
     text = _read(history_page)
     assert '<h2 id="history">History</h2>' in text
-    rows = _history_rows(text)
+    rows = history_rows(text)
     assert [row.split('</td>')[0] for row in rows] == ['13', '28', '44', '52']
     assert '0.7200 <span class="muted">[0.6800, 0.7600]</span>' in rows[1]
     assert '-0.2100 <span class="muted">[-0.2400, -0.1800]</span>' in rows[3]
@@ -219,7 +220,7 @@ def test_history_draws_the_trend_with_the_bayes_auc(history_page):
 
 def test_a_first_run_has_a_history_of_one_and_no_trend():
     section = dashboard.history_section('ctr', [_history_entry('13', 10, True, 0.7)], None)
-    assert len(_history_rows(section)) == 1 and '<svg' not in section
+    assert len(history_rows(section)) == 1 and '<svg' not in section
     assert 'drawn from the second run on' in section and 'Bayes' not in section
 
 

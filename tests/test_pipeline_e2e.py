@@ -16,7 +16,7 @@ import tensorflow as tf
 from components import dashboard
 from conftest import PROJECT_DIR
 from pipeline.config import PipelineConfig
-from test_dashboard import _history_rows, overall_row
+from test_dashboard import history_rows, overall_row
 
 pytestmark = pytest.mark.e2e
 
@@ -270,7 +270,7 @@ def test_history_shows_both_runs_the_serving_model_and_the_bayes_auc(default_run
     first, second = default_runs
     with open(os.path.join(os.path.dirname(second.summary['dashboard']), 'ctr.html')) as f:
         text = f.read()
-    rows = _history_rows(text)
+    rows = history_rows(text)
     assert len(rows) == 2
     assert '<td class="name">blessed</td>' in rows[0]
     assert '<td class="name fail">refused: auc = ' in rows[1]
@@ -283,4 +283,4 @@ def test_history_shows_both_runs_the_serving_model_and_the_bayes_auc(default_run
     assert f'Bayes AUC {bayes:.3f}' in plot
     with open(os.path.join(os.path.dirname(first.summary['dashboard']), 'ctr.html')) as f:
         first_page = f.read()
-    assert len(_history_rows(first_page)) == 1 and 'history-plot' not in first_page
+    assert len(history_rows(first_page)) == 1 and 'history-plot' not in first_page
