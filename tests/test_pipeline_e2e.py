@@ -24,7 +24,8 @@ CONFIG = PipelineConfig()
 EXPECTED_NODES = {'CsvExampleGen', 'previous_statistics_resolver', 'StatisticsGen', 'ImportSchemaGen',
                   'ExampleValidator', 'DriftValidator',
                   'AnomalyCheck', 'Transform', 'Trainer', 'latest_blessed_model_resolver',
-                  'Evaluator.ctr', 'Evaluator.ctcvr', 'BlessingGate', 'Dashboard', 'Pusher'}
+                  'Evaluator.ctr', 'Evaluator.ctcvr', 'BlessingGate', 'gate_history_resolver',
+                  'Dashboard', 'Pusher'}
 # The Bayes AUCs of the generated data are about 0.77 (ctr) and 0.81 (ctcvr); 2k rows and a few
 # hundred steps must still learn clearly more than chance.
 MIN_AUC = 0.6
