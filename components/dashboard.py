@@ -519,14 +519,13 @@ def history_section(task: str, entries: List[Dict], reference_auc: Optional[floa
     """The task's History: a table of every run with its values, intervals and verdict, which
     model serves now, and (from two runs on) the trend as a plot."""
     rows, points = [], []
-    gated = 'auc'
+    gated = ('mean_squared_error' if any('mean_squared_error' in e['tasks'].get(task, {}).get(
+        'values', {}) for e in entries) else 'auc')
     for entry in entries:
         result = entry['tasks'].get(task)
         if result is None:
             continue
         values = result['values']
-        if 'mean_squared_error' in values:
-            gated = 'mean_squared_error'
         when = (datetime.datetime.fromtimestamp(entry['time'] / 1000, datetime.timezone.utc)
                 .strftime('%Y-%m-%d %H:%M UTC') if entry['time'] else '')
         css = '' if result['blessed'] else ' fail'

@@ -232,3 +232,14 @@ def test_chromium_renders_the_history(history_page, tmp_path):
     # Blessed runs are drawn green (#34a853); this page's own verdict is a refusal (red).
     green = (np.abs(pixels.astype(int) - [52, 168, 83]).sum(axis=2) < 60)
     assert green.sum() > 50
+
+
+def test_a_regression_tasks_history_shows_its_mean_squared_error():
+    entry = _history_entry('13', 10, True, 0.7)
+    entry['tasks']['ctr']['values'] = {
+        'mean_squared_error': {'value': 2.5, 'lower': 2.1, 'upper': 2.9},
+        'mean_squared_error change': {'value': 0.1, 'lower': -0.2, 'upper': 0.4}}
+    section = dashboard.history_section('ctr', [entry], None)
+    assert '<th>mean_squared_error</th>' in section
+    assert '2.5000 <span class="muted">[2.1000, 2.9000]</span>' in section
+    assert '+0.1000 <span class="muted">[-0.2000, +0.4000]</span>' in section
