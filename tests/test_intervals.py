@@ -4,7 +4,6 @@ pairs, standard errors by a paired bootstrap; and the TFMA metric that computes 
 import numpy as np
 import pytest
 import tensorflow_model_analysis as tfma
-from tensorflow_model_analysis.metrics import metric_types
 
 from components import intervals
 
@@ -105,22 +104,24 @@ def test_one_class_has_no_auc_interval():
 
 
 def test_the_tfma_metric_pairs_candidate_and_baseline_per_example():
-    """The combiner TFMA runs, on TFMA's own per-example inputs for a candidate and a baseline."""
+    """The preprocessor and combiner TFMA runs, on per-example extracts of a candidate and a
+    baseline."""
     eval_config = tfma.EvalConfig(model_specs=[
         tfma.ModelSpec(name='candidate', label_key='click'),
         tfma.ModelSpec(name='baseline', label_key='click', is_baseline=True)])
     computations = intervals.Intervals(task_type='binary', confidence=0.9).computations(
         eval_config=eval_config, model_names=['candidate', 'baseline'], output_names=[''])
     assert len(computations) == 1
-    combiner = computations[0].combiner
+    [preprocessor], combiner = computations[0].preprocessors, computations[0].combiner
     labels, candidate, baseline = _scores(n=60)
     halves = []
     for part in (slice(0, 25), slice(25, 60)):
         accumulator = combiner.create_accumulator()
         for y, c, b in zip(labels[part], candidate[part], baseline[part]):
-            accumulator = combiner.add_input(accumulator, metric_types.StandardMetricInputs(
-                labels=np.array([y]),
-                predictions={'candidate': np.array([c]), 'baseline': np.array([b])}))
+            extracts = {'labels': np.array([y]),
+                        'predictions': {'candidate': np.array([c]), 'baseline': np.array([b])}}
+            for combiner_input in preprocessor.process(extracts):
+                accumulator = combiner.add_input(accumulator, combiner_input)
         halves.append(accumulator)
     output = combiner.extract_output(combiner.merge_accumulators(halves))
     keys = {(key.name, key.model_name, key.is_diff) for key in output}
