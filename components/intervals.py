@@ -13,6 +13,9 @@ here are computed directly, from both models' predictions for each eval example:
   per-example differences for the change.
 - calibration (mean prediction / mean label, TFMA's `calibration`): the delta method.
 
+Both need every example's label and predictions: the combiner keeps three floats per example and
+slice, which suits eval splits up to a few million rows.
+
 They are written as TFMA metrics `<metric>_interval` (the candidate's value and interval; with a
 baseline, a diff key for the change) whose values carry TFMA's `confidence_interval`; the
 BlessingGate decides on the change's interval (`change_test: significant`), the dashboards show them.
