@@ -107,7 +107,7 @@ def compile_pipeline(config: PipelineConfig, image: str, pipeline_root: str, ser
     from pipeline.pipeline import create_pipeline
 
     pipeline = create_pipeline(config, pipeline_root, serving_dir, beam_pipeline_args=beam_args,
-                               kfp_v2_resolvers=True)
+                               kfp_v2_resolvers=True, history_runs=0)
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image))
     pipeline_job = runner.run(pipeline, write_out=False)

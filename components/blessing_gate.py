@@ -6,11 +6,17 @@ its TFMA validation result and writes one `ModelBlessing` for the model as a who
 and the latest-blessed-model Resolver use. Per task it records the verdict and, on refusal, the
 failing metrics with their values and bounds: as artifact properties (`verdict_<task>`) and in
 `verdict.json` inside the blessing.
+
+A task with `change_test: significant` is judged here against its baseline, on the paired interval
+of the change that its Evaluator computed (`components/intervals.py`): refused only when the whole
+interval is worse than `max_decrease`. TFMA's validator would judge the point estimate only.
 """
 
 import json
 import os
 from typing import Dict, List, Optional, Tuple
+
+import math
 
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
@@ -19,6 +25,8 @@ from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
+
+from components import intervals
 
 VERDICT_FILE = 'verdict.json'
 COMPONENT_ID = 'BlessingGate'
@@ -40,6 +48,56 @@ def overall_metrics(evaluation_uri: str) -> Dict[str, float]:
             return {name: value['doubleValue'] for name, value in candidate.items()
                     if 'doubleValue' in value}
     return {}
+
+
+def overall_intervals(evaluation_uri: str) -> Dict[str, Dict]:
+    """The intervals in a TFMA output, overall: {'<metric>' or '<metric> change': {'value', 'lower',
+    'upper'}} (`components/intervals.py`; the change only when there was a baseline)."""
+    found = {}
+    for per_slice in tfma.load_metrics(evaluation_uri):
+        if tfma.slicer.deserialize_slice_key(per_slice.slice_key) != ():
+            continue
+        for key_and_value in per_slice.metric_keys_and_values:
+            key, interval = key_and_value.key, key_and_value.confidence_interval
+            if not key.name.endswith(intervals.SUFFIX) or not interval.HasField('lower_bound'):
+                continue
+            metric = key.name[:-len(intervals.SUFFIX)] + (' change' if key.is_diff else '')
+            found[metric] = {'value': key_and_value.value.double_value.value,
+                             'lower': interval.lower_bound.double_value.value,
+                             'upper': interval.upper_bound.double_value.value}
+    return found
+
+
+def _change_beyond_bound(change: Dict, test: Dict) -> bool:
+    """Whether the whole interval of the change is worse than the bound."""
+    if test['direction'] == 'higher':
+        return change['upper'] < -test['max_decrease']
+    return change['lower'] > test['max_decrease']
+
+
+def _judge_change(verdict: Dict, task_intervals: Dict[str, Dict], test: Dict):
+    """Adds the interval of the gated metric's change to `verdict` (and to TFMA's failure of its
+    change bound); for `significant` tests, refuses when the whole interval is beyond the bound."""
+    change = task_intervals.get(f"{test['metric']} change")
+    if change is None or not all(math.isfinite(change[k]) for k in ('value', 'lower', 'upper')):
+        return
+    verdict['change'] = {'metric': test['metric'], 'confidence': test['confidence'], **change}
+    bound_interval = {'interval': [change['lower'], change['upper']],
+                      'confidence': test['confidence']}
+    for failure in verdict['failures']:
+        if failure['is_change'] and failure['slice'] == 'Overall' and \
+                failure['metric'] == test['metric']:
+            failure.update(bound_interval)
+    if test['test'] == 'significant' and _change_beyond_bound(change, test):
+        sign = -1 if test['direction'] == 'higher' else 1
+        verdict['blessed'] = False
+        verdict['failures'].append({
+            'slice': 'Overall', 'metric': test['metric'], 'is_change': True,
+            'value': change['value'], **bound_interval,
+            'threshold': {'changeThreshold': {'absolute': sign * test['max_decrease'],
+                                              'test': 'significant'}},
+            'message': f"the whole {test['confidence']:.0%} interval of the change is beyond "
+                       f"{sign * test['max_decrease']}"})
 
 
 def _one_class_reason(task: str, metrics: Dict[str, float]) -> Optional[str]:
@@ -82,8 +140,10 @@ def describe(verdict: Dict) -> str:
         return 'refused: ' + verdict['reason']
     reasons = [
         f"{f['metric']}{' change' if f['is_change'] else ''} = "
-        f"{f['value'] if f['value'] is None else round(f['value'], 4)} on {f['slice']} "
-        f"(bound {json.dumps(f['threshold'], sort_keys=True)})"
+        f"{f['value'] if f['value'] is None else round(f['value'], 4)} on {f['slice']}"
+        + (f", {f['confidence']:.0%} interval [{f['interval'][0]:+.4f}, {f['interval'][1]:+.4f}]"
+           if f.get('interval') else '')
+        + f" (bound {json.dumps(f['threshold'], sort_keys=True)})"
         for f in verdict['failures']]
     if verdict.get('missing_thresholds'):
         reasons.append('no threshold could be checked (a change threshold alone needs a baseline)')
@@ -91,11 +151,15 @@ def describe(verdict: Dict) -> str:
 
 
 def decide(tasks: List[str], evaluator_verdicts: Dict[str, Dict],
-           metrics: Dict[str, Dict[str, float]]) -> Tuple[bool, Dict[str, Dict]]:
-    """The gate's decision on plain data: `evaluator_verdicts` {task: `task_verdict()`} and
-    `metrics` {task: `overall_metrics()`} for the tasks whose Evaluator ran. Returns (blessed,
-    {task: verdict}) for every task in `tasks`: blessed when every task's Evaluator blessed the
-    model on an eval split with both classes."""
+           metrics: Dict[str, Dict[str, float]],
+           task_intervals: Optional[Dict[str, Dict[str, Dict]]] = None,
+           change_tests: Optional[Dict[str, Dict]] = None) -> Tuple[bool, Dict[str, Dict]]:
+    """The gate's decision on plain data: `evaluator_verdicts` {task: `task_verdict()`},
+    `metrics` {task: `overall_metrics()`} and `task_intervals` {task: `overall_intervals()`} for the
+    tasks whose Evaluator ran; `change_tests` {task: `pipeline.evaluation.change_test()`}. Returns
+    (blessed, {task: verdict}) for every task in `tasks`: blessed when every task's Evaluator
+    blessed the model on an eval split with both classes and no `significant` change test refused
+    it."""
     verdicts = {}
     for task in tasks:
         if task not in evaluator_verdicts:
@@ -103,6 +167,9 @@ def decide(tasks: List[str], evaluator_verdicts: Dict[str, Dict],
                               'reason': f'no evaluation for task {task!r}'}
             continue
         verdicts[task] = dict(evaluator_verdicts[task])
+        verdicts[task]['failures'] = [dict(f) for f in verdicts[task]['failures']]
+        if task in (change_tests or {}):
+            _judge_change(verdicts[task], (task_intervals or {}).get(task, {}), change_tests[task])
         # TFMA may bless an AUC computed on one class only; such an evaluation judges nothing.
         reason = _one_class_reason(task, metrics.get(task, {}))
         if reason:
@@ -111,11 +178,12 @@ def decide(tasks: List[str], evaluator_verdicts: Dict[str, Dict],
 
 
 def judge(model: types.Artifact, evaluation_uris: Dict[str, str], tasks: List[str],
-          blessing: types.Artifact):
+          change_tests: Dict[str, Dict], blessing: types.Artifact):
     """Judges the TFMA outputs `evaluation_uris` {task: uri} and writes the verdict."""
     blessed, verdicts = decide(
         tasks, {task: task_verdict(uri) for task, uri in evaluation_uris.items()},
-        {task: overall_metrics(uri) for task, uri in evaluation_uris.items()})
+        {task: overall_metrics(uri) for task, uri in evaluation_uris.items()},
+        {task: overall_intervals(uri) for task, uri in evaluation_uris.items()}, change_tests)
     write_verdict(model, evaluation_uris, blessed, verdicts, blessing)
 
 
@@ -145,12 +213,15 @@ class Executor(base_executor.BaseExecutor):
         evaluation_uris = {task: input_dict[evaluation_key(task)][0].uri for task in tasks
                            if input_dict.get(evaluation_key(task))}
         judge(artifact_utils.get_single_instance(input_dict['model']), evaluation_uris, tasks,
+              json.loads(exec_properties.get('change_tests') or '{}'),
               artifact_utils.get_single_instance(output_dict['blessing']))
 
 
 class BlessingGateSpec(types.ComponentSpec):
     """The inputs every gate has; each instance adds `<task>_evaluation` per task."""
-    PARAMETERS = {'task_names': ExecutionParameter(type=str)}
+    PARAMETERS = {'task_names': ExecutionParameter(type=str),
+                  # {task: pipeline.evaluation.change_test()}, as JSON.
+                  'change_tests': ExecutionParameter(type=str, optional=True)}
     INPUTS = {'model': ChannelParameter(type=standard_artifacts.Model)}
     OUTPUTS = {'blessing': ChannelParameter(type=standard_artifacts.ModelBlessing)}
 
@@ -159,13 +230,16 @@ class BlessingGate(base_component.BaseComponent):
     SPEC_CLASS = BlessingGateSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, model: types.BaseChannel, evaluations: Dict[str, types.BaseChannel]):
-        """`evaluations`: {task: its Evaluator's `evaluation` channel}, in task order."""
+    def __init__(self, model: types.BaseChannel, evaluations: Dict[str, types.BaseChannel],
+                 change_tests: Optional[Dict[str, Dict]] = None):
+        """`evaluations`: {task: its Evaluator's `evaluation` channel}, in task order;
+        `change_tests`: {task: `pipeline.evaluation.change_test()`}."""
         spec_class = type(BlessingGateSpec.__name__, (BlessingGateSpec,), {'INPUTS': {
             **BlessingGateSpec.INPUTS,
             **{evaluation_key(task): ChannelParameter(type=standard_artifacts.ModelEvaluation)
                for task in evaluations}}})
         super().__init__(spec_class(
             model=model, task_names=json.dumps(list(evaluations)),
+            change_tests=json.dumps(change_tests or {}, sort_keys=True),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing),
             **{evaluation_key(task): channel for task, channel in evaluations.items()}))

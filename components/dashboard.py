@@ -16,6 +16,7 @@ In Jupyter, `notebook_view(evaluation_uri)` opens TFMA's interactive view of one
 
 import argparse
 import base64
+import datetime
 import html
 import io
 import json
@@ -27,12 +28,13 @@ from typing import Dict, List, Optional, Tuple
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.writers import eval_config_writer
-from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tfx.types import standard_artifacts
+from tfx.types import artifact_utils, standard_artifacts
 
-from components import EvaluationDashboard
-from components.blessing_gate import COMPONENT_ID as GATE_ID, VERDICT_FILE, describe
+from components import EvaluationDashboard, intervals
+from components.blessing_gate import (ALL_TASKS_BLESSED, COMPONENT_ID as GATE_ID, VERDICT_FILE,
+                                      describe, overall_intervals)
 from trainer_module.expert_use import EXPERT_SIMILARITY, GATE_TOP_SHARE
 from trainer_module.settings import GATE_REPORT_DIR, GATE_REPORT_FILE
 
@@ -63,9 +65,14 @@ class TaskEvaluation:
     """
 
     def __init__(self, uri: str, task: str, label: str, models: Dict[str, str],
-                 metrics: Dict[str, Dict[str, Dict[str, float]]], curves: Dict[str, Dict]):
+                 metrics: Dict[str, Dict[str, Dict[str, float]]], curves: Dict[str, Dict],
+                 intervals: Optional[Dict[str, Dict[str, Dict[str, Tuple[float, float]]]]] = None,
+                 confidence: float = 0.95):
+        """`intervals`: {slice: {metric: {'candidate'|'difference': (lower, upper)}}} at
+        `confidence` (components/intervals.py)."""
         self.uri, self.task, self.label, self.models = uri, task, label, models
         self.metrics, self.curves = metrics, curves
+        self.intervals, self.confidence = intervals or {}, confidence
 
     @classmethod
     def load(cls, evaluation_uri: str) -> 'TaskEvaluation':
@@ -77,6 +84,7 @@ class TaskEvaluation:
             models['baseline'] = baseline.name
         role = {name: role for role, name in models.items()}
         metrics: Dict[str, Dict[str, Dict[str, float]]] = {}
+        found_intervals: Dict[str, Dict[str, Dict[str, Tuple[float, float]]]] = {}
         for per_slice in tfma.load_metrics(evaluation_uri):
             slice_metrics = metrics.setdefault(_slice_name(per_slice.slice_key), {})
             for key_and_value in per_slice.metric_keys_and_values:
@@ -84,6 +92,13 @@ class TaskEvaluation:
                 if not value.HasField('double_value') or key.model_name not in role:
                     continue
                 column = 'difference' if key.is_diff else role[key.model_name]
+                if key.name.endswith(intervals.SUFFIX):
+                    bounds = key_and_value.confidence_interval
+                    found_intervals.setdefault(_slice_name(per_slice.slice_key), {}).setdefault(
+                        key.name[:-len(intervals.SUFFIX)], {})[column] = (
+                            bounds.lower_bound.double_value.value,
+                            bounds.upper_bound.double_value.value)
+                    continue
                 slice_metrics.setdefault(key.name, {})[column] = value.double_value.value
         curves: Dict[str, Dict] = {}
         for per_slice in tfma.load_plots(evaluation_uri):
@@ -99,8 +114,11 @@ class TaskEvaluation:
                 if plot.HasField('calibration_histogram_buckets'):
                     model_curves['calibration'] = _calibration_bins(
                         plot.calibration_histogram_buckets.buckets)
+        confidence = next((json.loads(metric.config).get('confidence', 0.95)
+                           for spec in eval_config.metrics_specs for metric in spec.metrics
+                           if metric.class_name == intervals.Intervals.__name__), 0.95)
         return cls(evaluation_uri, candidate.prediction_key, candidate.label_key, models, metrics,
-                   curves)
+                   curves, found_intervals, confidence)
 
     def slices(self) -> List[str]:
         return sorted(self.metrics, key=lambda name: (name != OVERALL, name))
@@ -252,18 +270,38 @@ def _metric_names(metrics: Dict[str, Dict]) -> List[str]:
     return known + sorted(set(metrics) - set(known))
 
 
+def _interval_text(bounds: Optional[Tuple[float, float]], signed: bool) -> str:
+    if bounds is None:
+        return ''
+    return f'[{_format(bounds[0], signed)}, {_format(bounds[1], signed)}]'
+
+
 def _overall_table(evaluation: TaskEvaluation, failed) -> str:
+    """Candidate, baseline and difference per metric, and the intervals of the candidate's value
+    and of the difference (paired: both models on the same examples) where computed."""
     metrics = evaluation.metrics.get(OVERALL, {})
+    found = evaluation.intervals.get(OVERALL, {})
     roles = ['candidate'] + (['baseline', 'difference'] if 'baseline' in evaluation.models else [])
+    interval_roles = [role for role in ('candidate', 'difference')
+                      if role in roles and any(role in found[name] for name in found)]
     rows = []
     for name in _metric_names(metrics):
         cells = [f'<td class="name">{html.escape(name)}</td>']
         for role in roles:
             css = ' class="fail"' if failed.get((OVERALL, name)) == role else ''
             cells.append(f'<td{css}>{_format(metrics[name].get(role), role == "difference")}</td>')
+        for role in interval_roles:
+            css = ' class="fail"' if failed.get((OVERALL, name)) == role else ''
+            text = _interval_text(found.get(name, {}).get(role), role == 'difference')
+            cells.append(f'<td{css}>{text}</td>')
         rows.append(f'<tr>{"".join(cells)}</tr>')
-    header = ''.join(f'<th>{role}</th>' for role in ['metric'] + roles)
-    return f'<table id="overall"><tr>{header}</tr>{"".join(rows)}</table>'
+    level = f'{evaluation.confidence:.0%}'
+    header = ''.join(f'<th>{role}</th>' for role in ['metric'] + roles) + ''.join(
+        f'<th>{role} {level} interval</th>' for role in interval_roles)
+    note = (f'<p class="muted">Intervals: {level} confidence; the difference\'s is paired (both '
+            'models scored the same eval examples): DeLong for AUC, normal for means, delta method '
+            'for calibration.</p>' if interval_roles else '')
+    return f'<table id="overall"><tr>{header}</tr>{"".join(rows)}</table>{note}'
 
 
 def _slice_table(evaluation: TaskEvaluation, failed) -> str:
@@ -296,7 +334,9 @@ def _verdict_box(verdict: Dict) -> str:
             f'<strong>{"Blessed" if blessed else "Refused"}</strong>{reasons}</div>')
 
 
-def render_task(evaluation: TaskEvaluation, verdict: Dict, tasks: List[str], run: str) -> str:
+def render_task(evaluation: TaskEvaluation, verdict: Dict, tasks: List[str], run: str,
+                history: str = '') -> str:
+    """`history`: the task's History section (`history_section()`), if any."""
     failed = _failed_cells(verdict)
     baseline = ('candidate against the latest blessed model (baseline)'
                 if 'baseline' in evaluation.models else
@@ -310,6 +350,8 @@ def render_task(evaluation: TaskEvaluation, verdict: Dict, tasks: List[str], run
     else:
         body += ['<h2>Plots</h2>', '<p class="muted">ROC, precision-recall and calibration plots '
                  'are drawn for binary tasks.</p>']
+    if history:
+        body.append(history)
     body.append(f'<p class="muted">TFMA output: <code>{html.escape(evaluation.uri)}</code></p>')
     return _page(f'Task {evaluation.task} · run {run}', _nav(tasks, evaluation.task), '\n'.join(body))
 
@@ -374,33 +416,40 @@ def _expert_use(gate_report_dir: str) -> List[str]:
             f'<td{fail if i != j and value > EXPERT_SIMILARITY else ""}>'
             f'{value:.3f}</td>' for j, value in enumerate(row)) + '</tr>'
         for i, row in enumerate(similarity))
-    body.append('<p class="muted">Cosine similarity of two experts\' outputs for the same eval '
-                'example, averaged: near 1, the two compute the same function.</p>'
+    body.append('<p class="muted">Cosine similarity of two experts\' outputs for the same '
+                'validation example, averaged: near 1, the two compute the same function.</p>'
                 '<table id="expert-similarity"><tr><th></th>'
                 + ''.join(f'<th>expert {j}</th>' for j in range(len(similarity)))
                 + f'</tr>{rows}</table>')
     return body
 
 
-def write_dashboards(verdict_path: str, out_dir: str, run: str) -> str:
+def write_dashboards(verdict_path: str, out_dir: str, run: str,
+                     history: Optional[List[Dict]] = None,
+                     reference_aucs: Optional[Dict[str, float]] = None) -> str:
     """Renders every task's page and the index from a BlessingGate's verdict file; returns the
-    index page's path."""
+    index page's path. `history`: `history_entries()`, `reference_aucs`: {task: Bayes AUC}."""
     with tf.io.gfile.GFile(verdict_path) as f:
         gate = json.load(f)
     evaluations = {task: TaskEvaluation.load(uri)
                    for task, uri in gate.get('evaluations', {}).items()}
-    return write_pages(gate['tasks'], evaluations, gate['model'], gate['blessed'], run, out_dir)
+    return write_pages(gate['tasks'], evaluations, gate['model'], gate['blessed'], run, out_dir,
+                       history, reference_aucs)
 
 
 def write_pages(verdicts: Dict[str, Dict], evaluations: Dict[str, TaskEvaluation], model_uri: str,
-                blessed: bool, run: str, out_dir: str) -> str:
+                blessed: bool, run: str, out_dir: str, history: Optional[List[Dict]] = None,
+                reference_aucs: Optional[Dict[str, float]] = None) -> str:
     """<task>.html per task of `verdicts` ({task: the gate's verdict}) and index.html into
-    `out_dir`; the gate-weight chart comes from the model's gate report. Returns the index."""
+    `out_dir`; the gate-weight chart comes from the model's gate report; a task page's History
+    from `history` (`history_entries()`). Returns the index."""
     tasks = list(verdicts)
     tf.io.gfile.makedirs(out_dir)
     for task in tasks:
         if task in evaluations:
-            page = render_task(evaluations[task], verdicts[task], tasks, run)
+            section = (history_section(task, history, (reference_aucs or {}).get(task))
+                       if history is not None else '')
+            page = render_task(evaluations[task], verdicts[task], tasks, run, section)
         else:
             page = _page(f'Task {task} · run {run}', _nav(tasks, task), _verdict_box(verdicts[task]))
         with tf.io.gfile.GFile(os.path.join(out_dir, task_page(task)), 'w') as f:
@@ -414,12 +463,141 @@ def write_pages(verdicts: Dict[str, Dict], evaluations: Dict[str, TaskEvaluation
 
 @component
 def Dashboard(blessing: InputArtifact[standard_artifacts.ModelBlessing],
-              dashboard: OutputArtifact[EvaluationDashboard]):
+              dashboard: OutputArtifact[EvaluationDashboard],
+              history: InputArtifact[List[standard_artifacts.ModelBlessing]] = None,
+              reference_aucs: Parameter[str] = '{}'):
     """Writes the run's dashboards from the BlessingGate's verdict (which names the evaluations and
-    the model)."""
+    the model). `history`: the gate's earlier blessings, from ML Metadata (a Resolver); without it
+    the pages have no History. `reference_aucs`: {task: Bayes AUC} as JSON, drawn in the History."""
     run = os.path.basename(blessing.uri.rstrip('/'))
-    index = write_dashboards(os.path.join(blessing.uri, VERDICT_FILE), dashboard.uri, run)
+    entries = history_entries(list(history) + [blessing]) if history is not None else None
+    index = write_dashboards(os.path.join(blessing.uri, VERDICT_FILE), dashboard.uri, run, entries,
+                             json.loads(reference_aucs))
     dashboard.set_string_custom_property('index', index)
+
+
+# ---------------------------------------------------------------------------------------------
+# History: the gate's runs in this pipeline root
+
+
+def history_entries(blessings) -> List[Dict]:
+    """One entry per BlessingGate blessing (artifacts from ML Metadata), oldest first:
+    {'run', 'time' (ms since the epoch), 'model', 'model_id', 'blessed', 'serving',
+    'tasks': {task: {'blessed', 'verdict', 'values': `overall_intervals()` of its evaluation}}}.
+    'serving' marks the runs of the model the latest blessing blessed: the one the Pusher serves."""
+    entries = []
+    for blessing in sorted({b.id: b for b in blessings}.values(), key=lambda b: b.id):
+        path = os.path.join(blessing.uri, VERDICT_FILE)
+        if not tf.io.gfile.exists(path):
+            continue
+        with tf.io.gfile.GFile(path) as f:
+            gate = json.load(f)
+        tasks = {}
+        for task, verdict in gate['tasks'].items():
+            uri = gate.get('evaluations', {}).get(task)
+            values = overall_intervals(uri) if uri and tf.io.gfile.exists(uri) else {}
+            tasks[task] = {'blessed': verdict['blessed'], 'verdict': describe(verdict),
+                           'values': values}
+        entries.append({
+            'run': os.path.basename(blessing.uri.rstrip('/')),
+            'time': blessing.mlmd_artifact.create_time_since_epoch or None,
+            'model': gate['model'], 'model_id': blessing.get_int_custom_property('current_model_id'),
+            'blessed': bool(gate['blessed']), 'tasks': tasks, 'serving': False})
+    serving = next((e['model'] for e in reversed(entries) if e['blessed']), None)
+    for entry in entries:
+        entry['serving'] = entry['model'] == serving
+    return entries
+
+
+def _value_and_interval(values: Dict, metric: str, signed: bool = False) -> str:
+    found = values.get(metric)
+    if not found:
+        return ''
+    return (f'{_format(found["value"], signed)} <span class="muted">'
+            f'{_interval_text((found["lower"], found["upper"]), signed)}</span>')
+
+
+def _history_plot(task: str, points: List[Tuple[str, Dict, bool, bool]], gated: str,
+                  reference_auc: Optional[float]) -> str:
+    """The gated metric and the calibration per run with their intervals; blessed runs green,
+    refused red, the serving model's runs ringed; the Bayes AUC as a dashed line."""
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    pyplot = _pyplot()
+    with matplotlib.rc_context({'svg.fonttype': 'none'}):  # text stays text, for readers and tests
+        figure, axes = pyplot.subplots(1, 2, figsize=(13.5, 3.6))
+        for panel, metric, reference in ((axes[0], gated, reference_auc),
+                                         (axes[1], 'calibration', 1.0)):
+            shown = [(i, values[metric], blessed, serving)
+                     for i, (_, values, blessed, serving) in enumerate(points) if metric in values]
+            if shown:
+                x = [i for i, *_ in shown]
+                y = [v['value'] for _, v, *_ in shown]
+                errors = [[v['value'] - v['lower'] for _, v, *_ in shown],
+                          [v['upper'] - v['value'] for _, v, *_ in shown]]
+                panel.errorbar(x, y, yerr=errors, color=_STYLE['candidate']['color'], capsize=3,
+                               marker='', linewidth=1)
+                for i, v, blessed, serving in shown:
+                    panel.plot(i, v['value'], 'o', color='#34a853' if blessed else '#d93025',
+                               markersize=7, zorder=3)
+                    if serving:
+                        panel.plot(i, v['value'], 'o', markersize=13, markerfacecolor='none',
+                                   markeredgecolor='#222222', zorder=4)
+            if reference is not None and metric != 'calibration':
+                panel.axhline(reference, color='#7f7f7f', linestyle='--', linewidth=1,
+                              label=f'Bayes AUC {reference:.3f}')
+                panel.legend(loc='lower right', fontsize=8)
+            elif metric == 'calibration':
+                panel.axhline(1.0, color='#cccccc', linewidth=1)
+            panel.set_xticks(range(len(points)))
+            panel.set_xticklabels([run for run, *_ in points], fontsize=8)
+            panel.set(title=f'{task}: {metric} per run', xlabel='gate run')
+            panel.grid(alpha=0.3)
+        return _svg(figure)
+
+
+def history_section(task: str, entries: List[Dict], reference_auc: Optional[float]) -> str:
+    """The task's History: a table of every run with its values, intervals and verdict, which
+    model serves now, and (from two runs on) the trend as a plot."""
+    rows, points = [], []
+    gated = ('mean_squared_error' if any('mean_squared_error' in e['tasks'].get(task, {}).get(
+        'values', {}) for e in entries) else 'auc')
+    for entry in entries:
+        result = entry['tasks'].get(task)
+        if result is None:
+            continue
+        values = result['values']
+        when = (datetime.datetime.fromtimestamp(entry['time'] / 1000, datetime.timezone.utc)
+                .strftime('%Y-%m-%d %H:%M UTC') if entry['time'] else '')
+        css = '' if result['blessed'] else ' fail'
+        serving = 'serving' if entry['serving'] else ''
+        rows.append(
+            f'<tr><td>{html.escape(entry["run"])}</td><td class="name">{when}</td>'
+            f'<td class="name"><code>{html.escape(os.path.basename(entry["model"]))}</code></td>'
+            f'<td>{_value_and_interval(values, gated)}</td>'
+            f'<td>{_value_and_interval(values, gated + " change", True)}</td>'
+            f'<td>{_value_and_interval(values, "calibration")}</td>'
+            f'<td class="name{css}">{html.escape(result["verdict"])}</td>'
+            f'<td class="name">{serving}</td></tr>')
+        points.append((entry['run'], values, result['blessed'], entry['serving']))
+    if not rows:
+        return ''
+    header = ''.join(f'<th>{name}</th>' for name in (
+        'gate run', 'time', 'model', gated, f'{gated} change from its baseline', 'calibration',
+        'verdict', 'serving'))
+    reference = (f' The dashed line is the Bayes AUC of the data ({reference_auc:.3f}): what the '
+                 'true probabilities reach.' if reference_auc is not None else '')
+    parts = ['<h2 id="history">History</h2>',
+             f'<p class="muted">Every gate run of this pipeline root, oldest first (from ML '
+             f'Metadata), with their intervals; "serving" marks the runs of the model the '
+             f'latest blessing blessed. In the plots a point is green when the gate blessed the '
+             f'run, red when it refused it, ringed when its model is serving.{reference}</p>',
+             f'<table id="history-table"><tr>{header}</tr>{"".join(rows)}</table>']
+    if len(points) > 1:
+        parts.append(f'<div id="history-plot">{_history_plot(task, points, gated, reference_auc)}'
+                     '</div>')
+    else:
+        parts.append('<p class="muted">The trend is drawn from the second run on.</p>')
+    return '\n'.join(parts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,6 +614,21 @@ def gate_runs(pipeline_root: str) -> List[str]:
             if tf.io.gfile.exists(os.path.join(blessings, name, VERDICT_FILE))]
     return sorted(runs, key=lambda name: (not name.isdigit(), int(name) if name.isdigit() else 0,
                                           name))
+
+
+def gate_blessings(metadata_path: str) -> list:
+    """The BlessingGate's blessings in a SQLite ML Metadata store, as artifacts, oldest first."""
+    from ml_metadata.proto import metadata_store_pb2  # pylint: disable=import-outside-toplevel
+    import ml_metadata as mlmd  # pylint: disable=import-outside-toplevel
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    store = mlmd.MetadataStore(config)
+    artifact_type = store.get_artifact_type(standard_artifacts.ModelBlessing.TYPE_NAME)
+    return [artifact_utils.deserialize_artifact(artifact_type, artifact)
+            for artifact in store.get_artifacts_by_type(standard_artifacts.ModelBlessing.TYPE_NAME)
+            if ALL_TASKS_BLESSED in artifact.custom_properties
+            and artifact.state == metadata_store_pb2.Artifact.LIVE]
 
 
 def notebook_view(evaluation_uri: str, slicing_column: Optional[str] = None):
@@ -455,6 +648,9 @@ def main(argv=None):
                              '<pipeline root>/BlessingGate/blessing/)')
     parser.add_argument('--out', help='where to write the pages '
                                       '(default: <pipeline root>/dashboards/run-<run>)')
+    parser.add_argument('--metadata', help='the ML Metadata store (SQLite) of the runs, for the '
+                                           'History (default: metadata.sqlite beside the pipeline '
+                                           'root, as local_runner writes it, if there)')
     args = parser.parse_args(argv)
     runs = gate_runs(args.pipeline_root)
     if not runs:
@@ -463,8 +659,15 @@ def main(argv=None):
     if run not in runs:
         sys.exit(f'error: no run {run!r} under {args.pipeline_root}; runs: {", ".join(runs)}')
     out = args.out or os.path.join(args.pipeline_root, 'dashboards', f'run-{run}')
+    metadata = args.metadata or os.path.join(os.path.dirname(os.path.abspath(
+        args.pipeline_root.rstrip('/'))), 'metadata.sqlite')
+    history = None
+    if tf.io.gfile.exists(metadata):
+        blessings = gate_blessings(metadata)
+        this = next((b.id for b in blessings if os.path.basename(b.uri.rstrip('/')) == run), None)
+        history = history_entries([b for b in blessings if this is None or b.id <= this])
     index = write_dashboards(
-        os.path.join(args.pipeline_root, GATE_ID, 'blessing', run, VERDICT_FILE), out, run)
+        os.path.join(args.pipeline_root, GATE_ID, 'blessing', run, VERDICT_FILE), out, run, history)
     print(index)
 
 

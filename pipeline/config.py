@@ -21,6 +21,9 @@ from trainer_module.settings import (ARCHITECTURES, DISTRIBUTIONS, LOSS_WEIGHTIN
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What ExampleGen does with a CSV row it cannot read: stop the run naming it, or set it aside.
 BAD_ROWS_POLICIES = ('fail', 'skip')
+# How a task's change from the baseline is judged against `max_decrease`: by the point estimate, or
+# by the paired confidence interval of the change (refused only when all of it is beyond the bound).
+CHANGE_TESTS = ('absolute', 'significant')
 
 
 class ConfigError(ValueError):
@@ -43,6 +46,9 @@ class Task:
     (required: the label's variance is what predicting the mean achieves).
     `max_decrease` bounds how much worse than the baseline (the serving model) the candidate may be,
     on the same metric. Both bounds apply to the whole eval split; slices are reported, not gated.
+    `change_test` says how: `significant` refuses only when the candidate is worse by more than
+    `max_decrease` with `confidence` (the whole two-sided interval of the paired change, both models
+    on the same eval examples, lies beyond it); `absolute` refuses when the measured change is.
     """
     name: str
     label: str
@@ -51,6 +57,8 @@ class Task:
     min_auc: float = 0.5
     max_mse: Optional[float] = None
     max_decrease: float = 0.01
+    change_test: str = 'significant'
+    confidence: float = 0.95
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +139,12 @@ class PipelineConfig(TaskColumns):
             if task.type == 'regression' and task.max_mse is None:
                 raise ConfigError(f'tasks.{task.name}.max_mse: a regression task needs an upper '
                                   'bound on the mean squared error (e.g. the label variance)')
+            if task.change_test not in CHANGE_TESTS:
+                raise ConfigError(f'tasks.{task.name}.change_test: {task.change_test!r} is not one '
+                                  f'of {CHANGE_TESTS}')
+            if not 0.5 <= task.confidence < 1:
+                raise ConfigError(f'tasks.{task.name}.confidence: must be in [0.5, 1), got '
+                                  f'{task.confidence}')
         unknown_slices = set(self.slice_features) - set(columns)
         if unknown_slices:
             raise ConfigError(f'slice_features: {sorted(unknown_slices)} are not columns of the data')

@@ -17,10 +17,12 @@ from components.csv_example_gen import EVAL, SPLITS, TRAIN, VALIDATION
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID, Dashboard
 from components.drift_validator import DriftValidator, LatestIfAnyStrategy
 from pipeline.config import PipelineConfig
-from pipeline.evaluation import eval_config, evaluator_id
+from pipeline.evaluation import bayes_aucs, change_test, eval_config, evaluator_id
 
 PREPROCESSING_FN = 'trainer_module.preprocessing.preprocessing_fn'
 RUN_FN = 'trainer_module.run.run_fn'
+# How many of the gate's past runs each task's dashboard page shows in its History.
+HISTORY_RUNS = 30
 
 
 def _split_configs(config: PipelineConfig):
@@ -63,9 +65,12 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
                     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
                     beam_pipeline_args: Optional[List[str]] = None,
                     enable_cache: bool = True,
-                    kfp_v2_resolvers: bool = False) -> tfx.dsl.Pipeline:
+                    kfp_v2_resolvers: bool = False,
+                    history_runs: int = HISTORY_RUNS) -> tfx.dsl.Pipeline:
     """`kfp_v2_resolvers`: resolve the drift check's and the Evaluators' baselines with TFX's own
-    strategies, the only ones KFP v2 compiles."""
+    strategies, the only ones KFP v2 compiles. `history_runs`: how many of the gate's past verdicts
+    (from ML Metadata) the dashboards' History shows; 0 for none (KFP v2 compiles no Resolver that
+    returns more than one artifact)."""
     split_configs, split_off_train = _split_configs(config)
     example_gen = FileBasedExampleGen(
         input_base=config.data,
@@ -156,8 +161,19 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         model=trainer.outputs['model'],
         evaluations={task.name: evaluator.outputs['evaluation']
                      for task, evaluator in zip(config.tasks, evaluators)},
+        change_tests={task.name: change_test(task) for task in config.tasks},
     ).with_id(GATE_ID)
-    dashboard = Dashboard(blessing=gate.outputs['blessing']).with_id(DASHBOARD_ID)
+    # The gate's past verdicts, whatever they were: the dashboards' History.
+    history = [tfx.dsl.Resolver(
+        strategy_class=LatestIfAnyStrategy, config={'desired_num_of_artifacts': history_runs},
+        blessings=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                  producer_component_id=GATE_ID),
+    ).with_id('gate_history_resolver')] if history_runs else []
+    dashboard = Dashboard(
+        blessing=gate.outputs['blessing'],
+        history=history[0].outputs['blessings'] if history else None,
+        reference_aucs=json.dumps(bayes_aucs(config) if history else {}, sort_keys=True),
+    ).with_id(DASHBOARD_ID)
     pusher = tfx.components.Pusher(
         model=trainer.outputs['model'],
         model_blessing=gate.outputs['blessing'],
@@ -170,7 +186,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         pipeline_root=pipeline_root,
         components=[example_gen, previous_statistics, statistics_gen, schema_gen, example_validator,
                     drift_validator, anomaly_check,
-                    transform, trainer, baseline_resolver, *evaluators, gate, dashboard, pusher],
+                    transform, trainer, baseline_resolver, *evaluators, gate, *history, dashboard,
+                    pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [])

@@ -65,3 +65,66 @@ def test_the_blessing_carries_the_verdict_per_task(tmp_path):
     assert written == {'blessed': False, 'model': '/models/candidate',
                        'evaluations': {'ctr': '/evaluations/ctr'}, 'tasks': verdicts}
     assert os.path.exists(tmp_path / 'NOT_BLESSED') and not os.path.exists(tmp_path / 'BLESSED')
+
+
+SIGNIFICANT = {'test': 'significant', 'metric': 'auc', 'direction': 'higher', 'max_decrease': 0.01,
+               'confidence': 0.95}
+# A change of the size two seeds give on a few hundred examples, and a clearly worse model.
+NOISY_CHANGE = {'auc change': {'value': -0.018, 'lower': -0.049, 'upper': 0.013}}
+WORSE = {'auc change': {'value': -0.21, 'lower': -0.262, 'upper': -0.158}}
+# What TFMA writes for a change bound it checked on the point estimate (change_test: absolute).
+CHANGE_FAILURE = {'slice': 'Overall', 'metric': 'auc', 'is_change': True, 'value': -0.018,
+                  'threshold': {'changeThreshold': {'absolute': -0.01}}, 'message': ''}
+
+
+def test_significant_change_test_blesses_a_change_within_noise():
+    blessed, verdicts = decide(['ctr', 'ctcvr'], {'ctr': BLESSED, 'ctcvr': BLESSED},
+                               {'ctr': METRICS, 'ctcvr': METRICS},
+                               {'ctr': NOISY_CHANGE, 'ctcvr': {}},
+                               {'ctr': SIGNIFICANT, 'ctcvr': SIGNIFICANT})
+    assert blessed
+    assert verdicts['ctr']['change'] == {'metric': 'auc', 'confidence': 0.95,
+                                         **NOISY_CHANGE['auc change']}
+    # No baseline yet: nothing to compare.
+    assert 'change' not in verdicts['ctcvr']
+
+
+def test_significant_change_test_refuses_a_sure_decrease_with_the_interval_in_the_reason():
+    blessed, verdicts = decide(['ctr', 'ctcvr'], {'ctr': BLESSED, 'ctcvr': BLESSED},
+                               {'ctr': METRICS, 'ctcvr': METRICS}, {'ctr': WORSE, 'ctcvr': {}},
+                               {'ctr': SIGNIFICANT, 'ctcvr': SIGNIFICANT})
+    assert not blessed and not verdicts['ctr']['blessed'] and verdicts['ctcvr']['blessed']
+    assert describe(verdicts['ctr']) == (
+        'refused: auc change = -0.21 on Overall, 95% interval [-0.2620, -0.1580] '
+        '(bound {"changeThreshold": {"absolute": -0.01, "test": "significant"}})')
+    # The Evaluator's own verdict is left as it was.
+    assert BLESSED['failures'] == []
+
+
+def test_a_decrease_is_refused_only_when_the_whole_interval_is_beyond_max_decrease():
+    just_inside = {'auc change': {'value': -0.05, 'lower': -0.09, 'upper': -0.0099}}
+    just_beyond = {'auc change': {'value': -0.05, 'lower': -0.09, 'upper': -0.0101}}
+    assert decide(['ctr'], {'ctr': BLESSED}, {'ctr': METRICS}, {'ctr': just_inside},
+                  {'ctr': SIGNIFICANT})[0]
+    assert not decide(['ctr'], {'ctr': BLESSED}, {'ctr': METRICS}, {'ctr': just_beyond},
+                      {'ctr': SIGNIFICANT})[0]
+    # Lower is better for a regression task's mean squared error.
+    mse_test = {**SIGNIFICANT, 'metric': 'mean_squared_error', 'direction': 'lower',
+                'max_decrease': 0.5}
+    worse = {'mean_squared_error change': {'value': 1.0, 'lower': 0.6, 'upper': 1.4}}
+    noisy = {'mean_squared_error change': {'value': 1.0, 'lower': 0.4, 'upper': 1.6}}
+    regression = {'mean_squared_error': 3.0, 'mean_label': 0.0}
+    assert not decide(['m'], {'m': BLESSED}, {'m': regression}, {'m': worse}, {'m': mse_test})[0]
+    assert decide(['m'], {'m': BLESSED}, {'m': regression}, {'m': noisy}, {'m': mse_test})[0]
+
+
+def test_absolute_change_test_keeps_tfmas_verdict_and_adds_the_interval():
+    refused = {'blessed': False, 'missing_thresholds': False, 'failures': [CHANGE_FAILURE]}
+    absolute = {**SIGNIFICANT, 'test': 'absolute'}
+    blessed, verdicts = decide(['ctr'], {'ctr': refused}, {'ctr': METRICS},
+                               {'ctr': NOISY_CHANGE}, {'ctr': absolute})
+    assert not blessed
+    assert describe(verdicts['ctr']) == (
+        'refused: auc change = -0.018 on Overall, 95% interval [-0.0490, +0.0130] '
+        '(bound {"changeThreshold": {"absolute": -0.01}})')
+    assert 'interval' not in CHANGE_FAILURE

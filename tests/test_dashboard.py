@@ -74,12 +74,12 @@ def _chromium():
                          '.ci/run installs it')
 
 
-def _browse(page, tmp_path, action):
-    """Runs headless Chromium on a page from disk: `action` 'screenshot' returns the PNG as an
-    RGB array, 'dump-dom' the DOM after rendering."""
+def _browse(page, tmp_path, action, height=1200):
+    """Runs headless Chromium on a page from disk: `action` 'screenshot' returns the PNG (of the
+    top `height` pixels) as an RGB array, 'dump-dom' the DOM after rendering."""
     args = [_chromium(), '--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars',
             '--disable-background-networking', '--disable-component-update', '--no-first-run',
-            '--window-size=1400,1200', f'--user-data-dir={tmp_path / "profile"}']
+            f'--window-size=1400,{height}', f'--user-data-dir={tmp_path / "profile"}']
     if action == 'screenshot':
         out = tmp_path / (os.path.basename(page) + '.png')
         subprocess.run(args + [f'--screenshot={out}', f'file://{page}'], check=True,
@@ -158,3 +158,88 @@ def test_chromium_renders_the_plots_and_the_refusal(pages, tmp_path):
     print('screenshot:', path)
     red = (np.abs(pixels.astype(int) - [217, 48, 37]).sum(axis=2) < 60)  # #d93025
     assert red.sum() > 50
+
+
+def _history_entry(run, model, blessed, auc, change=None, verdict='blessed'):
+    values = {'auc': {'value': auc, 'lower': auc - 0.04, 'upper': auc + 0.04},
+              'calibration': {'value': 0.95, 'lower': 0.85, 'upper': 1.05}}
+    if change is not None:
+        values['auc change'] = {'value': change, 'lower': change - 0.03, 'upper': change + 0.03}
+    return {'run': run, 'time': 1_790_000_000_000, 'model': f'/root/Trainer/model/{model}',
+            'model_id': model, 'blessed': blessed, 'serving': False,
+            'tasks': {'ctr': {'blessed': blessed, 'verdict': verdict, 'values': values}}}
+
+
+@pytest.fixture(scope='module')
+def history_page(tmp_path_factory):
+    """The ctr page of a fourth run: models 10 and 25 were blessed, 25 is serving; run 44 (model
+    25 again) and this run (model 31) were refused."""
+    entries = [_history_entry('13', 10, True, 0.70),
+               _history_entry('28', 25, True, 0.72, change=0.02),
+               _history_entry('44', 25, False, 0.72, change=0.0,
+                              verdict='refused: auc = 0.72 on Overall'),
+               _history_entry('52', 31, False, 0.51, change=-0.21,
+                              verdict='refused: auc change = -0.21 on Overall')]
+    for entry in entries:  # what history_entries() derives from the blessings
+        entry['serving'] = entry['model_id'] == 25
+    section = dashboard.history_section('ctr', entries, reference_auc=0.765)
+    page = dashboard.render_task(_evaluation('ctr'), {'blessed': False, 'failures': []},
+                                 list(TASKS), '52', section)
+    path = tmp_path_factory.mktemp('history') / 'ctr.html'
+    path.write_text(page)
+    return str(path)
+
+
+def history_rows(page_html):
+    """The rows (after their first cell's opening tag) of a task page's History table."""
+    table = re.search(r'<table id="history-table">(.*?)</table>', page_html, re.S).group(1)
+    return re.findall(r'<tr><td>(.*?)</tr>', table, re.S)
+
+
+def test_history_lists_every_run_with_intervals_verdict_and_the_serving_model(history_page):
+    text = _read(history_page)
+    assert '<h2 id="history">History</h2>' in text
+    rows = history_rows(text)
+    assert [row.split('</td>')[0] for row in rows] == ['13', '28', '44', '52']
+    assert '0.7200 <span class="muted">[0.6800, 0.7600]</span>' in rows[1]
+    assert '-0.2100 <span class="muted">[-0.2400, -0.1800]</span>' in rows[3]
+    assert '0.9500 <span class="muted">[0.8500, 1.0500]</span>' in rows[0]
+    # The serving model is 25: blessed in run 28, judged again (and refused) in run 44.
+    assert [row.endswith('<td class="name">serving</td>') for row in rows] == \
+        [False, True, True, False]
+    assert '<td class="name fail">refused: auc change = -0.21 on Overall</td>' in rows[3]
+
+
+def test_history_draws_the_trend_with_the_bayes_auc(history_page):
+    text = _read(history_page)
+    plot = re.search(r'<div id="history-plot">(.*?)</div>', text, re.S).group(1)
+    assert plot.startswith('<svg') and 'Bayes AUC 0.765' in plot
+    assert 'ctr: auc per run' in plot and 'ctr: calibration per run' in plot
+    assert 'Bayes AUC of the data (0.765)' in text
+
+
+def test_a_first_run_has_a_history_of_one_and_no_trend():
+    section = dashboard.history_section('ctr', [_history_entry('13', 10, True, 0.7)], None)
+    assert len(history_rows(section)) == 1 and '<svg' not in section
+    assert 'drawn from the second run on' in section and 'Bayes' not in section
+
+
+def test_chromium_renders_the_history(history_page, tmp_path):
+    dom = _browse(history_page, tmp_path, 'dump-dom')
+    assert 'History' in dom and 'Bayes AUC 0.765' in dom
+    pixels, path = _browse(history_page, tmp_path, 'screenshot', height=2600)
+    print('screenshot:', path)
+    # Blessed runs are drawn green (#34a853); this page's own verdict is a refusal (red).
+    green = (np.abs(pixels.astype(int) - [52, 168, 83]).sum(axis=2) < 60)
+    assert green.sum() > 50
+
+
+def test_a_regression_tasks_history_shows_its_mean_squared_error():
+    entry = _history_entry('13', 10, True, 0.7)
+    entry['tasks']['ctr']['values'] = {
+        'mean_squared_error': {'value': 2.5, 'lower': 2.1, 'upper': 2.9},
+        'mean_squared_error change': {'value': 0.1, 'lower': -0.2, 'upper': 0.4}}
+    section = dashboard.history_section('ctr', [entry], None)
+    assert '<th>mean_squared_error</th>' in section
+    assert '2.5000 <span class="muted">[2.1000, 2.9000]</span>' in section
+    assert '+0.1000 <span class="muted">[-0.2000, +0.4000]</span>' in section

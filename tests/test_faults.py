@@ -114,8 +114,14 @@ def test_a_task_worse_than_the_serving_model_is_refused(faulty_candidate):
     _, run = faulty_candidate
     ctr = run.summary['tasks']['ctr']
     assert not ctr['verdict']['blessed']
-    assert any(f['metric'] == 'auc' and f['is_change'] and f['slice'] == 'Overall'
-               for f in ctr['verdict']['failures']), ctr['verdict']
+    failure = next(f for f in ctr['verdict']['failures']
+                   if f['metric'] == 'auc' and f['is_change'] and f['slice'] == 'Overall')
+    # change_test: significant: the whole paired 95% interval is below -max_decrease.
+    lower, upper = failure['interval']
+    print(f"ctr with shuffled labels: auc change {failure['value']:+.4f}, 95% interval "
+          f"[{lower:+.4f}, {upper:+.4f}]")
+    assert lower < failure['value'] < upper < -0.01
+    assert f'95% interval [{lower:+.4f}, {upper:+.4f}]' in run.stdout
     assert run.summary['pushed_model'] is None
     assert not os.path.exists(run.summary['paths']['serving']) or not os.listdir(
         run.summary['paths']['serving'])

@@ -77,7 +77,8 @@ def test_every_component_runs_in_the_image(compiled):
 def test_dag_edges_equal_the_local_pipeline(compiled):
     from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
     _, spec = compiled
-    local = create_pipeline(PipelineConfig(), '/root', '/serving')
+    # As kubeflow_runner builds it: no History (KFP v2 resolves at most one artifact).
+    local = create_pipeline(PipelineConfig(), '/root', '/serving', history_runs=0)
     local_edges = {(upstream.id, component.id) for component in local.components
                    for upstream in component.upstream_nodes}
     compiled_edges = {(_resolver_node(upstream), _resolver_node(name))

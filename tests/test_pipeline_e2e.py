@@ -5,6 +5,7 @@ import csv
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ import tensorflow_transform as tft
 from components import dashboard
 from conftest import PROJECT_DIR, SMALL_TRAINING, SPLIT_DATA, run_pipeline
 from pipeline.config import PipelineConfig
-from test_dashboard import overall_row
+from test_dashboard import history_rows, overall_row
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +25,8 @@ CONFIG = PipelineConfig()
 EXPECTED_NODES = {'CsvExampleGen', 'previous_statistics_resolver', 'StatisticsGen', 'ImportSchemaGen',
                   'ExampleValidator', 'DriftValidator',
                   'AnomalyCheck', 'Transform', 'Trainer', 'latest_blessed_model_resolver',
-                  'Evaluator.ctr', 'Evaluator.ctcvr', 'BlessingGate', 'Dashboard', 'Pusher'}
+                  'Evaluator.ctr', 'Evaluator.ctcvr', 'BlessingGate', 'gate_history_resolver',
+                  'Dashboard', 'Pusher'}
 # The Bayes AUCs of the generated data are about 0.77 (ctr) and 0.81 (ctcvr); 2k rows and a few
 # hundred steps must still learn clearly more than chance.
 MIN_AUC = 0.6
@@ -315,3 +317,25 @@ def test_notebook_view_opens_tfmas_widget(default_runs):
     first, _ = default_runs
     view = dashboard.notebook_view(first.summary['tasks']['ctr']['evaluation'], 'device')
     assert type(view).__name__ == 'SlicingMetricsViewer'
+
+
+def test_history_shows_both_runs_the_serving_model_and_the_bayes_auc(default_runs, small_data):
+    """From ML Metadata: the first run blessed the model; the second judged the same (cached)
+    model again and refused it for ctr's floor; that model is still the one serving."""
+    first, second = default_runs
+    with open(os.path.join(os.path.dirname(second.summary['dashboard']), 'ctr.html')) as f:
+        text = f.read()
+    rows = history_rows(text)
+    assert len(rows) == 2
+    assert '<td class="name">blessed</td>' in rows[0]
+    assert '<td class="name fail">refused: auc = ' in rows[1]
+    assert all(row.endswith('<td class="name">serving</td>') for row in rows)
+    # The model judged against itself: no change, and an interval of none.
+    assert '+0.0000 <span class="muted">[+0.0000, +0.0000]</span>' in rows[1]
+    with open(os.path.join(small_data, 'eval', 'bayes_auc.json')) as f:
+        bayes = json.load(f)['bayes_auc']['ctr']['expected']
+    plot = re.search(r'<div id="history-plot">(.*?)</div>', text, re.S).group(1)
+    assert f'Bayes AUC {bayes:.3f}' in plot
+    with open(os.path.join(os.path.dirname(first.summary['dashboard']), 'ctr.html')) as f:
+        first_page = f.read()
+    assert len(history_rows(first_page)) == 1 and 'history-plot' not in first_page
