@@ -77,8 +77,10 @@ def test_every_component_runs_in_the_image(compiled):
 def test_dag_edges_equal_the_local_pipeline(compiled):
     from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
     _, spec = compiled
-    # As kubeflow_runner builds it: no History (KFP v2 resolves at most one artifact).
-    local = create_pipeline(PipelineConfig(), '/root', '/serving', history_runs=0)
+    # As kubeflow_runner builds it: TFX's own resolver strategies, no History (KFP v2 resolves at
+    # most one artifact).
+    local = create_pipeline(PipelineConfig(), '/root', '/serving', kfp_v2_resolvers=True,
+                            history_runs=0)
     local_edges = {(upstream.id, component.id) for component in local.components
                    for upstream in component.upstream_nodes}
     compiled_edges = {(_resolver_node(upstream), _resolver_node(name))
