@@ -89,6 +89,8 @@ def _print_summary(summary, paths, seconds, stream):
                      f'data {properties.get("train_data_fingerprint", "")[:12]})\n')
     pushed = summary['pushed_model']
     stream.write(f'  pushed model:   {pushed or "nothing pushed (not blessed)"}\n')
+    if summary['request_example']:
+        stream.write(f'  REST request:   {summary["request_example"]["curl"]}\n')
     if summary['dashboard']:
         stream.write(f'  dashboards:     {summary["dashboard"]}\n')
     stream.write(f'  metadata store: {paths["metadata"]}\n')

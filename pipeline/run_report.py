@@ -10,6 +10,7 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from components import csv_example_gen
+from components.atomic_pusher import REQUEST_EXAMPLE_FILE
 from components.blessing_gate import COMPONENT_ID as GATE_ID, VERDICT_FILE, overall_metrics
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID
 from pipeline.config import PipelineConfig
@@ -84,9 +85,25 @@ def _bad_rows(nodes: Dict[str, NodeRun]) -> Optional[Dict]:
             'listed_in': properties.get(csv_example_gen.BAD_ROWS_DIR_PROPERTY)}
 
 
+# Where TF Serving listens for REST requests by default (--rest_api_port).
+TF_SERVING_REST = 'http://localhost:8501'
+
+
+def request_example(pushed_model: Optional[str], model_name: str) -> Optional[Dict]:
+    """The pushed model's REST request example, and the curl line that sends it to a TF Serving
+    that serves the serving directory as `model_name` (docs/serving.md)."""
+    if not pushed_model:
+        return None
+    path = os.path.join(pushed_model, REQUEST_EXAMPLE_FILE)
+    if not os.path.exists(path):
+        return None
+    return {'path': path, 'curl': f'curl -d @{path} {TF_SERVING_REST}/v1/models/{model_name}:predict'}
+
+
 def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
     """The newest run: node states, per-task metrics and verdicts, the trained model with what
-    decided it, the pushed model, if any, and the dashboards' index page."""
+    decided it, the pushed model, if any, with its REST request example, and the dashboards'
+    index page."""
     nodes = latest_run(sqlite_store(metadata_path), config.pipeline_name)
     tasks = {}
     gate = nodes.get(GATE_ID)
@@ -117,5 +134,7 @@ def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
     if dashboard and dashboard.outputs.get('dashboard'):
         dashboard_index = dashboard.outputs['dashboard'][0]['properties'].get('index')
     return {'nodes': {n: dataclasses.asdict(r) for n, r in nodes.items()}, 'tasks': tasks,
-            'trained_model': trained_model, 'pushed_model': pushed, 'dashboard': dashboard_index,
+            'trained_model': trained_model, 'pushed_model': pushed,
+            'request_example': request_example(pushed, config.pipeline_name),
+            'dashboard': dashboard_index,
             'bad_rows': _bad_rows(nodes)}
