@@ -97,7 +97,8 @@ def request_example(pushed_model: Optional[str], model_name: str) -> Optional[Di
     path = os.path.join(pushed_model, REQUEST_EXAMPLE_FILE)
     if not os.path.exists(path):
         return None
-    return {'path': path, 'curl': f'curl -d @{path} {TF_SERVING_REST}/v1/models/{model_name}:predict'}
+    return {'path': path,
+            'curl': f'curl -d @{path} {TF_SERVING_REST}/v1/models/{model_name}:predict'}
 
 
 def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
