@@ -51,6 +51,10 @@ def parse_args(argv=None):
     parser.add_argument('--endpoint',
                         help='a Kubeflow Pipelines endpoint: submit the compiled pipeline there')
     parser.add_argument('--experiment', default='mmoe', help='the KFP experiment of a submitted run')
+    parser.add_argument('--local', action='store_true',
+                        help='keep paths of this machine as given (the project at its place in '
+                             'this checkout): a spec whose tasks run here, as '
+                             'tests/test_kubeflow_executed.py runs them, never on a cluster')
     args = parser.parse_args(argv)
     args.data = args.data or os.environ.get('MMOE_DATA')
     args.beam_arg = args.beam_arg or shlex.split(os.environ.get('MMOE_BEAM_ARGS', ''))
@@ -108,8 +112,12 @@ def compile_pipeline(config: PipelineConfig, image: str, pipeline_root: str, ser
 
     pipeline = create_pipeline(config, pipeline_root, serving_dir, beam_pipeline_args=beam_args,
                                kfp_v2_resolvers=True, history_runs=0)
+    # Pipeline spec schema 2.1: parameters as `constant` values, which the KFP 2.x backend's driver
+    # reads (it rejects the 2.0 `constantValue`), and the executor reading the `parameterValues`
+    # that the KFP 2.x driver and Vertex AI send for it (docs/kubeflow.md).
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
-        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image))
+        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image,
+                                                                use_pipeline_spec_2_1=True))
     pipeline_job = runner.run(pipeline, write_out=False)
     if require_gate_blessing(pipeline_job) != 1:
         raise RuntimeError('expected one ModelBlessing query in the compiled Resolver')
@@ -137,7 +145,9 @@ def submit(package: str, endpoint: str, experiment: str, pipeline_name: str) -> 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        config = cluster_config(config_from_flags(args))
+        config = config_from_flags(args)
+        if not args.local:
+            config = cluster_config(config)
     except ConfigError as e:
         sys.exit(f'error: {e}')
     serving_dir = args.serving_dir or f'{args.pipeline_root.rstrip("/")}/serving_model'

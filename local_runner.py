@@ -101,6 +101,8 @@ def _print_summary(summary, paths, seconds, stream):
                      f'{summary["already_serving"]}\n')
     else:
         stream.write('  pushed model:   nothing pushed (not blessed)\n')
+    if summary['request_example']:
+        stream.write(f'  REST request:   {summary["request_example"]["curl"]}\n')
     if summary['dashboard']:
         stream.write(f'  dashboards:     {summary["dashboard"]}\n')
     stream.write(f'  metadata store: {paths["metadata"]}\n')

@@ -1,12 +1,15 @@
-"""Serving latency of a pushed model: raw rows -> serialized tf.Examples -> `serving_default`.
+"""Serving latency of a pushed model, through both signatures: serialized tf.Examples into
+`serving_default`, and named raw feature tensors into `serving_raw` (what a REST client sends).
 
     .venv/bin/python bench/serving_latency.py --model outputs/serving_model [--data CSV]
                                               [--batches 1,32,256] [--seconds 5]
 
 `--model` is a SavedModel directory or a Pusher's serving directory (its newest version is used).
 The rows come from the bundled CSV by default, typed as the config's schema says, labels left out.
-For each batch size the script calls the signature in a loop for `--seconds` after a warm-up and
-prints p50 and p99 latency per call and examples per second, as a Markdown table.
+For each batch size the script calls each signature in a loop for `--seconds` after a warm-up, the
+two signatures taking turns a second at a time, and prints p50 and p99 latency per call and
+examples per second, as a Markdown table. The time to build the inputs (serializing tf.Examples,
+stacking a JSON body's values) is left out of both.
 """
 
 import argparse
@@ -23,16 +26,9 @@ from tfx.utils import io_utils
 
 from pipeline.config import PipelineConfig
 from pipeline.datasets import ecommerce
-
-
-def saved_model_dir(path: str) -> str:
-    """`path` itself, or the newest numbered version under a serving directory."""
-    if tf.saved_model.contains_saved_model(path):
-        return path
-    versions = sorted((name for name in os.listdir(path) if name.isdigit()), key=int)
-    if not versions:
-        sys.exit(f'error: {path} holds no SavedModel and no numbered model version')
-    return os.path.join(path, versions[-1])
+from pipeline.predict import csv_rows, saved_model_dir
+from trainer_module.serving import instances_to_inputs, signature_input_dtypes
+from trainer_module.settings import RAW_SIGNATURE
 
 
 def serialized_examples(csv_path: str, config: PipelineConfig, rows: int) -> np.ndarray:
@@ -58,21 +54,26 @@ def serialized_examples(csv_path: str, config: PipelineConfig, rows: int) -> np.
     return np.array(examples, dtype=object)
 
 
-def measure(serve, examples: np.ndarray, batch: int, seconds: float):
-    """(p50 ms, p99 ms, examples per second) of calls on `batch` examples."""
-    batches = [tf.constant(examples[i:i + batch]) for i in range(0, len(examples) - batch + 1, batch)]
-    for inputs in batches[:5]:
-        serve(examples=inputs)
-    latencies = []
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds or len(latencies) < 50:
-        inputs = batches[len(latencies) % len(batches)]
-        begin = time.perf_counter()
-        serve(examples=inputs)
-        latencies.append(time.perf_counter() - begin)
-    latencies = np.array(latencies)
-    return (np.percentile(latencies, 50) * 1e3, np.percentile(latencies, 99) * 1e3,
-            batch * len(latencies) / latencies.sum())
+def measure(signatures, inputs, batch: int, seconds: float):
+    """{signature name: (p50 ms, p99 ms, examples per second)} of calls on `batch` examples;
+    `inputs[name]` lists each signature's keyword arguments per batch. The signatures take turns,
+    a second at a time, so that a noisy machine slows both alike."""
+    latencies = {name: [] for name in signatures}
+    for name, serve in signatures.items():
+        for kwargs in inputs[name][:5]:
+            serve(**kwargs)
+    for _ in range(max(1, round(seconds))):
+        for name, serve in signatures.items():
+            calls = latencies[name]
+            started = time.perf_counter()
+            while time.perf_counter() - started < 1.0 or len(calls) < 10:
+                kwargs = inputs[name][len(calls) % len(inputs[name])]
+                begin = time.perf_counter()
+                serve(**kwargs)
+                calls.append(time.perf_counter() - begin)
+    return {name: (np.percentile(calls, 50) * 1e3, np.percentile(calls, 99) * 1e3,
+                   batch * len(calls) / np.sum(calls))
+            for name, calls in latencies.items()}
 
 
 def main(argv=None):
@@ -82,20 +83,32 @@ def main(argv=None):
     parser.add_argument('--data', default=os.path.join(PipelineConfig().data, ecommerce.CSV_NAME),
                         help='a CSV of raw rows (default: the bundled data)')
     parser.add_argument('--batches', default='1,32,256', help='batch sizes, comma-separated')
-    parser.add_argument('--seconds', type=float, default=5.0, help='timed seconds per batch size')
+    parser.add_argument('--seconds', type=float, default=5.0,
+                        help='timed seconds per batch size and signature')
     args = parser.parse_args(argv)
     batch_sizes = [int(b) for b in args.batches.split(',')]
 
-    path = saved_model_dir(args.model)
-    serve = tf.saved_model.load(path).signatures['serving_default']
-    examples = serialized_examples(args.data, PipelineConfig(), max(batch_sizes) * 20)
+    try:
+        path = saved_model_dir(args.model)
+    except ValueError as e:
+        sys.exit(f'error: {e}')
+    loaded = tf.saved_model.load(path)
+    signatures = {name: loaded.signatures[name] for name in ('serving_default', RAW_SIGNATURE)}
+    count = max(batch_sizes) * 20
+    examples = serialized_examples(args.data, PipelineConfig(), count)
+    dtypes = signature_input_dtypes(signatures[RAW_SIGNATURE])
+    rows = csv_rows(args.data, dtypes)[:count]
     print(f'model: {path}')
     print(f'machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, '
           f'TensorFlow {tf.__version__}')
-    print('\n| batch | p50 ms | p99 ms | examples/s |\n|---:|---:|---:|---:|')
+    print('\n| signature | batch | p50 ms | p99 ms | examples/s |\n|---|---:|---:|---:|---:|')
     for batch in batch_sizes:
-        p50, p99, rate = measure(serve, examples, batch, args.seconds)
-        print(f'| {batch} | {p50:.2f} | {p99:.2f} | {rate:,.0f} |')
+        starts = range(0, len(examples) - batch + 1, batch)
+        inputs = {'serving_default': [{'examples': tf.constant(examples[i:i + batch])}
+                                      for i in starts],
+                  RAW_SIGNATURE: [instances_to_inputs(rows[i:i + batch], dtypes) for i in starts]}
+        for name, (p50, p99, rate) in measure(signatures, inputs, batch, args.seconds).items():
+            print(f'| {name} | {batch} | {p50:.2f} | {p99:.2f} | {rate:,.0f} |')
 
 
 if __name__ == '__main__':

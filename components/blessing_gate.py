@@ -21,7 +21,8 @@ import math
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
 from tfx import types
-from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.components.evaluator import executor as evaluator_executor
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
@@ -206,7 +207,12 @@ def write_verdict(model: types.Artifact, evaluation_uris: Dict[str, str], blesse
         os.path.join(blessing.uri, 'BLESSED' if blessed else 'NOT_BLESSED'), '')
 
 
-class Executor(base_executor.BaseExecutor):
+class Executor(evaluator_executor.Executor):
+    """An Evaluator's executor class only in name: TFX's KFP v2 container entrypoint rewrites the
+    `current_model_id` of an Evaluator executor's `blessing` into the model's artifact name, which
+    the compiled latest-blessed-model query matches (`name="{{...current_model_id}}"`). Without
+    it, the id there is the entrypoint's hash of that name and the second run on Kubeflow or
+    Vertex found no baseline (tests/test_kubeflow_executed.py). Local runs keep MLMD's ids."""
 
     def Do(self, input_dict, output_dict, exec_properties):
         tasks = json.loads(exec_properties['task_names'])
@@ -228,7 +234,8 @@ class BlessingGateSpec(types.ComponentSpec):
 
 class BlessingGate(base_component.BaseComponent):
     SPEC_CLASS = BlessingGateSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+    # A Beam executor spec because the executor's class is one (it runs no Beam pipeline).
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, model: types.BaseChannel, evaluations: Dict[str, types.BaseChannel],
                  change_tests: Optional[Dict[str, Dict]] = None):

@@ -2,7 +2,7 @@
 
 TFX's DistributionValidator rubber-stamps when it has no baseline statistics, but declares the
 baseline a required input, so that on a first run (nothing to compare with) the orchestrator fails
-it instead. This component is the same executor with the baseline optional, and
+it instead. This component is the same executor with the baseline optional (absent or empty), and
 `LatestIfAnyStrategy` resolves "the latest statistics, or none" without failing.
 """
 
@@ -13,6 +13,7 @@ from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestA
 from tfx.proto import distribution_validator_pb2
 from tfx.types import standard_artifacts, standard_component_specs as keys
 from tfx.types.component_spec import ChannelParameter
+from tfx.utils import proto_utils
 
 
 class LatestIfAnyStrategy(LatestArtifactStrategy):
@@ -29,9 +30,27 @@ class DriftValidatorSpec(keys.DistributionValidatorSpec):
                   type=standard_artifacts.ExampleStatistics, optional=True)}
 
 
+class Executor(executor.Executor):
+    """TFX's, with the inputs as a KFP v2 container hands them over (both found by
+    tests/test_kubeflow_executed.py): an input whose resolver found nothing is left out, where
+    TFX's executor looks the key up (a KeyError on a first run); and the config comes as the
+    JSON text of its proto, which TFX's executor reads as the proto a local run passes (an
+    AttributeError once there is a baseline)."""
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        config = exec_properties.get(keys.DISTRIBUTION_VALIDATOR_CONFIG_KEY)
+        if isinstance(config, str):
+            parsed = distribution_validator_pb2.DistributionValidatorConfig()
+            exec_properties = {**exec_properties,
+                               keys.DISTRIBUTION_VALIDATOR_CONFIG_KEY:
+                                   proto_utils.json_to_proto(config, parsed)}
+        return super().Do({keys.BASELINE_STATISTICS_KEY: [], **input_dict}, output_dict,
+                          exec_properties)
+
+
 class DriftValidator(base_component.BaseComponent):
     SPEC_CLASS = DriftValidatorSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, statistics: types.BaseChannel, baseline_statistics: types.BaseChannel,
                  config: distribution_validator_pb2.DistributionValidatorConfig):

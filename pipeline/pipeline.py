@@ -174,12 +174,13 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         history=history[0].outputs['blessings'] if history else None,
         reference_aucs=json.dumps(bayes_aucs(config) if history else {}, sort_keys=True),
     ).with_id(DASHBOARD_ID)
-    pusher = tfx.components.Pusher(
+    pusher = atomic_pusher.Pusher(
         model=trainer.outputs['model'],
         model_blessing=gate.outputs['blessing'],
+        # Its eval rows become the request example beside the pushed model.
+        examples=example_gen.outputs['examples'],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
-        custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor))
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

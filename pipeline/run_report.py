@@ -101,10 +101,26 @@ def _model_report(model_uri: str) -> Dict:
     return report
 
 
+# Where TF Serving listens for REST requests by default (--rest_api_port).
+TF_SERVING_REST = 'http://localhost:8501'
+
+
+def request_example(pushed_model: Optional[str], model_name: str) -> Optional[Dict]:
+    """A pushed model's REST request example, and the curl line that sends it to a TF Serving
+    that serves the serving directory as `model_name` (docs/serving.md)."""
+    if not pushed_model:
+        return None
+    path = os.path.join(pushed_model, atomic_pusher.REQUEST_EXAMPLE_FILE)
+    if not os.path.exists(path):
+        return None
+    return {'path': path,
+            'curl': f'curl -d @{path} {TF_SERVING_REST}/v1/models/{model_name}:predict'}
+
+
 def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
     """The newest run: node states, per-task metrics and verdicts, the trained model with what
-    decided it, the model it pushed or the serving version that already is that model, and the
-    dashboards' index page."""
+    decided it, the model it pushed (or the serving version that already is that model) with its
+    REST request example, and the dashboards' index page."""
     nodes = latest_run(sqlite_store(metadata_path), config.pipeline_name)
     tasks = {}
     gate = nodes.get(GATE_ID)
@@ -142,5 +158,7 @@ def summarize(metadata_path: str, config: PipelineConfig) -> Dict:
         dashboard_index = dashboard.outputs['dashboard'][0]['properties'].get('index')
     return {'nodes': {n: dataclasses.asdict(r) for n, r in nodes.items()}, 'tasks': tasks,
             'trained_model': trained_model, 'pushed_model': pushed,
-            'already_serving': already_serving, 'dashboard': dashboard_index,
+            'already_serving': already_serving,
+            'request_example': request_example(pushed or already_serving, config.pipeline_name),
+            'dashboard': dashboard_index,
             'bad_rows': _bad_rows(nodes)}

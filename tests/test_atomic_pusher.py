@@ -86,6 +86,10 @@ def test_an_unblessed_model_is_not_pushed(model_dir, tmp_path):
 def test_the_model_already_serving_is_not_pushed_again(model_dir, tmp_path):
     serving = tmp_path / 'serving'
     first = _push(model_dir, serving, tmp_path / 'first')
+    # A push beside the pipeline's examples also wrote a request example into the version.
+    with open(os.path.join(first.get_string_custom_property('pushed_destination'),
+                           atomic_pusher.REQUEST_EXAMPLE_FILE), 'w') as f:
+        f.write('{}')
     again = _push(model_dir, serving, tmp_path / 'again')
     assert again.get_int_custom_property('pushed') == 0
     assert again.get_string_custom_property(atomic_pusher.ALREADY_SERVING) == (

@@ -113,6 +113,19 @@ def test_baseline_comes_only_from_gate_blessings(compiled):
     assert f'metadata.{ALL_TASKS_BLESSED}.number_value=1' in blessing_filters[0]
 
 
+def test_parameters_come_in_the_form_kfp_2_and_vertex_send(compiled):
+    """Schema 2.1: constants that the KFP 2.x driver and Vertex AI put into the executor input's
+    parameterValues, which TFX's entrypoint reads only with the inputs spec argument."""
+    _, spec = compiled
+    assert spec.schema_version == '2.1.0'
+    for executor in _executors(spec).values():
+        if 'container' in executor:
+            assert '--json_serialized_inputs_spec_args' in executor['container']['args']
+    for name, task in spec.root.dag.tasks.items():
+        for key, parameter in task.inputs.parameters.items():
+            assert parameter.runtime_value.WhichOneof('value') == 'constant', (name, key)
+
+
 def test_no_path_of_this_machine_leaks(compiled):
     text, _ = compiled
     for local in (PROJECT_DIR, sys.prefix, os.path.expanduser('~') + '/', '/tmp/'):
@@ -139,7 +152,7 @@ def _module_paths(spec):
     for task in spec.root.dag.tasks.values():
         for key in ('run_fn', 'preprocessing_fn'):
             if key in task.inputs.parameters:
-                paths.add(task.inputs.parameters[key].runtime_value.constant_value.string_value)
+                paths.add(task.inputs.parameters[key].runtime_value.constant.string_value)
     return {p for p in paths if not p.startswith('tfx.')}
 
 

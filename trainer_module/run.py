@@ -1,9 +1,12 @@
 """The Trainer's `run_fn`: trains the MMOE on the transformed examples and exports a SavedModel.
 
-The SavedModel's signatures all take serialized raw `tf.Example`s (`examples`):
-- `serving_default`: the Transform graph, then the model; one output per task, named after it;
-- `transform_features`: the Transform graph alone (labels included), for TFMA;
-- `gate_weights`: each gate's weights over the experts, {task: [batch, num_experts]}.
+The SavedModel's signatures:
+- `serving_default`: serialized raw `tf.Example`s (`examples`) -> the Transform graph, then the
+  model; one output per task, named after it (TFMA and gRPC clients call it);
+- `serving_raw` (`RAW_SIGNATURE`): the same on one tensor per raw feature, by name, for JSON clients
+  such as TF Serving's REST API (trainer_module/serving.py);
+- `transform_features`: the Transform graph alone on `examples` (labels included), for TFMA;
+- `gate_weights`: each gate's weights over the experts on `examples`, {task: [batch, num_experts]}.
 
 Beside the SavedModel, `gate_report/` holds each task's mean gate weight per expert on the
 validation split (`gates.json`, `gates.png`): whether the tasks share experts or split them;
@@ -32,8 +35,9 @@ from trainer_module.expert_use import expert_use_report
 from trainer_module.feature_column import DenseFeat, feature_columns_from_transform
 from trainer_module.layers import TaskUncertainty
 from trainer_module.models import MMOE, OMoE, SharedBottom, gate_weights_model, has_gates
+from trainer_module.serving import parsed_features, raw_input_specs
 from trainer_module.settings import (GATE_REPORT_DIR, GATE_REPORT_FILE, PROGRESS_LOGGER,
-                                     PROVENANCE_FILE, TrainerSettings)
+                                     PROVENANCE_FILE, RAW_SIGNATURE, TrainerSettings)
 
 PROGRESS = logging.getLogger(PROGRESS_LOGGER)
 
@@ -409,11 +413,18 @@ def export_serving_model(model, tf_transform_output, settings: TrainerSettings, 
         outputs = model(model_inputs(transformed, feature_columns), training=False)
         return dict(zip(settings.task_names, outputs))
 
+    @tf.function(input_signature=[raw_input_specs(serving_spec, settings.dense_features)])
+    def serve_raw(features):
+        transformed = model.tft_layer(parsed_features(features, serving_spec))
+        outputs = model(model_inputs(transformed, feature_columns), training=False)
+        return dict(zip(settings.task_names, outputs))
+
     @tf.function(input_signature=[examples])
     def transform_features(serialized):
         return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
 
-    signatures = {'serving_default': serve, 'transform_features': transform_features}
+    signatures = {'serving_default': serve, RAW_SIGNATURE: serve_raw,
+                  'transform_features': transform_features}
     if has_gates(model):
         model.gates = gate_weights_model(model)
 

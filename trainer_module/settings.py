@@ -27,6 +27,8 @@ GATE_REPORT_FILE = 'gates.json'  # in GATE_REPORT_DIR: gate weights, gate use, e
 PROGRESS_LOGGER = 'mmoe.progress'
 # Inside the exported SavedModel (so in every pushed copy): what decided the model, as JSON.
 PROVENANCE_FILE = os.path.join('assets.extra', 'provenance.json')
+# The SavedModel's signature on raw feature values by name, for JSON clients (trainer_module/serving.py).
+RAW_SIGNATURE = 'serving_raw'
 
 
 @dataclasses.dataclass(frozen=True)

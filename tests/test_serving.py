@@ -1,0 +1,163 @@
+"""Serving for JSON clients: the pushed model's raw-features signature, the REST request example
+beside it and `python -m pipeline.predict`, on the shared small run's pushed model."""
+
+import csv
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.utils import io_utils
+
+from components.atomic_pusher import REQUEST_EXAMPLE_FILE
+from pipeline import predict
+from pipeline.config import PipelineConfig
+from trainer_module.serving import instances_to_inputs, signature_input_dtypes
+from trainer_module.settings import RAW_SIGNATURE
+
+ROWS = 64
+
+
+@pytest.fixture(scope='module')
+def pushed(default_runs):
+    """(the first run, its pushed SavedModel loaded)."""
+    first_run = default_runs[0]
+    return first_run, tf.saved_model.load(first_run.summary['pushed_model'])
+
+
+@pytest.fixture(scope='module')
+def eval_csv(small_data):
+    return os.path.join(small_data, 'eval', 'ecommerce.csv')
+
+
+@pytest.fixture(scope='module')
+def schema_types():
+    schema = io_utils.parse_pbtxt_file(PipelineConfig().schema, schema_pb2.Schema())
+    return {feature.name: feature.type for feature in schema.feature}
+
+
+def _example(instance, types):
+    """The tf.Example of a row-format instance, typed as the schema says: a NaN number is an
+    absent feature."""
+    feature = {}
+    for name, value in instance.items():
+        if isinstance(value, float) and math.isnan(value):
+            continue
+        if types[name] == schema_pb2.INT:
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+        elif types[name] == schema_pb2.FLOAT:
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+        else:
+            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _both_signatures(model, instances, types):
+    """({task: scores} of serving_default on the rows as tf.Examples, the same of RAW_SIGNATURE
+    on them in the row format)."""
+    raw = model.signatures[RAW_SIGNATURE]
+    by_examples = model.signatures['serving_default'](
+        examples=tf.constant([_example(instance, types) for instance in instances]))
+    by_rows = raw(**instances_to_inputs(instances, signature_input_dtypes(raw)))
+    return ({t: v.numpy() for t, v in by_examples.items()},
+            {t: v.numpy() for t, v in by_rows.items()})
+
+
+@pytest.mark.e2e
+def test_raw_signature_scores_as_serving_default(pushed, eval_csv, schema_types):
+    """The same rows, with unseen users and items and missing numbers, through both signatures."""
+    _, model = pushed
+    dtypes = signature_input_dtypes(model.signatures[RAW_SIGNATURE])
+    instances = predict.csv_rows(eval_csv, dtypes)[:ROWS]
+    for i, instance in enumerate(instances):
+        if i % 4 == 1:
+            instance.update(user_id=f'never-seen-user-{i}', item_id='never-seen-item')
+        if i % 4 == 2:
+            instance['price'] = math.nan
+        if i % 4 == 3:
+            instance.update(item_rating=math.nan, user_click_count=math.nan)
+    by_examples, by_rows = _both_signatures(model, instances, schema_types)
+    assert set(by_rows) == set(by_examples) == {'ctr', 'ctcvr'}
+    for task, scores in by_rows.items():
+        assert scores.shape == (ROWS, 1)
+        np.testing.assert_allclose(scores, by_examples[task], rtol=0, atol=1e-5, err_msg=task)
+    # Missing and unseen values changed the scores: they were read, not ignored.
+    untouched, _ = _both_signatures(model, predict.csv_rows(eval_csv, dtypes)[:ROWS],
+                                    schema_types)
+    assert np.abs(untouched['ctr'] - by_examples['ctr']).max() > 1e-4
+
+
+@pytest.mark.e2e
+def test_request_example_is_a_rest_body_that_scores_in_the_row_format(pushed, schema_types):
+    first_run, model = pushed
+    path = os.path.join(first_run.summary['pushed_model'], REQUEST_EXAMPLE_FILE)
+    with open(path) as f:
+        body = json.load(f)
+    assert body['signature_name'] == RAW_SIGNATURE
+    assert len(body['instances']) == 2
+    # TF Serving's row format: named inputs, every one in every instance, stacked per input.
+    by_examples, by_rows = _both_signatures(model, body['instances'], schema_types)
+    for task, scores in by_rows.items():
+        assert scores.shape == (2, 1) and np.all((scores >= 0) & (scores <= 1))
+        np.testing.assert_allclose(scores, by_examples[task], rtol=0, atol=1e-5)
+    # The run summary says how to send it.
+    assert first_run.summary['request_example'] == {
+        'path': path, 'curl': f'curl -d @{path} http://localhost:8501/v1/models/mmoe:predict'}
+    assert f'REST request:   curl -d @{path}' in first_run.stdout
+
+
+@pytest.mark.e2e
+def test_predict_writes_one_column_per_task(pushed, eval_csv, schema_types, tmp_path):
+    first_run, model = pushed
+    rows_csv = tmp_path / 'rows.csv'
+    with open(eval_csv) as f:
+        lines = f.readlines()[:6]
+    header = lines[0].strip().split(',')
+    cells = lines[2].strip().split(',')
+    cells[header.index('price')] = ''  # a missing number
+    lines[2] = ','.join(cells) + '\n'
+    rows_csv.write_text(''.join(lines))
+    scores_csv = tmp_path / 'scores.csv'
+    serving_dir = os.path.dirname(first_run.summary['pushed_model'])
+    assert predict.main(['--model', serving_dir, '--csv', str(rows_csv),
+                         '--output', str(scores_csv)]) == 0
+    with open(scores_csv) as f:
+        scored = list(csv.DictReader(f))
+    assert len(scored) == 5 and set(scored[0]) == {'ctr', 'ctcvr'}
+    dtypes = signature_input_dtypes(model.signatures[RAW_SIGNATURE])
+    by_examples, _ = _both_signatures(model, predict.csv_rows(str(rows_csv), dtypes),
+                                     schema_types)
+    for task in ('ctr', 'ctcvr'):
+        np.testing.assert_allclose([float(row[task]) for row in scored], by_examples[task][:, 0],
+                                   rtol=0, atol=1e-5)
+
+
+@pytest.mark.e2e
+def test_predict_reads_the_request_example(pushed, capsys):
+    first_run, _ = pushed
+    path = os.path.join(first_run.summary['pushed_model'], REQUEST_EXAMPLE_FILE)
+    assert predict.main(['--model', first_run.summary['pushed_model'], '--json', path]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] in ('ctr,ctcvr', 'ctcvr,ctr') and len(lines) == 3
+
+
+def test_the_row_format_names_what_an_instance_lacks():
+    dtypes = {'user_id': tf.string, 'price': tf.float64}
+    inputs = instances_to_inputs([{'user_id': 'u1', 'price': math.nan},
+                                  {'user_id': 'u2', 'price': 3}], dtypes)
+    assert inputs['price'].dtype == tf.float64 and math.isnan(inputs['price'][0])
+    with pytest.raises(ValueError, match="instance 1: missing named input 'price'"):
+        instances_to_inputs([{'user_id': 'u1', 'price': 1.0}, {'user_id': 'u2'}], dtypes)
+    with pytest.raises(ValueError, match=r"instance 0: \['device'\] are not inputs"):
+        instances_to_inputs([{'user_id': 'u1', 'price': 1.0, 'device': 'ios'}], dtypes)
+
+
+def test_predict_names_the_file_line_and_column_of_a_bad_value(tmp_path):
+    rows = tmp_path / 'rows.csv'
+    rows.write_text('user_id,price\nu1,3.5\nu2,cheap\n')
+    with pytest.raises(ValueError, match=r"rows.csv, line 3, column 'price': 'cheap' is not a "
+                                         'number'):
+        predict.csv_rows(str(rows), {'user_id': tf.string, 'price': tf.float64})

@@ -1,0 +1,124 @@
+"""The raw-features serving signature (`RAW_SIGNATURE`) and TF Serving's row format around it.
+
+`serving_default` takes serialized tf.Examples: TFMA's Evaluators and gRPC clients use it, and it
+reads any feature a tf.Example may lack. A JSON client (TF Serving's REST API) would have to build
+and base64-encode those protos; `RAW_SIGNATURE` takes one [batch] tensor per raw feature instead,
+in the schema's types: categorical features as the schema has them (strings, or integers such as
+`hour`), dense features as float64 numbers where NaN marks a missing value (TF Serving's REST API
+accepts `NaN` in a request). It rebuilds exactly what `tf.io.parse_example` would have given for
+the same rows (a missing value is an absent one), so both signatures run the same Transform graph
+on the same input and give the same scores.
+
+TF Serving's row format (`{"instances": [{feature: value, ...}, ...]}`) names every input in every
+instance and stacks each input's values into one tensor of the signature's dtype;
+`instances_to_inputs` does the same, so `pipeline.predict` and the tests score a REST body as the
+server would.
+"""
+
+import math
+from typing import Dict, List, Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from trainer_module.settings import RAW_SIGNATURE
+
+# The dtype of dense features in RAW_SIGNATURE: any JSON number, NaN where missing; an integer
+# feature's values are exact up to 2**53.
+DENSE_DTYPE = tf.float64
+
+
+def raw_input_specs(raw_spec: Mapping, dense_features) -> Dict[str, tf.TensorSpec]:
+    """RAW_SIGNATURE's inputs for the (label-free) raw feature spec `raw_spec`: {name: [batch]}."""
+    specs = {}
+    for name, spec in raw_spec.items():
+        if not isinstance(spec, (tf.io.VarLenFeature, tf.io.FixedLenFeature)) or (
+                isinstance(spec, tf.io.FixedLenFeature) and spec.shape not in ([], [1], (), (1,))):
+            raise ValueError(f'feature {name!r}: {spec} is not a single value per row, which '
+                             f'{RAW_SIGNATURE} takes')
+        dtype = DENSE_DTYPE if name in dense_features else spec.dtype
+        specs[name] = tf.TensorSpec([None], dtype, name=name)
+    return specs
+
+
+def parsed_features(inputs: Mapping[str, tf.Tensor], raw_spec: Mapping) -> Dict:
+    """RAW_SIGNATURE's inputs -> what tf.io.parse_example(rows, raw_spec) gives for the same rows:
+    a dense NaN is an absent value."""
+    parsed = {}
+    batch = tf.shape(next(iter(inputs.values())), out_type=tf.int64)[0]
+    dense_shape = tf.stack([batch, 1])
+    # [row, 0] for every row: the indices of a feature that no row lacks.
+    every_row = tf.stack([tf.range(batch), tf.zeros([batch], tf.int64)], axis=1)
+    for name, spec in raw_spec.items():
+        values = inputs[name]
+        if isinstance(spec, tf.io.VarLenFeature):
+            if values.dtype.is_floating:
+                present = tf.logical_not(tf.math.is_nan(values))
+                parsed[name] = tf.SparseTensor(
+                    indices=tf.boolean_mask(every_row, present),
+                    values=tf.cast(tf.boolean_mask(values, present), spec.dtype),
+                    dense_shape=dense_shape)
+            else:
+                parsed[name] = tf.SparseTensor(every_row, tf.cast(values, spec.dtype),
+                                               dense_shape)
+        else:
+            # A FixedLenFeature: a missing value is its default (without one, parse_example fails).
+            if values.dtype.is_floating and spec.default_value is not None:
+                values = tf.where(tf.math.is_nan(values),
+                                  tf.cast(tf.reshape(spec.default_value, []), values.dtype), values)
+            parsed[name] = tf.reshape(tf.cast(values, spec.dtype), [-1, *spec.shape])
+    return parsed
+
+
+def signature_input_dtypes(signature) -> Dict[str, tf.DType]:
+    """{input name: dtype} of a loaded signature (a ConcreteFunction)."""
+    return {name: spec.dtype for name, spec in signature.structured_input_signature[1].items()}
+
+
+def instances_to_inputs(instances: List[Mapping], dtypes: Mapping[str, tf.DType]
+                        ) -> Dict[str, tf.Tensor]:
+    """TF Serving's row format: every instance names every input; each input's values, stacked in
+    instance order, become one tensor of the signature's dtype."""
+    if not isinstance(instances, list) or not instances:
+        raise ValueError('"instances" must be a non-empty list of objects')
+    columns = {name: [] for name in dtypes}
+    for index, instance in enumerate(instances):
+        if not isinstance(instance, Mapping):
+            raise ValueError(f'instance {index}: expected an object of named inputs, got '
+                             f'{instance!r}')
+        unknown = sorted(set(instance) - set(dtypes))
+        if unknown:
+            raise ValueError(f'instance {index}: {unknown} are not inputs of the signature')
+        for name in dtypes:
+            if name not in instance:
+                raise ValueError(f'instance {index}: missing named input {name!r}')
+            columns[name].append(instance[name])
+    inputs = {}
+    for name, dtype in dtypes.items():
+        try:
+            inputs[name] = tf.constant(columns[name], dtype)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f'input {name!r}: values {columns[name][:5]} are not of type '
+                             f'{dtype.name}: {e}') from None
+    return inputs
+
+
+def example_to_instance(example: tf.train.Example, dtypes: Mapping[str, tf.DType]) -> Dict:
+    """A raw tf.Example as a row-format instance of RAW_SIGNATURE (NaN for a missing number)."""
+    instance = {}
+    for name, dtype in dtypes.items():
+        feature = example.features.feature.get(name)
+        kind = feature.WhichOneof('kind') if feature is not None else None
+        values = list(getattr(feature, kind).value) if kind else []
+        if not values:
+            if not dtype.is_floating:
+                raise ValueError(f'feature {name!r} is missing, and only numbers may be')
+            instance[name] = math.nan
+        elif kind == 'bytes_list':
+            instance[name] = values[0].decode('utf-8')
+        elif kind == 'int64_list':
+            instance[name] = int(values[0])
+        else:
+            # A float32's shortest decimal: the same float32 again once the signature casts it.
+            instance[name] = float(str(np.float32(values[0])))
+    return instance
