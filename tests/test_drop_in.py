@@ -11,6 +11,7 @@ import pytest
 # trainer_module sets TF_USE_LEGACY_KERAS=1 before DeepCTR's import first reads `tf.keras`.
 import trainer_module  # noqa: F401
 from pipeline.config import PROJECT_DIR
+from pipeline.datasets import census
 
 SCRIPT = os.path.join(PROJECT_DIR, 'examples', 'census_mmoe.py')
 CENSUS_SAMPLE = os.path.join(PROJECT_DIR, '..', 'shared', 'data', 'census-income.sample')
@@ -18,7 +19,32 @@ IMPORTS = {'from trainer_module.feature_column import': 'from deepctr.feature_co
            'from trainer_module.models import': 'from deepctr.models import'}
 
 
-def run_script(tmp_path, package):
+@pytest.fixture(scope='module')
+def census_sample(tmp_path_factory):
+    """The census-income sample DeepCTR ships (in ../shared/data), or, where it is absent, 200 rows
+    of its layout drawn at random: a row id, then the 42 UCI fields."""
+    if os.path.exists(CENSUS_SAMPLE):
+        return CENSUS_SAMPLE
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(200):
+        fields = [str(i)]
+        for name in census.COLUMNS:
+            if name in census.DENSE or name == 'instance_weight':
+                fields.append(str(rng.integers(0, 100)))
+            elif name == 'income_50k':
+                fields.append('50000+.' if rng.random() < 0.25 else '- 50000.')
+            elif name == 'marital_stat':
+                fields.append('Never married' if rng.random() < 0.4 else 'Divorced')
+            else:
+                fields.append(f'{name}-{rng.integers(0, 4)}')
+        lines.append(', '.join(fields))
+    path = tmp_path_factory.mktemp('census') / 'census-income.sample'
+    path.write_text('\n'.join(lines) + '\n')
+    return str(path)
+
+
+def run_script(tmp_path, package, sample):
     """The script's globals after it ran on the census sample, its imports from `package`."""
     with open(SCRIPT) as f:
         source = f.read()
@@ -29,18 +55,16 @@ def run_script(tmp_path, package):
     script = tmp_path / f'census_mmoe_{package}.py'
     script.write_text(source)
     argv = sys.argv
-    sys.argv = [str(script), CENSUS_SAMPLE]
+    sys.argv = [str(script), sample]
     try:
         return runpy.run_path(str(script), run_name='__main__')
     finally:
         sys.argv = argv
 
 
-@pytest.mark.skipif(not os.path.exists(CENSUS_SAMPLE),
-                    reason=f'the census sample is not at {CENSUS_SAMPLE}')
 @pytest.mark.parametrize('package', ['trainer_module', 'deepctr'])
-def test_deepctr_script_runs_with_its_imports_changed(tmp_path, package):
-    result = run_script(tmp_path, package)
+def test_deepctr_script_runs_with_its_imports_changed(tmp_path, package, census_sample):
+    result = run_script(tmp_path, package, census_sample)
     assert type(result['model']).__module__.startswith('tf_keras')
     assert result['MMOE'].__module__ == f'{package}.models' or (
         package == 'deepctr' and result['MMOE'].__module__.startswith('deepctr.models'))
