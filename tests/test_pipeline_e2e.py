@@ -331,9 +331,9 @@ def test_history_shows_both_runs_the_serving_model_and_the_bayes_auc(default_run
     assert '<td class="name">blessed</td>' in rows[0]
     assert '<td class="name fail">refused: auc = ' in rows[1]
     assert all(row.endswith('<td class="name">serving</td>') for row in rows)
-    # gate run, time, model, AUC, its change from the baseline (none: no baseline), ...
+    # time, model, AUC, its change from the baseline (none: no baseline), ...
     cells = re.findall(r'<td[^>]*>(.*?)</td>', rows[1])
-    assert cells[3].startswith('0.') and cells[4] == '', cells
+    assert cells[2].startswith('0.') and cells[3] == '', cells
     with open(os.path.join(small_data, 'eval', 'bayes_auc.json')) as f:
         bayes = json.load(f)['bayes_auc']['ctr']['expected']
     plot = re.search(r'<div id="history-plot">(.*?)</div>', text, re.S).group(1)
