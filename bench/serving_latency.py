@@ -27,7 +27,7 @@ from tfx.utils import io_utils
 from pipeline.config import PipelineConfig
 from pipeline.datasets import ecommerce
 from pipeline.predict import csv_rows, saved_model_dir
-from trainer_module.serving import instances_to_inputs, signature_input_dtypes
+from trainer_module.serving import instances_to_inputs, row_to_example, signature_input_dtypes
 from trainer_module.settings import RAW_SIGNATURE
 
 
@@ -36,21 +36,7 @@ def serialized_examples(csv_path: str, config: PipelineConfig, rows: int) -> np.
     schema = io_utils.parse_pbtxt_file(config.schema, schema_pb2.Schema())
     types = {feature.name: feature.type for feature in schema.feature}
     frame = pd.read_csv(csv_path, nrows=rows).drop(columns=list(config.label_columns))
-    examples = []
-    for record in frame.to_dict('records'):
-        feature = {}
-        for name, value in record.items():
-            if pd.isna(value):
-                continue
-            if types[name] == schema_pb2.INT:
-                feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
-            elif types[name] == schema_pb2.FLOAT:
-                feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
-            else:
-                feature[name] = tf.train.Feature(
-                    bytes_list=tf.train.BytesList(value=[str(value).encode()]))
-        examples.append(tf.train.Example(
-            features=tf.train.Features(feature=feature)).SerializeToString())
+    examples = [row_to_example(record, types) for record in frame.to_dict('records')]
     return np.array(examples, dtype=object)
 
 

@@ -15,7 +15,7 @@ from tfx.utils import io_utils
 from components.atomic_pusher import REQUEST_EXAMPLE_FILE
 from pipeline import predict
 from pipeline.config import PipelineConfig
-from trainer_module.serving import instances_to_inputs, signature_input_dtypes
+from trainer_module.serving import instances_to_inputs, row_to_example, signature_input_dtypes
 from trainer_module.settings import RAW_SIGNATURE
 
 ROWS = 64
@@ -39,28 +39,12 @@ def schema_types():
     return {feature.name: feature.type for feature in schema.feature}
 
 
-def _example(instance, types):
-    """The tf.Example of a row-format instance, typed as the schema says: a NaN number is an
-    absent feature."""
-    feature = {}
-    for name, value in instance.items():
-        if isinstance(value, float) and math.isnan(value):
-            continue
-        if types[name] == schema_pb2.INT:
-            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
-        elif types[name] == schema_pb2.FLOAT:
-            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
-        else:
-            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
 def _both_signatures(model, instances, types):
     """({task: scores} of serving_default on the rows as tf.Examples, the same of RAW_SIGNATURE
     on them in the row format)."""
     raw = model.signatures[RAW_SIGNATURE]
     by_examples = model.signatures['serving_default'](
-        examples=tf.constant([_example(instance, types) for instance in instances]))
+        examples=tf.constant([row_to_example(instance, types) for instance in instances]))
     by_rows = raw(**instances_to_inputs(instances, signature_input_dtypes(raw)))
     return ({t: v.numpy() for t, v in by_examples.items()},
             {t: v.numpy() for t, v in by_rows.items()})

@@ -20,6 +20,7 @@ from typing import Dict, List, Mapping
 
 import numpy as np
 import tensorflow as tf
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from trainer_module.settings import RAW_SIGNATURE
 
@@ -122,3 +123,21 @@ def example_to_instance(example: tf.train.Example, dtypes: Mapping[str, tf.DType
             # A float32's shortest decimal: the same float32 again once the signature casts it.
             instance[name] = float(str(np.float32(values[0])))
     return instance
+
+
+def row_to_example(row: Mapping, types: Mapping[str, int]) -> bytes:
+    """The serialized tf.Example of a raw row {feature: value}, each value typed as `types` says
+    (the schema's FeatureType: INT, FLOAT, else BYTES); a missing value (None or NaN) is an absent
+    feature, as an empty CSV cell is."""
+    feature = {}
+    for name, value in row.items():
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if types[name] == schema_pb2.INT:
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+        elif types[name] == schema_pb2.FLOAT:
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+        else:
+            feature[name] = tf.train.Feature(
+                bytes_list=tf.train.BytesList(value=[str(value).encode()]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
