@@ -2,7 +2,7 @@
 the paper's first task group (income over 50K, never married), several seeds each.
 
     python -m pipeline.experiments.census_table --input ../shared/data/census-income.test.gz \\
-        --out /tmp/census_table                       # 5 seeds: about 30 min on 2 cores
+        --out /tmp/census_table                       # 5 seeds: 37 min on 2 busy cores
 
 1. Converts the UCI file (`pipeline.datasets.census`) and runs the pipeline once on it with the
    census config (`local_runner.py`): ExampleGen splits the rows 8:1:1 by hash into train,
