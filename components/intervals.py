@@ -32,6 +32,8 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2, metrics_for_slice_pb2
 from tensorflow_model_analysis.utils import model_util
 
+from components.grouped_evaluation import labels_and_predictions
+
 SUFFIX = '_interval'
 # The metric each task type is gated on, as TFMA names it, and the metrics given an interval.
 GATED_METRIC = {'binary': 'auc', 'regression': 'mean_squared_error'}
@@ -185,43 +187,38 @@ class Intervals(metric_types.Metric):
 
 
 class _LabelsAndPredictions(metric_types.Preprocessor):
-    """Per example: ([labels], [candidate predictions], [baseline predictions]). TFMA runs
-    preprocessors once per example, before it fans the examples out to their slices: reading
-    labels and predictions here (about 0.4 ms per model and example) is not repeated per slice."""
+    """Per extract (one example or a group of them): (labels, candidate predictions, baseline
+    predictions), arrays. TFMA runs preprocessors once per extract, before it fans the extracts
+    out to their slices: reading labels and predictions here is not repeated per slice."""
 
     def __init__(self, eval_config, model_name, baseline_name, output_name):
         super().__init__(name=f'_intervals_inputs_{model_name}_{baseline_name}_{output_name}')
         self._eval_config, self._output_name = eval_config, output_name
         self._model_name, self._baseline_name = model_name, baseline_name
 
-    def _values(self, inputs, model_name):
-        return [(float(label), float(prediction))
-                for label, prediction, _ in metric_util.to_label_prediction_example_weight(
-                    inputs, eval_config=self._eval_config, model_name=model_name,
-                    output_name=self._output_name, flatten=True)]
-
     def process(self, extracts):
         inputs = metric_util.to_standard_metric_inputs(extracts)
-        candidate = self._values(inputs, self._model_name)
-        baseline = (self._values(inputs, self._baseline_name)
-                    if self._baseline_name is not None else [])
-        yield ([label for label, _ in candidate], [prediction for _, prediction in candidate],
-               [prediction for _, prediction in baseline])
+        labels, candidate, _ = labels_and_predictions(inputs, self._eval_config,
+                                                      self._model_name, self._output_name)
+        baseline = (labels_and_predictions(inputs, self._eval_config, self._baseline_name,
+                                           self._output_name)[1]
+                    if self._baseline_name is not None else np.zeros(0))
+        yield labels, candidate, baseline
 
 
 class _IntervalsCombiner(beam.CombineFn):
-    """Collects (label, candidate prediction, baseline prediction) per example."""
+    """Collects the labels, candidate and baseline predictions of a slice's extracts."""
 
     def __init__(self, keys, task_type, confidence, has_baseline):
         self._keys, self._task_type, self._confidence = keys, task_type, confidence
         self._has_baseline = has_baseline
 
-    def create_accumulator(self) -> List[List[float]]:
+    def create_accumulator(self) -> List[List[np.ndarray]]:
         return [[], [], []]
 
     def add_input(self, accumulator, element):
         for column, values in zip(accumulator, element):
-            column.extend(values)
+            column.append(values)
         return accumulator
 
     def merge_accumulators(self, accumulators):
@@ -231,8 +228,12 @@ class _IntervalsCombiner(beam.CombineFn):
                 column.extend(values)
         return result
 
+    def compact(self, accumulator):
+        return [[np.concatenate(column)] if column else [] for column in accumulator]
+
     def extract_output(self, accumulator) -> Dict[metric_types.MetricKey, object]:
-        labels, candidate, baseline = (np.asarray(column) for column in accumulator)
+        labels, candidate, baseline = (np.concatenate(column) if column else np.zeros(0)
+                                       for column in accumulator)
         computed = intervals(self._task_type, labels, candidate,
                              baseline if self._has_baseline else None, self._confidence)
         # A BoundedValue is written as the value with TFMA's `confidence_interval`.

@@ -7,13 +7,24 @@ from typing import Dict
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
-from components import intervals
+from components import grouped_evaluation, intervals
 from pipeline.config import PipelineConfig, Task
 from pipeline.datasets import ecommerce
 
 BINARY_METRICS = ('ExampleCount', 'AUCPrecisionRecall', 'BinaryCrossentropy', 'Calibration',
                   'MeanLabel', 'MeanPrediction', 'CalibrationPlot', 'ConfusionMatrixPlot')
 REGRESSION_METRICS = ('ExampleCount', 'MeanAbsoluteError', 'MeanLabel', 'MeanPrediction')
+# The metrics above whose TFMA (or Keras) class reads one example per extract; the Evaluators give
+# their metrics groups of examples (components/grouped_evaluation.py).
+_GROUPED = {'ExampleCount': grouped_evaluation.GroupedExampleCount,
+            'BinaryCrossentropy': grouped_evaluation.GroupedBinaryCrossentropy}
+
+
+def _metric(name: str) -> tfma.MetricConfig:
+    if name in _GROUPED:
+        return tfma.MetricConfig(class_name=_GROUPED[name].__name__,
+                                 module=grouped_evaluation.__name__)
+    return tfma.MetricConfig(class_name=name)
 
 
 def evaluator_id(task_name: str) -> str:
@@ -69,7 +80,7 @@ def eval_config(config: PipelineConfig, task: Task) -> tfma.EvalConfig:
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[feature])
                                               for feature in config.slice_features],
         metrics_specs=[tfma.MetricsSpec(
-            metrics=[tfma.MetricConfig(class_name=name) for name in other_metrics]
+            metrics=[_metric(name) for name in other_metrics]
             + [_gated_metric(task), _intervals(task)])])
 
 

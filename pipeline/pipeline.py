@@ -8,7 +8,7 @@ from tfx import v1 as tfx
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
-from components import atomic_pusher, csv_example_gen, trainer_executor
+from components import atomic_pusher, csv_example_gen, grouped_evaluation, trainer_executor
 from components.anomaly_check import AnomalyCheck
 from components.baseline_resolver import (BLESSING_KEY, CANDIDATE_KEY, MODEL_KEY,
                                           LatestBlessedOtherModelStrategy)
@@ -154,6 +154,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
             schema=schema_gen.outputs['schema'],
             eval_config=eval_config(config, task),
             example_splits=[EVAL],
+            # TFMA's extractors, with groups of examples instead of single ones after the model.
+            module_path=grouped_evaluation.__name__,
         ).with_id(evaluator_id(task.name))
         for task in config.tasks
     ]

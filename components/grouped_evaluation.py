@@ -1,0 +1,236 @@
+"""The Evaluators' TFMA extractors and metrics, on groups of examples instead of one at a time.
+
+TFMA 0.47 runs the model on batches, then unbatches the predictions into one extract per example
+and slices those; every metric then adds the examples one by one in Python, through several layers
+of lookups per example, slice and metric: about 1 ms per example and slice, 700 eval rows/s on 2
+cores, where the model scores tens of thousands.
+
+Here the extractors up to the predictions are TFMA's own (batched); `SliceGroups` then splits each
+batch into groups of examples that belong to the same slices, and passes on one extract per group,
+whose labels and predictions are arrays over its examples. The per-example cost of TFMA's machinery
+(unbatching, slicing, the combiners' lookups) is paid once per group. The metrics see the same
+examples: TFMA's metrics built on its calibration histogram (AUC, AUCPrecisionRecall, Calibration,
+the calibration and confusion-matrix plots) and on weighted labels and predictions (MeanLabel,
+MeanPrediction), and its regression errors, flatten an extract's arrays into one value per example.
+Two that do not are replaced, under their TFMA names: TFMA's ExampleCount counts extracts, and the
+Keras BinaryCrossentropy pads the arrays of a batch of extracts to one length.
+
+The Evaluator finds `custom_extractors` through its `module_path` (this module).
+"""
+
+import collections
+from typing import Dict, Iterable, List, Optional
+
+import apache_beam as beam
+import numpy as np
+import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.api import types
+from tensorflow_model_analysis.extractors import (extractor, slice_key_extractor,
+                                                  unbatch_extractor)
+from tensorflow_model_analysis.metrics import metric_types, metric_util
+from tensorflow_model_analysis.proto import config_pb2
+from tensorflow_model_analysis.slicer import slicer_lib
+
+# What a group's extract carries: what TFMA's metrics read.
+_KEPT = (tfma.LABELS_KEY, tfma.PREDICTIONS_KEY, tfma.EXAMPLE_WEIGHTS_KEY)
+
+
+def custom_extractors(eval_shared_model, eval_config: config_pb2.EvalConfig,
+                      tensor_adapter_config) -> List[extractor.Extractor]:
+    """TFMA's default extractors with its per-example stages (unbatching, slice keys) replaced by
+    `SliceGroups`. Called by TFX's Evaluator."""
+    kept = [stage for stage in tfma.default_extractors(
+                eval_shared_model=eval_shared_model, eval_config=eval_config,
+                tensor_adapter_config=tensor_adapter_config)
+            if stage.stage_name not in (unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME,
+                                        slice_key_extractor.SLICE_KEY_EXTRACTOR_STAGE_NAME)]
+    return kept + [SliceGroups(eval_config)]
+
+
+def SliceGroups(eval_config: config_pb2.EvalConfig) -> extractor.Extractor:  # pylint: disable=invalid-name
+    """Batched extracts -> one extract per group of a batch's examples that share their slices."""
+    if eval_config.cross_slicing_specs or any(spec.slice_keys_sql
+                                              for spec in eval_config.slicing_specs):
+        raise ValueError('grouped evaluation slices on features only: the eval config has cross '
+                         'or SQL slicing specs')
+    specs = [slicer_lib.SingleSliceSpec(spec=spec) for spec in eval_config.slicing_specs] or [
+        slicer_lib.SingleSliceSpec()]
+    features = sorted({name for spec in eval_config.slicing_specs for name in spec.feature_keys}
+                      | {name for spec in eval_config.slicing_specs
+                         for name in spec.feature_values})
+    # TFMA's metrics evaluator runs after the stage of this name.
+    return extractor.Extractor(stage_name=slice_key_extractor.SLICE_KEY_EXTRACTOR_STAGE_NAME,
+                               ptransform=beam.ParDo(_SliceGroupsFn(specs, features)))
+
+
+def _row_values(value, rows: int, name: str) -> List[tuple]:
+    """A batched feature -> each row's values, as a tuple (empty where the row has none)."""
+    if isinstance(value, types.VarLenTensorValue):
+        per_row = [[] for _ in range(rows)]
+        for row, item in zip(value.indices[:, 0].tolist(), value.values.tolist()):
+            per_row[row].append(item)
+        return [tuple(values) for values in per_row]
+    if isinstance(value, np.ndarray) and value.shape[:1] == (rows,):
+        return [tuple(np.ravel(item).tolist()) for item in value]
+    raise ValueError(f'slice feature {name!r}: cannot read it row by row from {type(value)}')
+
+
+def _dense(value, rows: int, what: str):
+    """A batched value with one entry per row, as an array with the batch first."""
+    if value is None or isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, dict):
+        return {key: _dense(item, rows, f'{what}[{key!r}]') for key, item in value.items()}
+    if isinstance(value, types.VarLenTensorValue):
+        if len(value.values) == rows and np.array_equal(value.indices[:, 0], np.arange(rows)):
+            return value.values
+        raise ValueError(f'{what}: {rows - len(np.unique(value.indices[:, 0]))} of {rows} eval '
+                         'examples have no value, or some have several')
+    return np.asarray(value)
+
+
+def _take(value, rows: np.ndarray):
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {key: _take(item, rows) for key, item in value.items()}
+    return value[rows]
+
+
+class _SliceGroupsFn(beam.DoFn):
+
+    def __init__(self, specs: List[slicer_lib.SingleSliceSpec], features: List[str]):
+        self._specs = specs
+        self._features = features
+
+    def process(self, batch: types.Extracts) -> Iterable[types.Extracts]:
+        rows = len(batch[tfma.INPUT_KEY])
+        kept = {key: _dense(batch.get(key), rows, key) for key in _KEPT}
+        raw = batch.get(tfma.FEATURES_KEY) or {}
+        columns = [_row_values(raw[name], rows, name) if name in raw else [()] * rows
+                   for name in self._features]
+        groups = collections.defaultdict(list)
+        for row, key in enumerate(zip(*columns) if columns else [()] * rows):
+            groups[key].append(row)
+        for key, members in groups.items():
+            features = {name: np.array(values) for name, values in zip(self._features, key)
+                        if values}
+            slice_keys = set(slicer_lib.get_slices_for_features_dicts([], features, self._specs))
+            members = np.asarray(members)
+            group = {name: _take(value, members) for name, value in kept.items()}
+            group[tfma.SLICE_KEY_TYPES_KEY] = slicer_lib.slice_keys_to_numpy_array(
+                list(slice_keys))
+            yield group
+
+
+def labels_and_predictions(element: metric_types.StandardMetricInputs, eval_config,
+                           model_name: str = '', output_name: str = '',
+                           example_weighted: bool = False):
+    """An extract's labels, predictions and example weights (one per example, whether the extract
+    holds one example or a group) as float64 arrays."""
+    (label, prediction, weight), = metric_util.to_label_prediction_example_weight(
+        element, eval_config=eval_config, model_name=model_name, output_name=output_name,
+        example_weighted=example_weighted, flatten=False, squeeze=False)
+    label = np.asarray(label, np.float64).ravel()
+    prediction = np.asarray(prediction, np.float64).ravel()
+    weight = np.asarray(weight, np.float64).ravel()
+    return label, prediction, np.broadcast_to(weight, prediction.shape)
+
+
+class _WeightedSums(beam.CombineFn):
+    """Sums `terms(labels, predictions, weights)` (a tuple of arrays, one value per example),
+    weighted, and the weights, over a slice's extracts of any size."""
+
+    def __init__(self, key: metric_types.MetricKey, eval_config, terms, finish):
+        self._key, self._eval_config = key, eval_config
+        self._terms, self._finish = terms, finish
+
+    def create_accumulator(self):
+        return np.zeros(2)
+
+    def add_input(self, accumulator, element):
+        key = self._key
+        label, prediction, weight = labels_and_predictions(
+            element, self._eval_config, key.model_name, key.output_name, key.example_weighted)
+        accumulator += (np.dot(self._terms(label, prediction), weight), np.sum(weight))
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        return np.sum(list(accumulators), axis=0)
+
+    def extract_output(self, accumulator) -> Dict[metric_types.MetricKey, float]:
+        return {self._key: self._finish(*accumulator)}
+
+
+def _sum_computations(name: str, terms, finish, eval_config, model_names, output_names,
+                      example_weighted) -> metric_types.MetricComputations:
+    computations = []
+    for model_name in model_names or ['']:
+        for output_name in output_names or ['']:
+            key = metric_types.MetricKey(name=name, model_name=model_name,
+                                         output_name=output_name,
+                                         example_weighted=example_weighted)
+            computations.append(metric_types.MetricComputation(
+                keys=[key], preprocessors=None,
+                combiner=_WeightedSums(key, eval_config, terms, finish)))
+    return computations
+
+
+def _count_terms(label, prediction):
+    del label
+    return np.ones_like(prediction)
+
+
+def _count(total, weights):
+    del weights
+    return float(total)
+
+
+class GroupedExampleCount(metric_types.Metric):
+    """TFMA's `example_count` (the examples, or their weights when example-weighted), counting
+    the examples in each extract, not the extracts."""
+
+    def __init__(self, name: str = 'example_count'):
+        super().__init__(self._computations, name=name)
+
+    @staticmethod
+    def _computations(name: str, eval_config: Optional[config_pb2.EvalConfig] = None,
+                      model_names: Optional[List[str]] = None,
+                      output_names: Optional[List[str]] = None,
+                      example_weighted: bool = False) -> metric_types.MetricComputations:
+        return _sum_computations(name, _count_terms, _count, eval_config, model_names,
+                                 output_names, example_weighted)
+
+
+# Keras' clipping of probabilities (tf_keras.backend.epsilon()).
+_EPSILON = 1e-7
+
+
+def _cross_entropy_terms(label, prediction):
+    prediction = np.clip(prediction, _EPSILON, 1 - _EPSILON)
+    return -(label * np.log(prediction + _EPSILON)
+             + (1 - label) * np.log(1 - prediction + _EPSILON))
+
+
+def _mean(total, weights):
+    return float(total / weights) if weights else float('nan')
+
+
+class GroupedBinaryCrossentropy(metric_types.Metric):
+    """The Keras metric `binary_crossentropy` (predicted probabilities, clipped as Keras clips
+    them), averaged over the examples of all extracts."""
+
+    def __init__(self, name: str = 'binary_crossentropy'):
+        super().__init__(self._computations, name=name)
+
+    @staticmethod
+    def _computations(name: str, eval_config: Optional[config_pb2.EvalConfig] = None,
+                      model_names: Optional[List[str]] = None,
+                      output_names: Optional[List[str]] = None,
+                      example_weighted: bool = False) -> metric_types.MetricComputations:
+        return _sum_computations(name, _cross_entropy_terms, _mean, eval_config, model_names,
+                                 output_names, example_weighted)
+
+
+metric_types.register_metric(GroupedExampleCount)
+metric_types.register_metric(GroupedBinaryCrossentropy)
