@@ -17,7 +17,9 @@ eval split), training examples per second (steps run x batch over the Trainer's 
 includes its evaluations and export), the peak resident memory of the runner and all its child
 processes, and each task's AUC beside the Bayes AUC the generator reports (the AUC of the true
 probabilities: no model can beat it). It writes `scaling.csv` and `scaling.png` (seconds against
-rows and against columns, log-log, a line per component) under --out.
+rows and against columns, log-log, a line per component) under --out. Last it prints the data
+path's goals that its runs can check (Transform on the 80-column width run; rates, time, memory and
+AUCs at 1M rows; memory and growth from 1M at 5M), with what it measured and whether each is met.
 """
 
 import argparse
@@ -208,6 +210,55 @@ def print_table(results):
             f'{r["auc"][task]:.4f} ({r["bayes auc"][task]:.4f})' for r in results) + ' |')
 
 
+# The goals of the data path (issue 16), checked on the runs that have the sizes they name.
+GOAL_WIDTH = (1000, 80, 30.0)  # rows, columns, most Transform seconds
+GOAL_1M = {'Transform rows/s': 20_000, 'Evaluator rows/s': 5_000, 'whole run s': 480,
+           'peak memory GB': 4.0, 'AUC below Bayes': 0.02}
+GOAL_5M_MEMORY_GB = 6.0
+
+
+def goals(results):
+    """[(goal, measured, met)] for the goals whose runs are among `results`."""
+    checks = []
+    by_size = {(r['rows'], r['columns']): r for r in results}
+    width = by_size.get(GOAL_WIDTH[:2])
+    if width:
+        seconds = width['components']['Transform']
+        checks.append((f'Transform on {GOAL_WIDTH[0]:,} rows x {GOAL_WIDTH[1]} columns <= '
+                       f'{GOAL_WIDTH[2]:.0f} s', f'{seconds:.1f} s', seconds <= GOAL_WIDTH[2]))
+    million = by_size.get((1_000_000, NARROW_COLUMNS))
+    if million:
+        transform = million['rates']['Transform rows/s']
+        checks.append((f'1M: Transform >= {GOAL_1M["Transform rows/s"]:,} rows/s',
+                       f'{transform:,.0f}', transform >= GOAL_1M['Transform rows/s']))
+        for rate, value in million['rates'].items():
+            if rate.startswith('Evaluator'):
+                checks.append((f'1M: {rate} >= {GOAL_1M["Evaluator rows/s"]:,}', f'{value:,.0f}',
+                               value >= GOAL_1M['Evaluator rows/s']))
+        checks.append((f'1M: whole run <= {GOAL_1M["whole run s"]} s',
+                       f'{million["total seconds"]:.0f} s',
+                       million['total seconds'] <= GOAL_1M['whole run s']))
+        checks.append((f'1M: peak memory <= {GOAL_1M["peak memory GB"]} GB',
+                       f'{million["peak memory GB"]:.1f} GB',
+                       million['peak memory GB'] <= GOAL_1M['peak memory GB']))
+        for task, auc in million['auc'].items():
+            gap = million['bayes auc'][task] - auc
+            checks.append((f'1M: {task} AUC within {GOAL_1M["AUC below Bayes"]} of Bayes',
+                           f'{gap:.4f} below', gap <= GOAL_1M['AUC below Bayes']))
+    five = by_size.get((5_000_000, NARROW_COLUMNS))
+    if five:
+        checks.append((f'5M: peak memory < {GOAL_5M_MEMORY_GB} GB',
+                       f'{five["peak memory GB"]:.1f} GB',
+                       five['peak memory GB'] < GOAL_5M_MEMORY_GB))
+        if million:
+            for name, seconds in five['components'].items():
+                before = million['components'].get(name)
+                if before and before >= 1:
+                    checks.append((f'5M: {name} at most 5x its 1M time', f'{seconds / before:.2f}x',
+                                   seconds <= 5 * before))
+    return checks
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--sizes', default='10000,100000', help='row counts, comma-separated')
@@ -241,6 +292,11 @@ def main(argv=None):
         results.append(result)
     write_outputs(results, args.out)
     print_table(results)
+    checks = goals(results)
+    if checks:
+        print('\n| goal | measured | met |\n|---|---:|---|')
+        for goal, measured, met in checks:
+            print(f'| {goal} | {measured} | {"yes" if met else "NO"} |')
     print(f'\n{os.path.join(args.out, "scaling.csv")}\n{os.path.join(args.out, "scaling.png")}')
 
 

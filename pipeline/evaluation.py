@@ -16,13 +16,13 @@ BINARY_METRICS = ('ExampleCount', 'AUCPrecisionRecall', 'BinaryCrossentropy', 'C
 REGRESSION_METRICS = ('ExampleCount', 'MeanAbsoluteError', 'MeanLabel', 'MeanPrediction')
 # The metrics above whose TFMA (or Keras) class reads one example per extract; the Evaluators give
 # their metrics groups of examples (components/grouped_evaluation.py).
-_GROUPED = {'ExampleCount': grouped_evaluation.GroupedExampleCount,
+GROUPED_METRICS = {'ExampleCount': grouped_evaluation.GroupedExampleCount,
             'BinaryCrossentropy': grouped_evaluation.GroupedBinaryCrossentropy}
 
 
 def _metric(name: str) -> tfma.MetricConfig:
-    if name in _GROUPED:
-        return tfma.MetricConfig(class_name=_GROUPED[name].__name__,
+    if name in GROUPED_METRICS:
+        return tfma.MetricConfig(class_name=GROUPED_METRICS[name].__name__,
                                  module=grouped_evaluation.__name__)
     return tfma.MetricConfig(class_name=name)
 

@@ -1,0 +1,157 @@
+"""The Evaluators' grouped extracts give TFMA's metrics and plots exactly as TFMA's own per-example
+path does: the same batched extracts through both, binary and regression, with a baseline."""
+
+import apache_beam as beam
+import numpy as np
+import pytest
+import tensorflow_model_analysis as tfma
+from apache_beam.testing import util as beam_util
+from google.protobuf import json_format
+from tensorflow_model_analysis.api import types
+from tensorflow_model_analysis.extractors import slice_key_extractor, unbatch_extractor
+from tensorflow_model_analysis.utils import config_util
+
+from components import grouped_evaluation
+from pipeline.config import PipelineConfig, Task
+from pipeline.evaluation import GROUPED_METRICS, eval_config
+
+DEVICES = ['ios', 'android', 'pc']
+
+
+def _varlen(rows, dtype=None):
+    """A VarLenTensorValue of per-row value lists, as TFMA's features extractor gives."""
+    indices = [[row, i] for row, values in enumerate(rows) for i in range(len(values))]
+    return types.VarLenTensorValue(
+        values=np.array([value for values in rows for value in values], dtype=dtype),
+        indices=np.array(indices, np.int64).reshape(-1, 2),
+        dense_shape=np.array([len(rows), max(map(len, rows))]))
+
+
+def _batches(task: Task, rows=400, batch=100, seed=3):
+    """Batched extracts as TFMA's extractors pass them on after the model: raw features, labels,
+    and the candidate's and the baseline's predictions. Some rows have no device."""
+    rng = np.random.default_rng(seed)
+    devices = [[] if rng.random() < 0.05 else [DEVICES[rng.integers(3)].encode()]
+               for _ in range(rows)]
+    if task.type == 'binary':
+        labels = rng.integers(0, 2, rows)
+        candidate = np.clip(labels * 0.3 + rng.random(rows) * 0.7, 0, 1)
+        baseline = rng.random(rows)
+    else:
+        labels = rng.normal(3, 1, rows)
+        candidate, baseline = labels + rng.normal(0, 0.5, rows), labels + rng.normal(0, 1, rows)
+    for start in range(0, rows, batch):
+        part = slice(start, start + batch)
+        yield {
+            tfma.INPUT_KEY: np.zeros(len(labels[part]), dtype=object),
+            tfma.FEATURES_KEY: {'device': _varlen(devices[part], object)},
+            tfma.LABELS_KEY: _varlen([[value] for value in labels[part]]),
+            tfma.PREDICTIONS_KEY: {
+                'candidate': {task.name: candidate[part, None].astype(np.float32)},
+                'baseline': {task.name: baseline[part, None].astype(np.float32)}},
+            tfma.EXAMPLE_WEIGHTS_KEY: None,
+        }
+
+
+def _configs(task: Task):
+    """(our eval config, the same with TFMA's and Keras' own classes), with a baseline."""
+    ours = config_util.update_eval_config_with_defaults(
+        eval_config(PipelineConfig(), task), has_baseline=True)
+    theirs = tfma.EvalConfig()
+    theirs.CopyFrom(ours)
+    originals = {cls.__name__: name for name, cls in GROUPED_METRICS.items()}
+    for spec in theirs.metrics_specs:
+        for metric in spec.metrics:
+            if metric.class_name in originals:
+                metric.class_name = originals[metric.class_name]
+                metric.module = ''
+    return ours, theirs
+
+
+def _as_dicts(results):
+    """(slice key, {metric or plot key: value}) pairs -> {(slice key, key): value as a dict}."""
+    return {(slice_key, str(key)): json_format.MessageToDict(value) if hasattr(
+                value, 'DESCRIPTOR') else value
+            for slice_key, values in results for key, value in values.items()}
+
+
+def _close(ours, theirs):
+    if isinstance(theirs, dict):
+        return theirs.keys() == ours.keys() and all(_close(ours[k], theirs[k]) for k in theirs)
+    if isinstance(theirs, list):
+        return len(theirs) == len(ours) and all(map(_close, ours, theirs))
+    if isinstance(theirs, (float, np.floating)):
+        return np.isclose(ours, theirs, rtol=1e-6, atol=1e-9, equal_nan=True)
+    return ours == theirs
+
+
+@pytest.mark.parametrize('task', [Task(name='ctr', label='click'),
+                                  Task(name='minutes', label='minutes', type='regression',
+                                       max_mse=10.0)], ids=['binary', 'regression'])
+def test_grouped_extracts_give_tfma_s_own_metrics_and_plots(task):
+    ours, theirs = _configs(task)
+    batches = list(_batches(task))
+    per_example = [unbatch_extractor.UnbatchExtractor(),
+                   slice_key_extractor.SliceKeyExtractor(eval_config=theirs, materialize=False)]
+
+    def evaluate(pipeline, name, extractors, config):
+        extracts = pipeline | f'Create{name}' >> beam.Create(batches, reshuffle=False)
+        for extractor in extractors:
+            extracts = extracts | f'{extractor.stage_name}{name}' >> extractor.ptransform
+        evaluation = extracts | f'Evaluate{name}' >> (
+            tfma.evaluators.MetricsPlotsAndValidationsEvaluator(eval_config=config).ptransform)
+        return {kind: evaluation[kind] | f'{kind}{name}' >> beam.combiners.ToList()
+                for kind in ('metrics', 'plots')}
+
+    def check(joined):
+        (_, both), = joined
+        theirs_, ours_ = (_as_dicts(both[side][0]) for side in ('theirs', 'ours'))
+        assert len(theirs_) >= 10 and ours_.keys() == theirs_.keys()
+        different = [key for key in theirs_ if not _close(ours_[key], theirs_[key])]
+        assert not different, [(key, ours_[key], theirs_[key]) for key in different[:3]]
+
+    with beam.Pipeline() as pipeline:
+        results = {'theirs': evaluate(pipeline, 'Theirs', per_example, theirs),
+                   'ours': evaluate(pipeline, 'Ours', [grouped_evaluation.SliceGroups(ours)],
+                                    ours)}
+        for kind in ('metrics', 'plots'):
+            joined = ({side: results[side][kind] | f'Key{kind}{side}' >> beam.Map(
+                          lambda values: (None, values)) for side in results}
+                      | f'Join{kind}' >> beam.CoGroupByKey())
+            beam_util.assert_that(joined, check, label=f'Check{kind}')
+
+
+def test_a_batch_is_split_into_groups_of_the_same_slices():
+    config = eval_config(PipelineConfig(slice_features=('device',)), Task(name='ctr',
+                                                                          label='click'))
+    batch = {
+        tfma.INPUT_KEY: np.zeros(5, dtype=object),
+        tfma.FEATURES_KEY: {'device': _varlen([[b'ios'], [b'pc'], [], [b'ios'], [b'pc']],
+                                               object)},
+        tfma.LABELS_KEY: _varlen([[1], [0], [1], [0], [1]]),
+        tfma.PREDICTIONS_KEY: {'ctr': np.arange(5, dtype=np.float32)[:, None]},
+    }
+
+    def check(groups):
+        found = {tuple(sorted(group[tfma.SLICE_KEY_TYPES_KEY].tolist())):
+                 (group[tfma.LABELS_KEY].tolist(),
+                  group[tfma.PREDICTIONS_KEY]['ctr'].ravel().tolist()) for group in groups}
+        assert found == {((), (('device', 'ios'),)): ([1, 0], [0.0, 3.0]),
+                         ((), (('device', 'pc'),)): ([0, 1], [1.0, 4.0]),
+                         ((),): ([1], [2.0])}  # no device: the Overall slice only
+
+    with beam.Pipeline() as pipeline:
+        groups = (pipeline | beam.Create([batch], reshuffle=False)
+                  | grouped_evaluation.SliceGroups(config).ptransform)
+        beam_util.assert_that(groups, check)
+
+
+def test_an_eval_example_without_its_label_is_named():
+    config = eval_config(PipelineConfig(), Task(name='ctr', label='click'))
+    batch = {tfma.INPUT_KEY: np.zeros(3, dtype=object), tfma.FEATURES_KEY: {},
+             tfma.LABELS_KEY: _varlen([[1], [], [0]]),
+             tfma.PREDICTIONS_KEY: {'ctr': np.zeros((3, 1), np.float32)}}
+    with pytest.raises(Exception, match='labels: 1 of 3 eval examples have no value'):
+        with beam.Pipeline() as pipeline:
+            _ = (pipeline | beam.Create([batch], reshuffle=False)
+                 | grouped_evaluation.SliceGroups(config).ptransform)
