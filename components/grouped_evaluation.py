@@ -19,6 +19,7 @@ The Evaluator finds `custom_extractors` through its `module_path` (this module).
 """
 
 import collections
+import math
 from typing import Dict, Iterable, List, Optional
 
 import apache_beam as beam
@@ -138,28 +139,40 @@ def labels_and_predictions(element: metric_types.StandardMetricInputs, eval_conf
 
 
 class _WeightedSums(beam.CombineFn):
-    """Sums `terms(labels, predictions, weights)` (a tuple of arrays, one value per example),
-    weighted, and the weights, over a slice's extracts of any size."""
+    """Sums `terms(labels, predictions)` (one value per example), weighted, and the weights, over
+    a slice's extracts of any size. The sums are exact (`math.fsum` of every example's term), so
+    that they do not depend on how Beam batched and combined the examples, which varies from run
+    to run: the same data and model give the same value to the last bit."""
 
     def __init__(self, key: metric_types.MetricKey, eval_config, terms, finish):
         self._key, self._eval_config = key, eval_config
         self._terms, self._finish = terms, finish
 
     def create_accumulator(self):
-        return np.zeros(2)
+        return [], []  # weighted terms, weights: arrays
 
     def add_input(self, accumulator, element):
         key = self._key
         label, prediction, weight = labels_and_predictions(
             element, self._eval_config, key.model_name, key.output_name, key.example_weighted)
-        accumulator += (np.dot(self._terms(label, prediction), weight), np.sum(weight))
+        accumulator[0].append(self._terms(label, prediction) * weight)
+        accumulator[1].append(weight)
         return accumulator
 
     def merge_accumulators(self, accumulators):
-        return np.sum(list(accumulators), axis=0)
+        result = self.create_accumulator()
+        for terms, weights in accumulators:
+            result[0].extend(terms)
+            result[1].extend(weights)
+        return result
+
+    def compact(self, accumulator):
+        return tuple([np.concatenate(arrays)] if arrays else [] for arrays in accumulator)
 
     def extract_output(self, accumulator) -> Dict[metric_types.MetricKey, float]:
-        return {self._key: self._finish(*accumulator)}
+        terms, weights = (math.fsum(np.concatenate(arrays)) if arrays else 0.0
+                          for arrays in accumulator)
+        return {self._key: self._finish(terms, weights)}
 
 
 def _sum_computations(name: str, terms, finish, eval_config, model_names, output_names,
