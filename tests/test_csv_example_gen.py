@@ -85,7 +85,8 @@ def test_columns_are_typed_as_the_schema_says_and_empty_is_missing(tmp_path):
     assert examples.get_int_custom_property(csv_example_gen.BAD_ROWS_PROPERTY) == 0
 
 
-def test_fail_mode_names_file_line_and_problem_of_every_bad_row(tmp_path):
+def test_fail_mode_names_file_line_and_problem_of_every_bad_row(tmp_path, monkeypatch):
+    monkeypatch.setattr(csv_example_gen, 'BATCH_ROWS', 3)  # bad rows in several batches
     with pytest.raises(csv_example_gen.CsvRowsError) as error:
         run_executor(tmp_path, GOOD + BAD, 'fail')
     message = str(error.value)
@@ -165,8 +166,8 @@ def test_a_row_serializes_to_the_same_bytes_in_every_process(tmp_path):
               'from components import csv_example_gen\n'
               'header = sys.argv[1].split(",")\n'
               'encoder = csv_example_gen._RowEncoder(header, {h: "BYTES" for h in header})\n'
-              'print(hashlib.sha256(encoder.encode(sys.argv[2].split(",")) + '
-              'encoder.encode(sys.argv[3].split(","))).hexdigest())')
+              'examples, _ = encoder.encode([row.split(",") for row in sys.argv[2:]])\n'
+              'print(hashlib.sha256(b"".join(examples)).hexdigest())')
     header = 'country,app_version,song,duration_sec,age,liked,shared,listen_minutes'
     rows = ('jp,4,song-1,200,30,1,0,3.5', 'de,5,song-2,,31,0,0,1.5')  # the second misses a value
     digests = {subprocess.run(
@@ -174,3 +175,39 @@ def test_a_row_serializes_to_the_same_bytes_in_every_process(tmp_path):
         cwd=PROJECT_DIR, env={**os.environ, 'PYTHONHASHSEED': str(seed)}).stdout
         for seed in (1, 2, 3)}
     assert len(digests) == 1
+
+
+def test_rows_serialize_to_the_bytes_protobuf_writes():
+    """The encoder writes the wire format itself: its bytes must be protobuf's deterministic
+    serialization of the same example, for any value (long ones need longer length prefixes)."""
+    header = ['zeta', 'count', 'score', 'élan', 'name']
+    types = {'count': 'INT', 'score': 'FLOAT', 'zeta': 'BYTES'}
+    rows = [['a', '3', '1.5', 'é', 'n'],
+            ['x' * 300, '-7', '', '', ''],
+            ['', str(2 ** 63 - 1), '1e39', 'q', 'm'],
+            ['y', str(-2 ** 63), '-3.40282357e38', 'r', ''],
+            ['z', '0', 'nan', 's', 'x' * 20000],
+            ['', '', '', '', '']]
+    examples, problems = csv_example_gen._RowEncoder(header, types).encode(rows)
+    assert not problems
+    expected = []
+    for fields in rows:
+        example = tf.train.Example()
+        for name, text in zip(header, fields):
+            if text:
+                feature = example.features.feature[name]
+                if types.get(name) == 'INT':
+                    feature.int64_list.value.append(int(text))
+                elif types.get(name) == 'FLOAT':
+                    feature.float_list.value.append(float(text))
+                else:
+                    feature.bytes_list.value.append(text.encode())
+        expected.append(example.SerializeToString(deterministic=True))
+    assert examples == expected
+
+
+def test_an_integer_beyond_64_bits_is_a_bad_row():
+    encoder = csv_example_gen._RowEncoder(['count'], {'count': 'INT'})
+    examples, problems = encoder.encode([['1'], [str(2 ** 63)], ['2']])
+    assert len(examples) == 2
+    assert problems == {1: f"column 'count': '{2 ** 63}' is out of the 64-bit integer range"}
