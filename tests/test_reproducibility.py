@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 import multi_worker_train as w
-from trainer_module.run import build_model, load_rows, split_fingerprint, training_batches
+from trainer_module.run import build_model, load_rows, read_split, training_batches
 
 train_file, seed, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 settings = dataclasses.replace(
@@ -28,7 +28,7 @@ columns = w.columns()
 rows, fingerprint = load_rows([train_file], w.SPEC)
 model = build_model(settings, columns)
 model.fit(training_batches(rows, settings, columns), steps_per_epoch=20, epochs=1, verbose=0)
-assert fingerprint == split_fingerprint([train_file], w.SPEC)
+assert fingerprint == read_split([train_file], w.SPEC, max_bytes=0).fingerprint  # streamed
 np.savez(out, fingerprint=fingerprint, *model.get_weights())
 '''
 

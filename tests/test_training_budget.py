@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import multi_worker_train as w
-from trainer_module.run import (TrainingPlan, count_rows, make_dataset, row_bytes,
-                                streamed_batches)
+from trainer_module.run import (TrainingPlan, evaluation_batches, make_dataset, read_split,
+                                row_bytes, streamed_batches)
 from trainer_module.settings import TrainingConfig
 
 
@@ -47,7 +47,7 @@ def test_streamed_batches_draw_every_row_in_a_seeded_order(tmp_path):
     w.write_examples(path, rows=100)
     settings = dataclasses.replace(w.SETTINGS, training=dataclasses.replace(
         w.SETTINGS.training, distribution='none', batch_size=25, shuffle_buffer_rows=100))
-    assert count_rows([path]) == 100
+    assert read_split([path], w.SPEC, max_bytes=0).count == 100
 
     def first_batches(count):
         batches = streamed_batches([path], w.SPEC, settings, w.columns()).take(count)
@@ -66,3 +66,35 @@ def test_streamed_batches_draw_every_row_in_a_seeded_order(tmp_path):
     np.testing.assert_array_equal(two_passes, np.concatenate(first_batches(8)))
     features, labels = next(iter(streamed_batches([path], w.SPEC, settings, w.columns())))
     assert features['user'].shape == (25, 1) and labels['ctr'].shape == (25, 1)
+
+
+def test_a_split_is_read_once_into_memory_within_the_budget_else_only_counted(tmp_path):
+    path = str(tmp_path / 'train.gz')
+    w.write_examples(path, rows=100)
+    held = read_split([path], w.SPEC, max_bytes=100 * row_bytes(w.SPEC))
+    streamed = read_split([path], w.SPEC, max_bytes=100 * row_bytes(w.SPEC) - 1)
+    assert held.count == streamed.count == 100
+    assert held.fingerprint == streamed.fingerprint
+    assert held.rows['price'].shape == (100,) and streamed.rows is None
+    # The rows held are the split's, in the order of their fingerprints, not the files'.
+    in_file_order = np.concatenate(
+        [features['price'].numpy().ravel() for features, _ in make_dataset(
+            [path], w.SPEC, w.SETTINGS, w.columns(), training=False)])
+    assert sorted(held.rows['price'].numpy().tolist()) == sorted(in_file_order.tolist())
+    reversed_path = str(tmp_path / 'reversed.gz')
+    w.write_examples(reversed_path, rows=100, reverse=True)
+    np.testing.assert_array_equal(read_split([reversed_path], w.SPEC).rows['price'],
+                                  held.rows['price'])
+
+
+def test_evaluation_batches_are_one_pass_over_the_rows_in_memory(tmp_path):
+    path = str(tmp_path / 'validation.gz')
+    w.write_examples(path, rows=70)
+    rows = read_split([path], w.SPEC).rows
+    settings = dataclasses.replace(w.SETTINGS, training=dataclasses.replace(
+        w.SETTINGS.training, distribution='none', batch_size=32))
+    batches = list(evaluation_batches(rows, settings, w.columns()))
+    assert [labels['ctr'].shape[0] for _, labels in batches] == [32, 32, 6]
+    np.testing.assert_array_equal(
+        np.concatenate([features['price'].numpy().ravel() for features, _ in batches]),
+        rows['price'].numpy())

@@ -38,12 +38,17 @@ def expert_similarity(model: keras.Model, dataset: tf.data.Dataset) -> List[List
     """[i][j]: the cosine similarity of experts i's and j's outputs for an example, averaged over
     one pass of `dataset` ((inputs, labels) batches)."""
     experts = keras.Model(inputs=model.inputs, outputs=model.get_layer(EXPERTS_LAYER).output)
-    total, count = 0.0, 0
-    for inputs, _ in dataset:
+
+    @tf.function(reduce_retracing=True)  # a graph: eagerly, the model costs more than its math
+    def batch_sum(inputs):
         outputs = tf.math.l2_normalize(tf.stack(experts(inputs, training=False), axis=1), axis=-1)
         # [batch, experts, experts] cosines, summed over the batch
-        total += tf.reduce_sum(tf.matmul(outputs, outputs, transpose_b=True), axis=0).numpy()
-        count += int(outputs.shape[0])
+        return tf.reduce_sum(tf.matmul(outputs, outputs, transpose_b=True), axis=0)
+
+    total, count = 0.0, 0
+    for inputs, _ in dataset:
+        total += batch_sum(inputs).numpy()
+        count += int(next(iter(inputs.values())).shape[0])
     return (total / count).round(6).tolist()
 
 

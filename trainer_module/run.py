@@ -8,6 +8,9 @@ The SavedModel's signatures:
 - `transform_features`: the Transform graph alone on `examples` (labels included), for TFMA;
 - `gate_weights`: each gate's weights over the experts on `examples`, {task: [batch, num_experts]}.
 
+The model is saved without its layers' call traces: it is read through these signatures
+(`tf.saved_model.load`), not rebuilt by `keras.models.load_model`.
+
 Beside the SavedModel, `gate_report/` holds each task's mean gate weight per expert on the
 validation split (`gates.json`, `gates.png`): whether the tasks share experts or split them;
 `gates.json` also has each gate's entropy and top expert's share, the experts' pairwise output
@@ -23,7 +26,7 @@ import math
 import os
 import platform
 import tempfile
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -112,30 +115,66 @@ def _digest(fingerprints: np.ndarray) -> str:
 
 
 def _parsed(file_patterns, spec):
-    """The split's records parsed, a chunk at a time."""
-    return [tf.io.parse_example(chunk, spec)
-            for chunk in _records(file_patterns).batch(_LOAD_CHUNK)]
+    """The split's records parsed, a chunk at a time (one chunk in memory at a time)."""
+    for chunk in _records(file_patterns).batch(_LOAD_CHUNK):
+        yield tf.io.parse_example(chunk, spec)
 
 
-def split_fingerprint(file_patterns, spec) -> str:
-    """The fingerprint of a split's rows (`load_rows`' second value), read once."""
-    return _digest(np.concatenate([row_fingerprints(chunk) for chunk in _parsed(file_patterns, spec)]
-                                  or [np.zeros(0, np.uint64)]))
+def row_bytes(spec) -> int:
+    """Bytes a parsed row of `spec` takes in memory (a string counted as 64)."""
+    return sum(max(1, int(np.prod(feature.shape or [1]))) * (64 if feature.dtype == tf.string
+                                                             else feature.dtype.size)
+               for feature in spec.values())
+
+
+def memory_budget(training) -> int:
+    """Bytes of parsed rows the Trainer may hold in memory (`training.max_memory_mb`)."""
+    return training.max_memory_mb * 2**20
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """A split read once (`read_split`): its number of rows, its fingerprint (sha256 of its rows'
+    sorted fingerprints: the same for the same rows, whatever the files and their order), and its
+    rows parsed, {feature: [count, ...]}, when they fit the memory budget (else None)."""
+    count: int
+    fingerprint: str
+    rows: Optional[Dict[str, tf.Tensor]]
+
+
+def read_split(file_patterns, spec, max_bytes: Optional[int] = None) -> Split:
+    """Reads and parses a split once: counts and fingerprints its rows, and keeps them in memory
+    if they take at most `max_bytes` (None: any size), else parses on, a chunk at a time, only to
+    count and fingerprint them.
+
+    Rows kept come in an order of their own values (each row's fingerprint), so that the batches
+    drawn from them, and the model, do not depend on the order in which Beam happened to write the
+    records, which varies with the runner and its number of workers."""
+    bytes_per_row = row_bytes(spec)
+    chunks, fingerprints, count = [], [], 0
+    for chunk in _parsed(file_patterns, spec):
+        fingerprints.append(row_fingerprints(chunk))
+        count += len(fingerprints[-1])
+        if chunks is not None and (max_bytes is None or count * bytes_per_row <= max_bytes):
+            chunks.append(chunk)
+        else:
+            chunks = None  # over the budget: what was kept goes
+    fingerprints = np.concatenate(fingerprints) if fingerprints else np.zeros(0, np.uint64)
+    rows = None
+    if chunks:
+        order = np.argsort(fingerprints, kind='stable')
+        rows = {name: tf.gather(tf.concat([chunk[name] for chunk in chunks], axis=0), order)
+                for name in spec}
+    return Split(count, _digest(fingerprints), rows)
 
 
 def load_rows(file_patterns, spec) -> Tuple[Dict[str, tf.Tensor], str]:
-    """A split's rows parsed into memory, {feature: [rows, ...]}, and the split's fingerprint.
-
-    The rows come in an order of their own values (each row's fingerprint), so that the batches
-    drawn from them, and the model, do not depend on the order in which Beam happened to write the
-    records, which varies with the runner and its number of workers."""
-    chunks = _parsed(file_patterns, spec)
-    if not chunks:
+    """A split's rows parsed into memory in the order of their fingerprints (`read_split`), and the
+    split's fingerprint."""
+    split = read_split(file_patterns, spec)
+    if split.rows is None:
         raise ValueError(f'no training examples in {file_patterns}')
-    rows = {name: tf.concat([chunk[name] for chunk in chunks], axis=0) for name in spec}
-    fingerprints = row_fingerprints(rows)
-    order = np.argsort(fingerprints, kind='stable')
-    return {name: tf.gather(values, order) for name, values in rows.items()}, _digest(fingerprints)
+    return split.rows, split.fingerprint
 
 
 def _with_options(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -153,17 +192,14 @@ def training_batches(rows, settings: TrainerSettings, feature_columns) -> tf.dat
                                           count, settings.training.batch_size, settings.model.seed))
 
 
-def count_rows(file_patterns) -> int:
-    """The number of records in a split's files, read without parsing them."""
-    return int(_records(file_patterns).batch(_LOAD_CHUNK).reduce(
-        tf.constant(0, tf.int64), lambda count, chunk: count + tf.size(chunk, tf.int64)))
-
-
-def row_bytes(spec) -> int:
-    """Bytes a parsed row of `spec` takes in memory (a string counted as 64)."""
-    return sum(max(1, int(np.prod(feature.shape or [1]))) * (64 if feature.dtype == tf.string
-                                                             else feature.dtype.size)
-               for feature in spec.values())
+def evaluation_batches(rows, settings: TrainerSettings, feature_columns) -> tf.data.Dataset:
+    """One pass of (model inputs, labels) batches over `read_split`'s rows, in their order (the
+    last batch may be smaller), sliced from memory: nothing is parsed again at each evaluation."""
+    count = int(next(iter(rows.values())).shape[0])
+    size = settings.training.batch_size
+    examples = _inputs_and_labels(rows, settings, feature_columns)
+    return _with_options(tf.data.Dataset.range(0, count, size).map(
+        lambda start: tf.nest.map_structure(lambda tensor: tensor[start:start + size], examples)))
 
 
 def streamed_batches(file_patterns, spec, settings: TrainerSettings,
@@ -189,12 +225,12 @@ def make_dataset(file_patterns, spec, settings: TrainerSettings, feature_columns
     features `spec` describes (Transform's `transformed_feature_spec()`).
 
     Training loads the split into memory once (`load_rows`) and draws shuffled batches from it
-    forever; evaluation makes one pass over the split, whose records it keeps in memory after the
-    first.
+    forever; evaluation makes one pass over the split's files, parsing each batch as it comes (for
+    a split too large to hold: `evaluation_batches` evaluates on one held in memory).
     """
     if training:
         return training_batches(load_rows(file_patterns, spec)[0], settings, feature_columns)
-    return _with_options(_records(file_patterns).cache().batch(settings.training.batch_size).map(
+    return _with_options(_records(file_patterns).batch(settings.training.batch_size).map(
         lambda serialized: _inputs_and_labels(tf.io.parse_example(serialized, spec), settings,
                                               feature_columns),
         num_parallel_calls=tf.data.AUTOTUNE))
@@ -222,7 +258,7 @@ class TrainingPlan:
                    steps_per_evaluation=steps // evaluations,
                    patience=max(1, math.ceil(training.early_stopping_patience * steps_per_pass
                                              / period)),
-                   in_memory=rows * bytes_per_row <= training.max_memory_mb * 2**20)
+                   in_memory=rows * bytes_per_row <= memory_budget(training))
 
     @property
     def evaluations(self) -> int:
@@ -365,10 +401,18 @@ class _TaskUncertaintyLog(keras.callbacks.Callback):
 def mean_gate_weights(model, dataset) -> dict:
     """{'examples': n, 'gates': {gate: [mean weight of expert i]}} over one pass of `dataset`."""
     gates = gate_weights_model(model)
+
+    # In a graph: called eagerly, batch by batch, the model took 40 s for the 391 validation
+    # batches of 1M rows (2 loaded cores).
+    @tf.function(reduce_retracing=True)
+    def batch_sums(inputs):
+        return {name: tf.reduce_sum(weights, axis=0)
+                for name, weights in gates(inputs, training=False).items()}
+
     sums, count = {}, 0
     for inputs, _ in dataset:
-        for name, weights in gates(inputs, training=False).items():
-            sums[name] = sums.get(name, 0.0) + tf.reduce_sum(weights, axis=0).numpy()
+        for name, total in batch_sums(inputs).items():
+            sums[name] = sums.get(name, 0.0) + total.numpy()
         count += int(next(iter(inputs.values())).shape[0])
     return {'examples': count, 'gates': {name: (total / count).round(6).tolist()
                                          for name, total in sums.items()}}
@@ -434,7 +478,11 @@ def export_serving_model(model, tf_transform_output, settings: TrainerSettings, 
             return model.gates(model_inputs(transformed, feature_columns), training=False)
 
         signatures['gate_weights'] = gate_weights
-    model.save(path, save_format='tf', signatures=signatures)
+    # Without each layer's call traces (save_traces), which only keras.models.load_model uses to
+    # rebuild the model without this package's code: every reader of the model here (TFMA as
+    # TF_GENERIC, serving, the Pusher's checks) calls its signatures. The traces were more than
+    # half of the export's time (13.7 s against 5.5 s on 2 cores).
+    model.save(path, save_format='tf', signatures=signatures, save_traces=False)
 
 
 # The packages whose versions decide what a run computes.
@@ -442,19 +490,18 @@ PACKAGES = ('tensorflow', 'tf-keras', 'tensorflow-transform', 'tensorflow-model-
             'apache-beam', 'numpy', 'mmoe-tfx-pipeline')
 
 
-def write_provenance(fn_args: FnArgs, settings: TrainerSettings, spec, train_fingerprint: str,
+def write_provenance(fn_args: FnArgs, settings: TrainerSettings, fingerprints: Dict[str, str],
                      steps: Dict[str, int], log_variances: Dict[str, float]):
     """Writes into the SavedModel (PROVENANCE_FILE) what decided the model: the seed, the Trainer's
     settings, the steps planned and run and the step whose weights it kept, the tasks' learned
     log-variances (uncertainty loss weighting; else empty), the fingerprints of the training and
-    validation splits (`load_rows`), the package versions and the machine's architecture."""
+    validation splits ({'train', 'validation'}: `Split.fingerprint`), the package versions and the machine's architecture."""
     provenance = {
         'seed': settings.model.seed,
         'steps': steps,
         'task_log_variance': log_variances,
         'settings': settings.to_dict(),
-        'data': {'train': train_fingerprint,
-                 'validation': split_fingerprint(fn_args.eval_files, spec)},
+        'data': fingerprints,
         'versions': {'python': platform.python_version(), 'machine': platform.machine(),
                      **{package: importlib.metadata.version(package) for package in PACKAGES}},
     }
@@ -476,20 +523,31 @@ def run_fn(fn_args: FnArgs):
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     feature_columns = feature_columns_from_transform(settings, tf_transform_output)
     spec = tf_transform_output.transformed_feature_spec()
-    train_rows = count_rows(fn_args.train_files)
-    plan = TrainingPlan.make(train_rows, row_bytes(spec), settings.training)
+    # Each split is read once: counted, fingerprinted and, within the memory budget, kept parsed.
+    budget, bytes_per_row = memory_budget(settings.training), row_bytes(spec)
+    train_split = read_split(fn_args.train_files, spec, budget)
+    if not train_split.count:
+        raise ValueError(f'no training examples in {fn_args.train_files}')
+    plan = TrainingPlan.make(train_split.count, bytes_per_row, settings.training)
     if plan.in_memory:
-        rows, train_fingerprint = load_rows(fn_args.train_files, spec)
-        train = training_batches(rows, settings, feature_columns)
+        train = training_batches(train_split.rows, settings, feature_columns)
+        budget -= train_split.count * bytes_per_row
     else:
-        train_fingerprint = split_fingerprint(fn_args.train_files, spec)
         train = streamed_batches(fn_args.train_files, spec, settings, feature_columns)
+    # The validation split is held in the budget's rest, else streamed at each evaluation.
+    validation_split = read_split(fn_args.eval_files, spec, budget)
+    if validation_split.rows is not None:
+        evaluation = evaluation_batches(validation_split.rows, settings, feature_columns)
+    else:
+        evaluation = make_dataset(fn_args.eval_files, spec, settings, feature_columns, False)
     PROGRESS.info('Trainer: %d training rows %s, %d steps of %d (%.3g passes), evaluating every '
-                  '%d steps', train_rows,
+                  '%d steps on %d validation rows', train_split.count,
                   'in memory' if plan.in_memory else 'streamed from disk (over training.max_memory_mb)',
                   plan.steps, settings.training.batch_size,
-                  plan.steps * settings.training.batch_size / train_rows, plan.steps_per_evaluation)
-    evaluation = make_dataset(fn_args.eval_files, spec, settings, feature_columns, False)
+                  plan.steps * settings.training.batch_size / train_split.count,
+                  plan.steps_per_evaluation, validation_split.count)
+    train_fingerprint = train_split.fingerprint
+    del train_split  # its rows live on in `train`
 
     with strategy.scope():
         model = build_model(settings, feature_columns)
@@ -502,9 +560,8 @@ def run_fn(fn_args: FnArgs):
         steps_per_epoch=plan.steps_per_evaluation,
         epochs=plan.evaluations,
         validation_data=evaluation,
-        # Keras needs the count to run several steps per execution; the split is cached, so
-        # counting it is one read.
-        validation_steps=int(evaluation.reduce(0, lambda count, _: count + 1)),
+        # Keras needs the count to run several steps per execution.
+        validation_steps=math.ceil(validation_split.count / settings.training.batch_size),
         verbose=0,
         callbacks=[
             _TaskUncertaintyLog(settings),  # before TensorBoard, which writes what it adds
@@ -532,7 +589,8 @@ def run_fn(fn_args: FnArgs):
     export_serving_model(model, tf_transform_output, settings, feature_columns,
                          scratch or fn_args.serving_model_dir)
     if chief:
-        write_provenance(fn_args, settings, spec, train_fingerprint,
+        write_provenance(fn_args, settings, {'train': train_fingerprint,
+                                             'validation': validation_split.fingerprint},
                          {'planned': plan.steps, 'kept': kept_step,
                           'run': len(history.epoch) * plan.steps_per_evaluation}, log_variances)
         if gate_report:
