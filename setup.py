@@ -14,6 +14,7 @@ setuptools.setup(
     install_requires=[
         'tfx[kfp]==1.16.0',
         'apache-beam[gcp]==2.59.0',
+        'google-crc32c',  # TFRecord checksums of Transform's output (Beam's [gcp] brings it too)
         'matplotlib',  # the gate-weight chart
         'pyyaml',
     ],

@@ -9,6 +9,7 @@ from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher, csv_example_gen, grouped_evaluation, trainer_executor
+from components import transform as transform_component
 from components.anomaly_check import AnomalyCheck
 from components.baseline_resolver import (BLESSING_KEY, CANDIDATE_KEY, MODEL_KEY,
                                           LatestBlessedOtherModelStrategy)
@@ -101,7 +102,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         fail_on_anomalies=config.fail_on_anomalies,
         binary_labels=json.dumps([task.label for task in config.tasks if task.type == 'binary']))
 
-    transform = tfx.components.Transform(
+    # TFX's Transform, reading and writing a batch of examples at a time (components/transform.py).
+    transform = transform_component.Transform(
         examples=example_gen.outputs['examples'],
         schema=schema_gen.outputs['schema'],
         preprocessing_fn=PREPROCESSING_FN,
