@@ -175,20 +175,6 @@ class _WeightedSums(beam.CombineFn):
         return {self._key: self._finish(terms, weights)}
 
 
-def _sum_computations(name: str, terms, finish, eval_config, model_names, output_names,
-                      example_weighted) -> metric_types.MetricComputations:
-    computations = []
-    for model_name in model_names or ['']:
-        for output_name in output_names or ['']:
-            key = metric_types.MetricKey(name=name, model_name=model_name,
-                                         output_name=output_name,
-                                         example_weighted=example_weighted)
-            computations.append(metric_types.MetricComputation(
-                keys=[key], preprocessors=None,
-                combiner=_WeightedSums(key, eval_config, terms, finish)))
-    return computations
-
-
 def _count_terms(label, prediction):
     del label
     return np.ones_like(prediction)
@@ -197,22 +183,6 @@ def _count_terms(label, prediction):
 def _count(total, weights):
     del weights
     return float(total)
-
-
-class GroupedExampleCount(metric_types.Metric):
-    """TFMA's `example_count` (the examples, or their weights when example-weighted), counting
-    the examples in each extract, not the extracts."""
-
-    def __init__(self, name: str = 'example_count'):
-        super().__init__(self._computations, name=name)
-
-    @staticmethod
-    def _computations(name: str, eval_config: Optional[config_pb2.EvalConfig] = None,
-                      model_names: Optional[List[str]] = None,
-                      output_names: Optional[List[str]] = None,
-                      example_weighted: bool = False) -> metric_types.MetricComputations:
-        return _sum_computations(name, _count_terms, _count, eval_config, model_names,
-                                 output_names, example_weighted)
 
 
 # Keras' clipping of probabilities (tf_keras.backend.epsilon()).
@@ -229,20 +199,41 @@ def _mean(total, weights):
     return float(total / weights) if weights else float('nan')
 
 
+# What each metric sums per example, and its value from the weighted sum and the weights.
+_SUMS = {'count': (_count_terms, _count), 'cross_entropy': (_cross_entropy_terms, _mean)}
+
+
+def _sum_computations(name: str, kind: str, eval_config: Optional[config_pb2.EvalConfig] = None,
+                      model_names: Optional[List[str]] = None,
+                      output_names: Optional[List[str]] = None,
+                      example_weighted: bool = False) -> metric_types.MetricComputations:
+    terms, finish = _SUMS[kind]
+    computations = []
+    for model_name in model_names or ['']:
+        for output_name in output_names or ['']:
+            key = metric_types.MetricKey(name=name, model_name=model_name,
+                                         output_name=output_name,
+                                         example_weighted=example_weighted)
+            computations.append(metric_types.MetricComputation(
+                keys=[key], preprocessors=None,
+                combiner=_WeightedSums(key, eval_config, terms, finish)))
+    return computations
+
+
+class GroupedExampleCount(metric_types.Metric):
+    """TFMA's `example_count` (the examples, or their weights when example-weighted), counting
+    the examples in each extract, not the extracts."""
+
+    def __init__(self, name: str = 'example_count'):
+        super().__init__(_sum_computations, name=name, kind='count')
+
+
 class GroupedBinaryCrossentropy(metric_types.Metric):
     """The Keras metric `binary_crossentropy` (predicted probabilities, clipped as Keras clips
     them), averaged over the examples of all extracts."""
 
     def __init__(self, name: str = 'binary_crossentropy'):
-        super().__init__(self._computations, name=name)
-
-    @staticmethod
-    def _computations(name: str, eval_config: Optional[config_pb2.EvalConfig] = None,
-                      model_names: Optional[List[str]] = None,
-                      output_names: Optional[List[str]] = None,
-                      example_weighted: bool = False) -> metric_types.MetricComputations:
-        return _sum_computations(name, _cross_entropy_terms, _mean, eval_config, model_names,
-                                 output_names, example_weighted)
+        super().__init__(_sum_computations, name=name, kind='cross_entropy')
 
 
 metric_types.register_metric(GroupedExampleCount)
