@@ -111,8 +111,12 @@ def layout_rerun(drafted, layout_run):
 
 
 def _weights(run):
-    model = tf.saved_model.load(path_utils.serving_model_path(run.summary['trained_model']['uri']))
-    return {v.name: v.numpy() for v in model.variables}
+    """Every variable the SavedModel's checkpoint holds, by its checkpoint key: read from the
+    checkpoint itself, since a model saved without Keras traces restores no `variables` list."""
+    saved = path_utils.serving_model_path(run.summary['trained_model']['uri'])
+    reader = tf.train.load_checkpoint(os.path.join(saved, 'variables', 'variables'))
+    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
+            if not key.startswith('_CHECKPOINTABLE_OBJECT_GRAPH')}
 
 
 @pytest.mark.e2e
