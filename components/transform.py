@@ -3,76 +3,24 @@
 TFX's own Transform reads its input with Beam's TFRecord source and writes its output with Beam's
 TFRecord sink, one Beam element per record, each read, checksummed and compressed in Python: a
 cProfile of Transform on 200,000 rows found most of its time there and in the per-element machinery
-of Beam around it, and 6 of 96 s in TensorFlow. This executor reads each input file with tf.data in
-batches of records, which go straight to tfx_bsl's decoder, and writes each transformed batch as one
-element. The vocabularies, the transform graph and the transformed examples are TFX's own; only the
-reading and writing around them change.
+of Beam around it, and 6 of 96 s in TensorFlow. This executor reads its input in batches of records
+(components/batched_records.py) and writes each transformed batch as one element. The vocabularies,
+the transform graph and the transformed examples are TFX's own; only the reading and writing around
+them change.
 """
 
 import struct
-from typing import List, Optional
+from typing import List
 
 import apache_beam as beam
 import google_crc32c
-import tensorflow as tf
 from apache_beam.io import filebasedsink
 from tfx.components.transform import executor as transform_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.v1 import components as tfx_components
 from tfx_bsl.coders import example_coder
-from tfx_bsl.tfxio import tf_example_record
 
-# Records per batch read: tfx_bsl's own cap when it batches by size (batch_util), where Beam's
-# tuning otherwise stops at 1,000.
-BATCH_RECORDS = 8192
-
-
-def _read_batches(path: str):
-    compression = 'GZIP' if path.endswith('.gz') else ''
-    for records in tf.data.TFRecordDataset(path, compression_type=compression).batch(
-            BATCH_RECORDS).as_numpy_iterator():
-        yield records.tolist()
-
-
-class _DecodeFn(beam.DoFn):
-
-    def __init__(self, schema):
-        self._schema = schema.SerializeToString()
-        self._decoder = None
-
-    def setup(self):
-        self._decoder = example_coder.ExamplesToRecordBatchDecoder(self._schema)
-
-    def process(self, records: List[bytes]):
-        yield self._decoder.DecodeBatch(records)
-
-
-class _BatchedTFExampleRecord(tf_example_record.TFExampleRecord):
-    """tf.Examples in TFRecord files, read a file at a time in batches of `BATCH_RECORDS`
-    (Beam's source makes an element of every record)."""
-
-    def BeamSource(self, batch_size: Optional[int] = None) -> beam.PTransform:
-        del batch_size  # Transform asks for none (one for SequenceExamples, read by TFX's own).
-        patterns = self._file_pattern
-        schema = self._GetSchemaForDecoding()
-
-        @beam.ptransform_fn
-        def read(pipeline_or_pcoll):
-            return (pipeline_or_pcoll.pipeline
-                    | 'Patterns' >> beam.Create(patterns)
-                    | 'Files' >> beam.FlatMap(tf.io.gfile.glob)
-                    # A worker per file on a runner with several.
-                    | 'Spread' >> beam.Reshuffle()
-                    | 'Read' >> beam.FlatMap(_read_batches)
-                    | 'Decode' >> beam.ParDo(_DecodeFn(schema)))
-
-        return read()  # pylint: disable=no-value-for-parameter
-
-    def _ProjectImpl(self, tensor_names: List[str]):
-        projected = super()._ProjectImpl(tensor_names)
-        return _BatchedTFExampleRecord(file_pattern=projected._file_pattern,
-                                       schema=projected._schema,
-                                       telemetry_descriptors=projected.telemetry_descriptors)
+from components import batched_records
 
 
 def _masked_crc(data: bytes) -> bytes:
@@ -114,11 +62,7 @@ class _Processor(transform_executor.TransformProcessor):
     """TFX's processor, reading and writing batches of records (see the module's docstring)."""
 
     def _CreateTFXIO(self, dataset, schema):
-        tfxio = super()._CreateTFXIO(dataset, schema)
-        if type(tfxio) is not tf_example_record.TFExampleRecord or tfxio.raw_record_column_name:
-            return tfxio
-        return _BatchedTFExampleRecord(file_pattern=tfxio._file_pattern, schema=tfxio._schema,
-                                       telemetry_descriptors=tfxio.telemetry_descriptors)
+        return batched_records.batched(super()._CreateTFXIO(dataset, schema))
 
     @staticmethod
     @beam.ptransform_fn

@@ -17,6 +17,7 @@ from components.blessing_gate import COMPONENT_ID as GATE_ID, BlessingGate
 from components.csv_example_gen import EVAL, SPLITS, TRAIN, VALIDATION
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID, Dashboard
 from components.drift_validator import DriftValidator, LatestIfAnyStrategy
+from components.evaluator import Evaluator
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import bayes_aucs, change_test, eval_config, evaluator_id
 
@@ -149,14 +150,15 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     baseline_resolver = baseline_resolver.with_id('latest_blessed_model_resolver')
 
     evaluators = [
-        tfx.components.Evaluator(
+        Evaluator(
             examples=example_gen.outputs['examples'],
             model=trainer.outputs['model'],
             baseline_model=baseline_resolver.outputs['model'],
             schema=schema_gen.outputs['schema'],
             eval_config=eval_config(config, task),
             example_splits=[EVAL],
-            # TFMA's extractors, with groups of examples instead of single ones after the model.
+            # TFMA's extractors, with groups of examples instead of single ones after the model
+            # (the Evaluator's executor builds TFMA's metrics with combiners for such groups).
             module_path=grouped_evaluation.__name__,
         ).with_id(evaluator_id(task.name))
         for task in config.tasks

@@ -1,5 +1,7 @@
-"""The Evaluators' grouped extracts give TFMA's metrics and plots exactly as TFMA's own per-example
-path does: the same batched extracts through both, binary and regression, with a baseline."""
+"""The Evaluators' grouped extracts and combiners give TFMA's metrics and plots exactly as TFMA's own
+per-example path does: the same batched extracts through both, binary and regression, with a
+baseline; and each combiner that adds a group at once gives what TFMA's gives one example at a
+time, with fractional labels, weights and predictions out of range, and raises TFMA's errors."""
 
 import apache_beam as beam
 import numpy as np
@@ -9,6 +11,7 @@ from apache_beam.testing import util as beam_util
 from google.protobuf import json_format
 from tensorflow_model_analysis.api import types
 from tensorflow_model_analysis.extractors import slice_key_extractor, unbatch_extractor
+from tensorflow_model_analysis.metrics import calibration, calibration_histogram, metric_types
 from tensorflow_model_analysis.utils import config_util
 
 from components import grouped_evaluation
@@ -111,9 +114,11 @@ def test_grouped_extracts_give_tfma_s_own_metrics_and_plots(task):
         assert not different, [(key, ours_[key], theirs_[key]) for key in different[:3]]
 
     with beam.Pipeline() as pipeline:
-        results = {'theirs': evaluate(pipeline, 'Theirs', per_example, theirs),
-                   'ours': evaluate(pipeline, 'Ours', [grouped_evaluation.SliceGroups(ours)],
-                                    ours)}
+        results = {'theirs': evaluate(pipeline, 'Theirs', per_example, theirs)}
+        # As the Evaluators' executor builds it (components/evaluator.py).
+        with grouped_evaluation.tfma_combiners_for_groups():
+            results['ours'] = evaluate(pipeline, 'Ours', [grouped_evaluation.SliceGroups(ours)],
+                                       ours)
         for kind in ('metrics', 'plots'):
             joined = ({side: results[side][kind] | f'Key{kind}{side}' >> beam.Map(
                           lambda values: (None, values)) for side in results}
@@ -158,3 +163,80 @@ def test_an_eval_example_without_its_label_is_named():
         with beam.Pipeline() as pipeline:
             _ = (pipeline | beam.Create([batch], reshuffle=False)
                  | grouped_evaluation.SliceGroups(config).ptransform)
+
+
+def _combiners(build):
+    """(TFMA's combiner, ours) of the metric computation `build()` makes."""
+    theirs = build()[0].combiner
+    with grouped_evaluation.tfma_combiners_for_groups():
+        ours = build()[0].combiner
+    assert type(ours) is not type(theirs)
+    return theirs, ours
+
+
+def _combine(combiner, extracts):
+    """`extracts` added in two accumulators, merged, as Beam does."""
+    halves = []
+    for part in (extracts[:len(extracts) // 2], extracts[len(extracts) // 2:]):
+        accumulator = combiner.create_accumulator()
+        for extract in part:
+            accumulator = combiner.add_input(accumulator, extract)
+        halves.append(accumulator)
+    return combiner.extract_output(combiner.merge_accumulators(halves))
+
+
+def _inputs(labels, predictions, weights):
+    return metric_types.StandardMetricInputs(labels=labels, predictions=predictions,
+                                             example_weights=weights)
+
+
+def _groups(labels, predictions, weights, size):
+    """The examples as TFMA's path gives them (one per extract) and as ours does (groups)."""
+    single = [_inputs(np.array([l]), np.array([p], np.float32), np.array([w]))
+              for l, p, w in zip(labels, predictions, weights)]
+    grouped = [_inputs(labels[i:i + size], predictions[i:i + size].astype(np.float32),
+                       weights[i:i + size]) for i in range(0, len(labels), size)]
+    return single, grouped
+
+
+@pytest.mark.parametrize('prediction_based', [True, False])
+def test_a_group_adds_to_tfma_s_calibration_histogram_as_its_examples_do(prediction_based):
+    rng = np.random.default_rng(5)
+    labels = np.concatenate([rng.integers(0, 2, 40), rng.random(40)])  # 0/1, then fractional
+    predictions = np.concatenate([rng.random(70), [0.0, 1.0, 1.5, -0.2, 0.99995, 1e-5] * 1,
+                                  [0.5] * 4])
+    weights = np.where(rng.random(80) < 0.1, 0.0, rng.random(80) * 3)
+    single, grouped = _groups(labels, predictions, weights, size=9)
+    theirs, ours = _combiners(lambda: calibration_histogram.calibration_histogram(
+        num_buckets=50, example_weighted=True, prediction_based_bucketing=prediction_based))
+    (key, expected), = _combine(theirs, single).items()
+    found = _combine(ours, grouped)[key]
+    assert [b.bucket_id for b in found] == [b.bucket_id for b in expected]
+    for mine, tfma_s in zip(found, expected):
+        np.testing.assert_allclose(
+            [mine.weighted_labels, mine.weighted_predictions, mine.weighted_examples],
+            [tfma_s.weighted_labels, tfma_s.weighted_predictions, tfma_s.weighted_examples],
+            rtol=1e-12, atol=1e-12, err_msg=str(mine.bucket_id))
+
+
+def test_a_group_adds_to_tfma_s_weighted_sums_as_its_examples_do():
+    rng = np.random.default_rng(7)
+    labels, predictions, weights = rng.integers(0, 2, 50), rng.random(50), rng.random(50)
+    single, grouped = _groups(labels, predictions, weights, size=7)
+    theirs, ours = _combiners(lambda: calibration._weighted_labels_predictions_examples(  # pylint: disable=protected-access
+        example_weighted=True))
+    (key, expected), = _combine(theirs, single).items()
+    found = _combine(ours, grouped)[key]
+    for total in ('total_weighted_labels', 'total_weighted_predictions',
+                  'total_weighted_examples'):
+        assert getattr(found, total) == pytest.approx(getattr(expected, total), rel=1e-12)
+
+
+@pytest.mark.parametrize('label, prediction, error', [
+    (1.5, 0.5, 'label must be within'), (1.0, float('nan'), 'NaN')])
+def test_a_group_raises_tfma_s_error_on_what_tfma_refuses(label, prediction, error):
+    _, ours = _combiners(lambda: calibration_histogram.calibration_histogram(num_buckets=10))
+    group = _inputs(np.array([0.0, label]), np.array([0.3, prediction], np.float32),
+                    np.array([1.0]))
+    with pytest.raises(ValueError, match=error):
+        ours.add_input(ours.create_accumulator(), group)
