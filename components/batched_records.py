@@ -4,14 +4,16 @@ TFX's components read tf.Examples through tfx_bsl's `TFExampleRecord`, whose Bea
 TFRecord source: one Beam element per record, each read, checksummed and decompressed in Python and
 passed through Beam's per-element machinery before tfx_bsl batches them again. Profiles of
 Transform and of the Evaluators found a large share of their time there. `BatchedTFExampleRecord`
-reads each file with tf.data, `BATCH_RECORDS` records at a time, and hands each batch straight to
-tfx_bsl's decoder: the same RecordBatches (with the raw records where a component asks for them,
+reads each file with tf.data, `BATCH_RECORDS` records at a time, and decodes each batch at once
+(`RecordDecoder`): the same RecordBatches (with the raw records where a component asks for them,
 as the Evaluators do for TFMA), fewer and larger.
 """
 
 from typing import List, Optional
 
 import apache_beam as beam
+import numpy as np
+import pyarrow as pa
 import tensorflow as tf
 from tfx_bsl.coders import example_coder
 from tfx_bsl.tfxio import record_based_tfxio, tf_example_record, tfxio
@@ -28,6 +30,56 @@ def _read_batches(path: str):
         yield records.tolist()
 
 
+# The Arrow types tfx_bsl's decoder gives each tf.Example value type, and TensorFlow's for them.
+_PARSED_TYPES = {pa.large_list(pa.int64()): tf.int64, pa.large_list(pa.float32()): tf.float32,
+                 pa.large_list(pa.large_binary()): tf.string}
+
+
+class RecordDecoder:
+    """tfx_bsl's decoder of serialized tf.Examples to an Arrow RecordBatch, made about ten times
+    faster where the schema allows: TensorFlow's `parse_example` parses the batch (in C++, on
+    every core) and its values become the RecordBatch's columns. tfx_bsl's decoder (about 20 us a
+    record for 16 features, one core) decodes the batches that parsing cannot tell apart from what
+    tfx_bsl gives, or that it refuses, so every RecordBatch and every error is tfx_bsl's:
+    - a schema with features other than plain int, float or bytes lists, or none at all;
+    - a batch where some example has no value for a feature (tfx_bsl tells a missing feature
+      (null) from an empty list, parsing does not);
+    - a batch that parsing refuses (a value of another type than the schema's, a broken record).
+    """
+
+    def __init__(self, serialized_schema: Optional[bytes]):
+        self._decoder = example_coder.ExamplesToRecordBatchDecoder(serialized_schema)
+        arrow_schema = self._decoder.ArrowSchema() if serialized_schema is not None else None
+        self._spec = None
+        if arrow_schema is not None and all(field.type in _PARSED_TYPES
+                                            for field in arrow_schema):
+            self._arrow_schema = arrow_schema
+            self._spec = {field.name: tf.io.VarLenFeature(_PARSED_TYPES[field.type])
+                          for field in arrow_schema}
+
+    def decode(self, records: List[bytes]) -> pa.RecordBatch:
+        return self._parsed(records) or self._decoder.DecodeBatch(records)
+
+    def _parsed(self, records: List[bytes]) -> Optional[pa.RecordBatch]:
+        if self._spec is None or not records:
+            return None
+        try:
+            parsed = tf.io.parse_example(tf.constant(records, tf.string), self._spec)
+        except tf.errors.InvalidArgumentError:
+            return None
+        columns = []
+        for field in self._arrow_schema:
+            values = parsed[field.name]
+            counts = np.bincount(values.indices[:, 0].numpy(), minlength=len(records))
+            if not counts.all():
+                return None
+            offsets = np.zeros(len(records) + 1, np.int64)
+            np.cumsum(counts, out=offsets[1:])
+            columns.append(pa.LargeListArray.from_arrays(
+                pa.array(offsets), pa.array(values.values.numpy(), field.type.value_type)))
+        return pa.RecordBatch.from_arrays(columns, schema=self._arrow_schema)
+
+
 class _DecodeFn(beam.DoFn):
 
     def __init__(self, schema, raw_record_column_name: Optional[str]):
@@ -36,10 +88,10 @@ class _DecodeFn(beam.DoFn):
         self._decoder = None
 
     def setup(self):
-        self._decoder = example_coder.ExamplesToRecordBatchDecoder(self._schema)
+        self._decoder = RecordDecoder(self._schema)
 
     def process(self, records: List[bytes]):
-        decoded = self._decoder.DecodeBatch(records)
+        decoded = self._decoder.decode(records)
         if self._raw_record_column_name is not None:
             decoded = record_based_tfxio.AppendRawRecordColumn(
                 decoded, self._raw_record_column_name, records)
