@@ -1,9 +1,9 @@
 """TFX's Evaluator with an executor that reads batches of records and sums groups of examples.
 
 Profiled on 100,000 eval rows (with the grouped extractors of components/grouped_evaluation.py
-already in place), TFX's Evaluator spent about a third of its time in two TFMA combiners adding
+already in place), TFX's Evaluator spent nearly a third of its time in two TFMA combiners adding
 examples one by one (the calibration histogram behind AUC and the plots, and the weighted sums
-behind Calibration, MeanLabel and MeanPrediction), and about a sixth reading one record per Beam
+behind Calibration, MeanLabel and MeanPrediction), and about a fifth reading one record per Beam
 element and formatting an error message for each batch of fewer than 1,000 records (TFMA first
 calls the serving signature positionally, which TensorFlow refuses after printing the batch; numpy
 prints only a summary from 1,000 elements on). This executor reads its examples in batches of

@@ -147,22 +147,28 @@ def _simple(combiner) -> bool:
                 or combiner._key.sub_key)  # pylint: disable=protected-access
 
 
+def _bucket_sums(buckets: np.ndarray, sums: np.ndarray):
+    """(sorted bucket ids, sums: one column per id) of the columns of `sums` added by bucket."""
+    ids, where = np.unique(buckets, return_inverse=True)
+    return ids, np.stack([np.bincount(where, weights=row, minlength=len(ids)) for row in sums])
+
+
 class _GroupedCalibrationHistogramCombiner(calibration_histogram._CalibrationHistogramCombiner):  # pylint: disable=protected-access
     """TFMA's calibration histogram (behind AUC, AUCPrecisionRecall and the calibration and
     confusion-matrix plots), adding an extract's examples at once: TFMA's combiner adds them one
     by one in Python, through several calls per example. The buckets, fractional labels and
-    errors are TFMA's; the accumulator is a dense array (bucket sums and example counts) that
-    holds the buckets TFMA's dictionary would."""
+    errors are TFMA's. The accumulator holds the buckets TFMA's dictionary would, as arrays: the
+    bucket ids, and per bucket the weighted labels, predictions and examples."""
 
     def create_accumulator(self):
-        return None  # no example yet; then an array [4, buckets]: labels, predictions, weights, n
+        return np.zeros(0, np.int64), np.zeros((3, 0))
 
-    def _dense(self, histogram) -> np.ndarray:
-        dense = np.zeros((4, self._num_buckets + 2))
-        for bucket in histogram.values():
-            dense[:, bucket.bucket_id] += (bucket.weighted_labels, bucket.weighted_predictions,
-                                          bucket.weighted_examples, 1)
-        return dense
+    def _arrays(self, histogram):
+        """TFMA's dictionary accumulator as ours."""
+        buckets = sorted(histogram.values(), key=lambda bucket: bucket.bucket_id)
+        return (np.array([bucket.bucket_id for bucket in buckets], np.int64),
+                np.array([[bucket.weighted_labels, bucket.weighted_predictions,
+                           bucket.weighted_examples] for bucket in buckets]).reshape(-1, 3).T)
 
     def add_input(self, accumulator, element):
         key = self._key
@@ -172,12 +178,12 @@ class _GroupedCalibrationHistogramCombiner(calibration_histogram._CalibrationHis
         values = prediction if self._prediction_based_bucketing else label
         if label is None or not prediction.size or label.size != prediction.size or np.isnan(
                 values).any() or (
-                self._fractional_labels and label.size
+                self._fractional_labels
                 and not all(metric_util.within_interval(float(bound), 0.0, 1.0)
                             for bound in (label.min(), label.max()))):
             # TFMA's own path, for what it reads otherwise and for the errors it raises.
-            added = self._dense(super().add_input({}, element))
-            return added if accumulator is None else accumulator + added
+            return self.merge_accumulators([accumulator,
+                                            self._arrays(super().add_input({}, element))])
         if self._fractional_labels:
             # Each example as TFMA splits it: label 0 with weight w(1-l), label 1 with weight wl,
             # dropping the parts of weight 0.
@@ -189,24 +195,18 @@ class _GroupedCalibrationHistogramCombiner(calibration_histogram._CalibrationHis
             values = prediction if self._prediction_based_bucketing else label
         index = (values - self._left) / self._range * self._num_buckets + 1
         buckets = np.clip(index, 0, self._num_buckets + 1).astype(np.int64)
-        size = self._num_buckets + 2
-        added = np.stack([np.bincount(buckets, weights=terms, minlength=size)
-                          for terms in (label * weight, prediction * weight, weight)]
-                         + [np.bincount(buckets, minlength=size)])
-        return added if accumulator is None else accumulator + added
+        added = _bucket_sums(buckets, np.stack([label * weight, prediction * weight, weight]))
+        return self.merge_accumulators([accumulator, added])
 
     def merge_accumulators(self, accumulators):
-        present = [accumulator for accumulator in accumulators if accumulator is not None]
-        return sum(present[1:], present[0]) if present else None
+        accumulators = list(accumulators)
+        return _bucket_sums(np.concatenate([ids for ids, _ in accumulators]),
+                            np.concatenate([sums for _, sums in accumulators], axis=1))
 
     def extract_output(self, accumulator):
-        if accumulator is None:
-            return {self._key: []}
-        labels, predictions, weights, counts = accumulator
-        return {self._key: [calibration_histogram.Bucket(int(bucket), labels[bucket].item(),
-                                                         predictions[bucket].item(),
-                                                         weights[bucket].item())
-                            for bucket in np.flatnonzero(counts)]}
+        ids, (labels, predictions, weights) = accumulator
+        return {self._key: [calibration_histogram.Bucket(*entry) for entry in zip(
+            ids.tolist(), labels.tolist(), predictions.tolist(), weights.tolist())]}
 
 
 class _GroupedWeightedLabelsPredictionsExamplesCombiner(
