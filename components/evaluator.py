@@ -8,7 +8,7 @@ element and formatting an error message for each batch of fewer than 1,000 recor
 calls the serving signature positionally, which TensorFlow refuses after printing the batch; numpy
 prints only a summary from 1,000 elements on). This executor reads its examples in batches of
 records (components/batched_records.py) and builds TFMA's metrics with the combiners of
-`grouped_evaluation.tfma_combiners_for_groups`. The extracts, metrics, plots and blessing are
+`tfma_combiners.tfma_combiners_for_groups`. The extracts, metrics, plots and blessing are
 TFMA's and TFX's own.
 """
 
@@ -17,7 +17,7 @@ from tfx.components.util import tfxio_utils
 from tfx.dsl.components.base import executor_spec
 from tfx.v1 import components as tfx_components
 
-from components import batched_records, grouped_evaluation
+from components import batched_records, tfma_combiners
 
 
 def _batched_factory(factory):
@@ -35,7 +35,7 @@ class Executor(evaluator_executor.Executor):
         tfxio_utils.get_tfxio_factory_from_artifact = (
             lambda *args, **kwargs: _batched_factory(tfxio_factory(*args, **kwargs)))
         try:
-            with grouped_evaluation.tfma_combiners_for_groups():
+            with tfma_combiners.tfma_combiners_for_groups():
                 super().Do(input_dict, output_dict, exec_properties)
         finally:
             tfxio_utils.get_tfxio_factory_from_artifact = tfxio_factory

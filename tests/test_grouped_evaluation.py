@@ -3,10 +3,13 @@ per-example path does: the same batched extracts through both, binary and regres
 baseline; and each combiner that adds a group at once gives what TFMA's gives one example at a
 time, with fractional labels, weights and predictions out of range, and raises TFMA's errors."""
 
+import importlib
+
 import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow_model_analysis as tfma
+from apache_beam.internal import dill_pickler
 from apache_beam.testing import util as beam_util
 from google.protobuf import json_format
 from tensorflow_model_analysis.api import types
@@ -14,7 +17,7 @@ from tensorflow_model_analysis.extractors import slice_key_extractor, unbatch_ex
 from tensorflow_model_analysis.metrics import calibration, calibration_histogram, metric_types
 from tensorflow_model_analysis.utils import config_util
 
-from components import grouped_evaluation
+from components import grouped_evaluation, tfma_combiners
 from pipeline.config import PipelineConfig, Task
 from pipeline.evaluation import GROUPED_METRICS, eval_config
 
@@ -116,7 +119,7 @@ def test_grouped_extracts_give_tfma_s_own_metrics_and_plots(task):
     with beam.Pipeline() as pipeline:
         results = {'theirs': evaluate(pipeline, 'Theirs', per_example, theirs)}
         # As the Evaluators' executor builds it (components/evaluator.py).
-        with grouped_evaluation.tfma_combiners_for_groups():
+        with tfma_combiners.tfma_combiners_for_groups():
             results['ours'] = evaluate(pipeline, 'Ours', [grouped_evaluation.SliceGroups(ours)],
                                        ours)
         for kind in ('metrics', 'plots'):
@@ -168,7 +171,7 @@ def test_an_eval_example_without_its_label_is_named():
 def _combiners(build):
     """(TFMA's combiner, ours) of the metric computation `build()` makes."""
     theirs = build()[0].combiner
-    with grouped_evaluation.tfma_combiners_for_groups():
+    with tfma_combiners.tfma_combiners_for_groups():
         ours = build()[0].combiner
     assert type(ours) is not type(theirs)
     return theirs, ours
@@ -240,3 +243,14 @@ def test_a_group_raises_tfma_s_error_on_what_tfma_refuses(label, prediction, err
                     np.array([1.0]))
     with pytest.raises(ValueError, match=error):
         ours.add_input(ours.create_accumulator(), group)
+
+
+def test_the_combiners_pickle_after_tfx_reloads_the_evaluators_module():
+    """TFX's Evaluator reloads its `module_path` module before TFMA builds the metrics; Beam's
+    default pickler (dill, in the Kubeflow containers) must still find our combiners by name."""
+    with tfma_combiners.tfma_combiners_for_groups():
+        importlib.reload(grouped_evaluation)
+        combiners = [calibration_histogram.calibration_histogram(num_buckets=10)[0].combiner,
+                     calibration._weighted_labels_predictions_examples()[0].combiner]  # pylint: disable=protected-access
+        for combiner in combiners:
+            assert type(dill_pickler.loads(dill_pickler.dumps(combiner))) is type(combiner)
