@@ -23,5 +23,6 @@ setuptools.setup(
     # DeepCTR: the parity and drop-in tests and the throughput bench run it beside our model. 0.9.4
     # builds on TensorFlow 2.16 under Keras 2 (TF_USE_LEGACY_KERAS=1, which `trainer_module` sets);
     # it needs only requests and h5py, which TFX already brings.
-    extras_require={'test': ['pytest<9', 'pytest-xdist', 'deepctr==0.9.4']},
+    # Hypothesis: the property tests of the CSV reader and of pipeline.predict's parsing.
+    extras_require={'test': ['pytest<9', 'pytest-xdist', 'deepctr==0.9.4', 'hypothesis']},
 )

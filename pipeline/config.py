@@ -7,6 +7,7 @@ schema and bad-row policy. So a change to one part leaves the components that do
 """
 
 import dataclasses
+import math
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -24,6 +25,9 @@ BAD_ROWS_POLICIES = ('fail', 'skip')
 # How a task's change from the baseline is judged against `max_decrease`: by the point estimate, or
 # by the paired confidence interval of the change (refused only when all of it is beyond the bound).
 CHANGE_TESTS = ('absolute', 'significant')
+# The largest AUC decrease a binary task's gate may allow: a drop of 0.5 takes a perfect model to
+# chance, so a larger bound could never refuse a model that still ranks better than a coin.
+MAX_AUC_DECREASE = 0.5
 
 
 class ConfigError(ValueError):
@@ -107,6 +111,11 @@ class PipelineConfig(TaskColumns):
         self._validate()
 
     def _validate(self):
+        # NaN compares false with every bound, so a check written as `if value <= 0: refuse`
+        # would let it through and switch a gate off; an infinite bound switches it off too.
+        for where, value in _numbers(self, ''):
+            if not math.isfinite(value):
+                raise ConfigError(f'{where}: must be a finite number, got {value}')
         columns = ([f.name for f in self.sparse_features] + [f.name for f in self.dense_features]
                    + list(self.label_columns))
         repeated = sorted({c for c in columns if columns.count(c) > 1})
@@ -145,6 +154,10 @@ class PipelineConfig(TaskColumns):
             if not 0.5 <= task.confidence < 1:
                 raise ConfigError(f'tasks.{task.name}.confidence: must be in [0.5, 1), got '
                                   f'{task.confidence}')
+            _check_gate_bounds(task)
+        if not any(task.loss_weight > 0 for task in self.tasks):
+            raise ConfigError('tasks: at least one task needs a loss_weight above 0 (the model '
+                              'would learn nothing)')
         unknown_slices = set(self.slice_features) - set(columns)
         if unknown_slices:
             raise ConfigError(f'slice_features: {sorted(unknown_slices)} are not columns of the data')
@@ -163,6 +176,23 @@ class PipelineConfig(TaskColumns):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f'training.{setting}: must be a whole number, at least 1, got '
                                   f'{value!r}')
+        if self.training.learning_rate <= 0:
+            raise ConfigError('training.learning_rate: must be more than 0, got '
+                              f'{self.training.learning_rate}')
+        for feature in self.sparse_features:
+            if not isinstance(feature.embedding_dim, int) or feature.embedding_dim < 1:
+                raise ConfigError(f'sparse_features.{feature.name}.embedding_dim: must be a whole '
+                                  f'number, at least 1, got {feature.embedding_dim!r}')
+        for setting in ('expert_dnn_hidden_units', 'tower_dnn_hidden_units',
+                        'gate_dnn_hidden_units'):
+            units = getattr(self.model, setting)
+            if not all(isinstance(u, int) and not isinstance(u, bool) and u >= 1 for u in units):
+                raise ConfigError(f'model.{setting}: layer widths must be whole numbers, at least '
+                                  f'1, got {list(units)}')
+        for setting in ('l2_reg_embedding', 'l2_reg_dnn'):
+            if getattr(self.model, setting) < 0:
+                raise ConfigError(f'model.{setting}: must be 0 or more, got '
+                                  f'{getattr(self.model, setting)}')
         for setting in ('epochs', 'early_stopping_patience'):
             if getattr(self.training, setting) <= 0:
                 raise ConfigError(f'training.{setting}: must be more than 0 passes over the '
@@ -182,6 +212,12 @@ class PipelineConfig(TaskColumns):
                                   'default bounds watch the bundled data: set drift: [] or your own)')
             if bound.infinity_norm is None and bound.jensen_shannon is None:
                 raise ConfigError(f'drift: {bound.feature!r} needs infinity_norm or jensen_shannon')
+            for measure in ('infinity_norm', 'jensen_shannon'):
+                value = getattr(bound, measure)
+                # Both distances lie in [0, 1]: a bound of 1 or more never stops a run.
+                if value is not None and not 0 <= value < 1:
+                    raise ConfigError(f'drift.{bound.feature}.{measure}: must be in [0, 1), got '
+                                      f'{value}')
         if self.num_oov_buckets < 1:
             raise ConfigError('num_oov_buckets must be >= 1 so that unseen values get an OOV id')
 
@@ -245,6 +281,41 @@ class PipelineConfig(TaskColumns):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(_plain(self.to_dict()), sort_keys=False)
+
+
+def _check_gate_bounds(task: Task):
+    """A task's gate bounds, each one that can refuse a model: a bound that cannot (an AUC floor
+    below 0, an AUC change bound beyond what AUC can move) would switch the gate off unnoticed."""
+    where = f'tasks.{task.name}'
+    if task.loss_weight < 0:
+        raise ConfigError(f'{where}.loss_weight: must be 0 or more, got {task.loss_weight}')
+    if task.max_decrease < 0:
+        raise ConfigError(f'{where}.max_decrease: must be 0 or more (how much worse than the '
+                          f'baseline the candidate may be), got {task.max_decrease}')
+    if task.type == 'binary':
+        if not 0 <= task.min_auc <= 1:
+            raise ConfigError(f'{where}.min_auc: an AUC floor must be in [0, 1], got '
+                              f'{task.min_auc}')
+        if task.max_decrease > MAX_AUC_DECREASE:
+            raise ConfigError(f'{where}.max_decrease: an AUC decrease above {MAX_AUC_DECREASE} '
+                              f'never refuses a model better than chance, got {task.max_decrease}')
+    elif task.max_mse <= 0:
+        raise ConfigError(f'{where}.max_mse: must be more than 0, got {task.max_mse}')
+
+
+def _numbers(value, where: str):
+    """(key, number) of every float in a config, nested dataclasses and lists included, keyed as
+    its errors name them (`tasks.ctr.max_decrease`). Whole numbers are exact, so left out."""
+    if dataclasses.is_dataclass(value):
+        for field in dataclasses.fields(value):
+            yield from _numbers(getattr(value, field.name),
+                                f'{where}.{field.name}' if where else field.name)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            name = getattr(item, 'name', getattr(item, 'feature', index))
+            yield from _numbers(item, f'{where}.{name}')
+    elif isinstance(value, float):
+        yield where, value
 
 
 def _plain(value):
