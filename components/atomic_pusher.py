@@ -3,9 +3,16 @@
 TFX's Pusher copies the model file by file into `<serving dir>/<version>` (saved_model.pb last), so
 whoever lists the directory meanwhile sees a half-written version. This executor copies it under a
 hidden name first and renames it to its version when complete: a model server sees the old versions
-or the whole new one. A push killed midway leaves a hidden `.incomplete-<version>` directory, which
-servers ignore (TF Serving loads numeric names only) and the next push of that version replaces.
-Object stores (gs://, s3://) have no atomic rename; there TFX's own push runs.
+or the whole new one. Object stores (gs://, s3://) have no atomic rename; there TFX's own push runs.
+
+Versions are unique and increasing: the seconds since the epoch, or the newest version + 1 where
+that is larger (two pushes in one second, or a clock that stepped back, would otherwise name a
+version that exists or one below the newest, which TF Serving never loads). Each push stages into
+a directory of its own (`.incomplete-<version>-<pid>`), and the rename into a version that another
+push took meanwhile fails: a collision is an error, never a skipped push. A push that fails (a full
+disk) removes its staging directory, leaving the serving directory as it was; one killed midway
+leaves it behind, hidden from servers (TF Serving loads numeric names only), and the next push
+removes it once its process is gone.
 
 A model that is already the newest version (the same files: a cached Trainer's model, blessed
 again) is not pushed again as a new version, which a model server would load for nothing; the
@@ -16,9 +23,12 @@ version directory: a TF Serving REST body that scores the first rows of the eval
 raw-features signature (trainer_module/serving.py), ready for `curl -d @request_example.json`.
 """
 
+import errno
 import filecmp
 import json
 import os
+import re
+import shutil
 import time
 
 import tensorflow as tf
@@ -48,6 +58,37 @@ def _same_files(left: str, right: str, ignore=()) -> bool:
     _, different, errors = filecmp.cmpfiles(left, right, comparison.common_files, shallow=False)
     return not different and not errors and all(
         _same_files(os.path.join(left, d), os.path.join(right, d)) for d in comparison.common_dirs)
+
+
+class PushError(RuntimeError):
+    """A push that cannot complete; the serving directory is left as it was."""
+
+
+def next_version(base_directory: str) -> int:
+    """The version a push now takes: the clock's seconds, or above the newest version."""
+    newest = newest_version(base_directory)
+    return max(int(time.time()), int(os.path.basename(newest)) + 1 if newest else 0)
+
+
+_STAGING = re.compile(re.escape(STAGING_PREFIX) + r'\d+-(\d+)$')
+
+
+def _remove_abandoned_staging(base_directory: str):
+    """Removes the staging directories of pushes whose process is gone (killed midway)."""
+    for name in os.listdir(base_directory):
+        match = _STAGING.match(name)
+        if match and not _running(int(match.group(1))):
+            shutil.rmtree(os.path.join(base_directory, name), ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def newest_version(base_directory: str):
@@ -114,19 +155,41 @@ class Executor(pusher_executor.Executor):
             self._MarkNotPushed(pushed_model)
             pushed_model.set_string_custom_property(ALREADY_SERVING, serving)
             return None
-        version = str(int(time.time()))
-        serving_path = os.path.join(base_directory, version)
-        if not fileio.exists(serving_path):
-            staging_path = os.path.join(base_directory, STAGING_PREFIX + version)
-            if fileio.exists(staging_path):
-                fileio.rmtree(staging_path)
-            io_utils.copy_dir(model_path, staging_path)
-            if examples:
-                self._write_request(input_dict, staging_path)
-            fileio.rename(staging_path, serving_path)
+        serving_path = self._push_local(input_dict, model_path, base_directory)
+        version = os.path.basename(serving_path)
         io_utils.copy_dir(model_path, pushed_model.uri)
         self._MarkPushed(pushed_model, pushed_destination=serving_path, pushed_version=version)
         return None
+
+    def _push_local(self, input_dict, model_path: str, base_directory: str) -> str:
+        """Copies the model into a new version of a local serving directory; returns its path."""
+        os.makedirs(base_directory, exist_ok=True)
+        _remove_abandoned_staging(base_directory)
+        version = str(next_version(base_directory))
+        serving_path = os.path.join(base_directory, version)
+        staging_path = os.path.join(base_directory, f'{STAGING_PREFIX}{version}-{os.getpid()}')
+        try:
+            io_utils.copy_dir(model_path, staging_path)
+            if input_dict.get(keys.EXAMPLES_KEY):
+                self._write_request(input_dict, staging_path)
+            # os.rename, not fileio's: it refuses to replace a version directory that holds files.
+            os.rename(staging_path, serving_path)
+        except BaseException as error:
+            shutil.rmtree(staging_path, ignore_errors=True)
+            if not isinstance(error, Exception):
+                raise
+            if (isinstance(error, OSError) and error.errno in (errno.EEXIST, errno.ENOTEMPTY)
+                    and os.path.isdir(serving_path)):
+                raise PushError(f'version {version} of {base_directory} appeared during this '
+                                'push (another push into the same serving directory?); nothing '
+                                'was pushed') from error
+            # TensorFlow's file system (under fileio) reports a full disk as ResourceExhausted.
+            full = (getattr(error, 'errno', None) in (errno.ENOSPC, errno.EDQUOT)
+                    or isinstance(error, tf.errors.ResourceExhaustedError))
+            raise PushError(f'pushing version {version} into {base_directory} failed: '
+                            f'{"no space left on the device" if full else error}; the serving '
+                            'directory is as it was') from error
+        return serving_path
 
     def _write_request(self, input_dict, version_dir: str):
         examples = artifact_utils.get_single_instance(input_dict[keys.EXAMPLES_KEY])
