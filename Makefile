@@ -1,6 +1,7 @@
 # make run   - create .venv (Python 3.10) if missing, install, run the pipeline on the bundled data
 # make test  - the same environment, then the test suite (two pytest workers where there are cores)
 # make test-fast - the tests that do not run the pipeline (pytest -m 'not e2e')
+# make test and make test-fast install Debian's chromium first where none is found (the dashboard tests)
 # make image  - build and push the container image of the Kubeflow pipeline (needs Docker)
 # Arguments: make run ARGS="--output /tmp/run1 --epochs 5"; make test PYTEST_ARGS="-k schema";
 #            make test TESTS=tests/test_config.py (one file);
@@ -17,7 +18,7 @@ PYTHON310 ?= $(shell for p in python3.10 $$(pyenv root 2>/dev/null)/versions/3.1
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && \
 	{ command -v "$$p" || echo "$$p"; } && break; done)
 
-.PHONY: install run test test-fast data constraints image clean
+.PHONY: install run test test-fast browser data constraints image clean
 
 # $(call venv310,DIR): creates DIR with Python 3.10 unless it already has one.
 define venv310
@@ -51,11 +52,22 @@ TEST_WORKERS := -n auto --maxprocesses 4 --dist loadgroup
 
 TESTS := tests
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest $(TESTS) $(TEST_WORKERS) $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) browser
 	$(PY) -m pytest $(TESTS) -m 'not e2e' $(TEST_WORKERS) $(PYTEST_ARGS)
+
+# The headless browser the dashboard tests render pages with: Debian's chromium, installed with
+# apt-get (as root, or through sudo) where none is on PATH.
+browser:
+	@if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null \
+	    && ! command -v google-chrome >/dev/null; then \
+	  echo "Installing Debian's chromium for the dashboard tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium || { \
+	    echo "error: the dashboard tests need Chromium: apt-get install -y chromium" >&2; exit 1; }; \
+	fi
 
 # Regenerates the bundled data (deterministic: the same seed gives the same file).
 data: $(STAMP)

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 
+from pipeline import output_lock
 from pipeline.cli import add_pipeline_flags, config_from_flags
 from pipeline.config import PROJECT_DIR, ConfigError, PipelineConfig
 
@@ -124,7 +125,15 @@ def main(argv=None):
         check_inputs(config)
     except ConfigError as e:
         sys.exit(f'error: {e}')
+    try:
+        with output_lock.hold(output):
+            return _run(args, config, output, paths)
+    except output_lock.OutputInUseError as e:
+        sys.exit(f'error: {e}')
 
+
+def _run(args, config: PipelineConfig, output: str, paths) -> int:
+    """The pipeline run into `output`, which this process holds."""
     from pipeline import progress  # pylint: disable=import-outside-toplevel
     tracker = progress.setup_logging(os.path.join(output, 'logs'), args.verbose)
     paths['log'] = tracker.log_path
@@ -142,12 +151,16 @@ def main(argv=None):
     set_op_threads(config.training.intra_op_parallelism_threads)
 
     beam_args = list(LOCAL_BEAM_ARGS) + args.beam_arg
-    pipeline = create_pipeline(
-        config, paths['pipeline_root'], paths['serving'],
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            paths['metadata']),
-        beam_pipeline_args=beam_args,
-        enable_cache=not args.no_cache)
+    try:
+        pipeline = create_pipeline(
+            config, paths['pipeline_root'], paths['serving'],
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                paths['metadata']),
+            beam_pipeline_args=beam_args,
+            enable_cache=not args.no_cache)
+    except ConfigError as e:
+        sys.stderr.write(f'error: {e}\n')
+        return 1
     started = time.monotonic()
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)

@@ -6,6 +6,13 @@ data) only record anomalies; this component reads them and fails with a message 
 split, feature and anomaly, or logs that message as a warning when `fail_on_anomalies` is false.
 A training split without rows, or a binary task's label with one value only in it, stops the run
 whatever `fail_on_anomalies` says: no model can learn the task from it.
+
+A run whose data passes every check (or whose anomalies `fail_on_anomalies: false` makes
+warnings) gets its statistics published again as `checked_statistics`, of a type of their own:
+the next run's drift baseline. A failed execution publishes nothing, so data the checks refused
+never becomes a baseline, however often it is run again. The type of their own, rather than a
+filter on the producer, is what keeps the baseline query right on Kubeflow, where TFX's resolver
+compiles to a query by artifact type only.
 """
 
 import json
@@ -16,15 +23,25 @@ from typing import List
 import tensorflow_data_validation as tfdv
 from tensorflow_data_validation.utils import anomalies_util
 from tfx.components.example_validator.executor import DEFAULT_FILE_NAME
-from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.io import fileio
 from tfx.types import standard_artifacts
+from tfx.types.experimental import simple_artifacts
+from tfx.utils import io_utils
 
 from trainer_module.settings import PROGRESS_LOGGER
 
 
 TRAIN_SPLIT = 'train'
+COMPONENT_ID = 'AnomalyCheck'
+CHECKED_STATISTICS_KEY = 'checked_statistics'
+
+
+# The type of the statistics this check publishes: TFX's generic Statistics, which nothing else in
+# the pipeline produces and which KFP v2 compiles as a type of its own (a custom type compiles to
+# the catch-all tfx.Artifact, and may not carry ExampleStatistics' properties there).
+CheckedStatistics = simple_artifacts.Statistics
 
 
 class DataAnomaliesError(RuntimeError):
@@ -76,8 +93,15 @@ def _what(info) -> str:
                                           for reason in info.reason) or info.short_description
 
 
+def checked_split_names(checked: CheckedStatistics) -> List[str]:
+    """The splits of published statistics, from their directories (the type has no properties)."""
+    return sorted(name.rstrip('/').split('-', 1)[1] for name in fileio.listdir(checked.uri)
+                  if name.startswith('Split-'))
+
+
 @component
 def AnomalyCheck(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+                 checked_statistics: OutputArtifact[CheckedStatistics],
                  statistics: InputArtifact[standard_artifacts.ExampleStatistics] = None,
                  drift: InputArtifact[standard_artifacts.ExampleAnomalies] = None,
                  fail_on_anomalies: Parameter[bool] = True,
@@ -97,12 +121,14 @@ def AnomalyCheck(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
     if lines:
         sections.append("The data drifted from the previous run's data beyond the drift bounds:\n  "
                         + '\n  '.join(lines) + f'\n(anomalies: {drift.uri})')
-    if not sections:
-        return
-    message = '\n'.join(sections)
-    if problems:
-        raise TrainingDataError(message)
-    if fail_on_anomalies:
-        raise DataAnomaliesError(message)
-    logging.getLogger(PROGRESS_LOGGER).warning('%s\nContinuing: anomalies are warnings in this run.',
-                                               message)
+    if sections:
+        message = '\n'.join(sections)
+        if problems:
+            raise TrainingDataError(message)
+        if fail_on_anomalies:
+            raise DataAnomaliesError(message)
+        logging.getLogger(PROGRESS_LOGGER).warning(
+            '%s\nContinuing: anomalies are warnings in this run.', message)
+    if statistics is not None:
+        # The split directories (Split-<name>) come along: they name the splits.
+        io_utils.copy_dir(statistics.uri, checked_statistics.uri)

@@ -1,4 +1,5 @@
-"""DriftValidator: TFX's DistributionValidator against the previous run's statistics, if any.
+"""DriftValidator: TFX's DistributionValidator against the statistics of the last data that passed
+every check (AnomalyCheck's `checked_statistics`), if any.
 
 TFX's DistributionValidator rubber-stamps when it has no baseline statistics, but declares the
 baseline a required input, so that on a first run (nothing to compare with) the orchestrator fails
@@ -11,9 +12,11 @@ from tfx.components.distribution_validator import executor
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 from tfx.proto import distribution_validator_pb2
-from tfx.types import standard_artifacts, standard_component_specs as keys
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs as keys
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import proto_utils
+
+from components.anomaly_check import CheckedStatistics, checked_split_names
 
 
 class LatestIfAnyStrategy(LatestArtifactStrategy):
@@ -26,8 +29,8 @@ class LatestIfAnyStrategy(LatestArtifactStrategy):
 
 class DriftValidatorSpec(keys.DistributionValidatorSpec):
     INPUTS = {**keys.DistributionValidatorSpec.INPUTS,
-              keys.BASELINE_STATISTICS_KEY: ChannelParameter(
-                  type=standard_artifacts.ExampleStatistics, optional=True)}
+              keys.BASELINE_STATISTICS_KEY: ChannelParameter(type=CheckedStatistics,
+                                                             optional=True)}
 
 
 class Executor(executor.Executor):
@@ -44,7 +47,14 @@ class Executor(executor.Executor):
             exec_properties = {**exec_properties,
                                keys.DISTRIBUTION_VALIDATOR_CONFIG_KEY:
                                    proto_utils.json_to_proto(config, parsed)}
-        return super().Do({keys.BASELINE_STATISTICS_KEY: [], **input_dict}, output_dict,
+        # TFX's executor reads the baseline as ExampleStatistics, with their split names.
+        baselines = []
+        for checked in input_dict.get(keys.BASELINE_STATISTICS_KEY, []):
+            baseline = standard_artifacts.ExampleStatistics()
+            baseline.uri = checked.uri
+            baseline.split_names = artifact_utils.encode_split_names(checked_split_names(checked))
+            baselines.append(baseline)
+        return super().Do({**input_dict, keys.BASELINE_STATISTICS_KEY: baselines}, output_dict,
                           exec_properties)
 
 

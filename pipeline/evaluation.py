@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
 from components import grouped_evaluation, intervals
-from pipeline.config import PipelineConfig, Task
+from pipeline.config import ConfigError, PipelineConfig, Task
 from pipeline.datasets import ecommerce
 
 BINARY_METRICS = ('ExampleCount', 'AUCPrecisionRecall', 'BinaryCrossentropy', 'Calibration',
@@ -96,11 +96,28 @@ def bayes_aucs(config: PipelineConfig) -> Dict[str, float]:
             if not tf.io.gfile.exists(path):
                 continue
             with tf.io.gfile.GFile(path) as f:
-                report = json.load(f)['bayes_auc']
+                text = f.read()
         except tf.errors.OpError:  # a store this machine cannot read: no reference line
             return {}
-        by_label = {ecommerce.TASK_LABELS[name]: values['expected']
-                    for name, values in report.items() if name in ecommerce.TASK_LABELS}
+        by_label = {ecommerce.TASK_LABELS[name]: value
+                    for name, value in _expected_aucs(text, path).items()
+                    if name in ecommerce.TASK_LABELS}
         return {task.name: by_label[task.label] for task in config.tasks
                 if task.type == 'binary' and task.label in by_label}
     return {}
+
+
+def _expected_aucs(text: str, path: str) -> Dict[str, float]:
+    """{task of the generator: its expected Bayes AUC} from a `bayes_auc.json`'s text, or a
+    ConfigError naming the file and what is wrong with it."""
+    try:
+        report = json.loads(text)['bayes_auc']
+        aucs = {name: values['expected'] for name, values in report.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ConfigError(f'{path}: not a Bayes AUC report ({{"bayes_auc": {{task: {{"expected": '
+                          f'AUC}}}}}}, as pipeline.datasets.ecommerce writes it): '
+                          f'{type(error).__name__}: {error}') from None
+    for name, auc in aucs.items():
+        if isinstance(auc, bool) or not isinstance(auc, (int, float)) or not 0 <= auc <= 1:
+            raise ConfigError(f'{path}: bayes_auc.{name}.expected: an AUC in [0, 1], got {auc!r}')
+    return aucs

@@ -10,7 +10,8 @@ from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher, csv_example_gen, grouped_evaluation, trainer_executor
 from components import transform as transform_component
-from components.anomaly_check import AnomalyCheck
+from components.anomaly_check import (CHECKED_STATISTICS_KEY, COMPONENT_ID as ANOMALY_CHECK_ID,
+                                      AnomalyCheck, CheckedStatistics)
 from components.baseline_resolver import (BLESSING_KEY, CANDIDATE_KEY, MODEL_KEY,
                                           LatestBlessedOtherModelStrategy)
 from components.blessing_gate import COMPONENT_ID as GATE_ID, BlessingGate
@@ -81,12 +82,15 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         custom_executor_spec=executor_spec.BeamExecutorSpec(csv_example_gen.Executor),
         **split_configs).with_id('CsvExampleGen')
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
-    # The statistics of the data the previous run read: resolved before this run's exist.
+    # The drift baseline: the statistics of the last data that passed every check (AnomalyCheck
+    # publishes them only then), resolved before this run's exist. Not simply the previous run's:
+    # data that a check refused would become its own baseline, and pass when run again.
     previous_statistics = tfx.dsl.Resolver(
         strategy_class=(tfx.dsl.experimental.LatestArtifactStrategy if kfp_v2_resolvers
                         else LatestIfAnyStrategy),
-        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
-                                   producer_component_id=statistics_gen.id),
+        statistics=tfx.dsl.Channel(type=CheckedStatistics,
+                                   producer_component_id=ANOMALY_CHECK_ID,
+                                   output_key=CHECKED_STATISTICS_KEY),
     ).with_id('previous_statistics_resolver')
     statistics_gen.add_upstream_node(previous_statistics)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema)
@@ -101,7 +105,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         statistics=statistics_gen.outputs['statistics'],
         drift=drift_validator.outputs['anomalies'],
         fail_on_anomalies=config.fail_on_anomalies,
-        binary_labels=json.dumps([task.label for task in config.tasks if task.type == 'binary']))
+        binary_labels=json.dumps([task.label for task in config.tasks if task.type == 'binary']),
+    ).with_id(ANOMALY_CHECK_ID)
 
     # TFX's Transform, reading and writing a batch of examples at a time (components/transform.py).
     transform = transform_component.Transform(
@@ -187,6 +192,9 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         examples=example_gen.outputs['examples'],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
+
+    # The push first: a dashboard that fails must not keep a blessed model from serving.
+    dashboard.add_upstream_node(pusher)
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

@@ -46,14 +46,15 @@ class ComponentProgress(logging.Handler):
 
 
 def setup_logging(log_dir: str, verbose: bool) -> ComponentProgress:
-    """Sends all logging to `log_dir/run-<time>.log`, and to the terminal only progress lines, or
+    """Sends all logging to `log_dir/run-<time>-<pid>.log`, and to the terminal only progress lines, or
     everything with `verbose`. Returns the progress handler; its `log_path` is the log file.
 
     Without `verbose`, the process's stderr (where TensorFlow's C++ code logs) is the log file too, and
     `sys.stderr` is a copy of the terminal's stderr for our own error messages.
     """
     os.makedirs(log_dir, exist_ok=True)
-    log_path = os.path.join(log_dir, time.strftime('run-%Y%m%d-%H%M%S.log'))
+    # The pid too: two runs started in the same second must not share a log.
+    log_path = os.path.join(log_dir, time.strftime('run-%Y%m%d-%H%M%S') + f'-{os.getpid()}.log')
     log_file = open(log_path, 'a', buffering=1)
     terminal = sys.stdout
     if not verbose:

@@ -7,9 +7,10 @@ import os
 import pandas as pd
 import pytest
 
-from components.anomaly_check import AnomalyCheck, DataAnomaliesError
+from components.anomaly_check import AnomalyCheck, CheckedStatistics, DataAnomaliesError
 from conftest import MULTI_PROCESSING, SPLIT_DATA, fork_output, run_pipeline
 from pipeline.datasets import ecommerce
+from pipeline.run_report import sqlite_store
 
 pytestmark = pytest.mark.e2e
 
@@ -52,16 +53,20 @@ def test_beam_steps_ran_on_the_multi_processing_direct_runner(failed_run):
     assert 'local_job_service: Worker' in logs
 
 
-def test_warn_mode_reports_the_same_anomalies_and_continues(failed_run, caplog):
+def test_warn_mode_reports_the_same_anomalies_and_continues(failed_run, caplog, tmp_path):
     anomalies_dir = glob.glob(os.path.join(failed_run.output, 'pipeline_root', 'ExampleValidator',
                                            'anomalies', '*'))[0]
     from tfx.types import standard_artifacts
     anomalies = standard_artifacts.ExampleAnomalies()
     anomalies.uri = anomalies_dir
     anomalies.split_names = '["train", "eval"]'
+    checked = CheckedStatistics()
+    checked.uri = str(tmp_path / 'checked')
     with pytest.raises(DataAnomaliesError):
-        AnomalyCheck.test_call(anomalies=anomalies, fail_on_anomalies=True)
-    AnomalyCheck.test_call(anomalies=anomalies, fail_on_anomalies=False)
+        AnomalyCheck.test_call(anomalies=anomalies, checked_statistics=checked,
+                               fail_on_anomalies=True)
+    AnomalyCheck.test_call(anomalies=anomalies, checked_statistics=checked,
+                           fail_on_anomalies=False)
     assert "feature 'click'" in caplog.text
 
 
@@ -76,9 +81,23 @@ def test_drift_from_the_previous_data_stops_the_run(tmp_path, small_data, defaul
         frame['price'] *= 3
         os.makedirs(data / split)
         frame.to_csv(data / split / ecommerce.CSV_NAME, index=False)
-    run = run_pipeline(fork_output(first, tmp_path / 'out'), '--data', str(data), *SPLIT_DATA)
-    assert run.returncode == 1
-    assert "error: AnomalyCheck failed: DataAnomaliesError: The data drifted" in run.stderr
-    assert "train_train: feature 'device': The Linfty distance" in run.stderr
-    assert "eval_eval: feature 'price': The approximate Jensen-Shannon divergence" in run.stderr
-    assert 'Transform' not in run.stdout
+    output = fork_output(first, tmp_path / 'out')
+    # Run twice: refused data is no baseline, so the same data is refused again (issue 27).
+    for run in [run_pipeline(output, '--data', str(data), *SPLIT_DATA) for _ in range(2)]:
+        assert run.returncode == 1
+        assert "error: AnomalyCheck failed: DataAnomaliesError: The data drifted" in run.stderr
+        assert "train_train: feature 'device': The Linfty distance" in run.stderr
+        assert "eval_eval: feature 'price': The approximate Jensen-Shannon divergence" in run.stderr
+        assert 'Transform' not in run.stdout
+    # The refused runs published no statistics of their own as a baseline, and the last one
+    # compared with the newest statistics of the default runs, whose data passed every check.
+    checked = sqlite_store(os.path.join(first.output, 'metadata.sqlite')).get_artifacts_by_type(
+        CheckedStatistics.TYPE_NAME)
+    store = sqlite_store(os.path.join(output, 'metadata.sqlite'))
+    assert [a.id for a in store.get_artifacts_by_type(CheckedStatistics.TYPE_NAME)] == [
+        a.id for a in checked]
+    last = max(store.get_executions_by_type('components.drift_validator.DriftValidator'),
+               key=lambda execution: execution.id)
+    assert [event.artifact_id for event in store.get_events_by_execution_ids([last.id])
+            if event.type == event.INPUT and event.path.steps[0].key == 'baseline_statistics'
+            ] == [max(a.id for a in checked)]

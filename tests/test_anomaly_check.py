@@ -9,7 +9,8 @@ import pytest
 import tensorflow_data_validation as tfdv
 from tfx.types import standard_artifacts
 
-from components.anomaly_check import AnomalyCheck, TrainingDataError, training_split_problems
+from components.anomaly_check import (AnomalyCheck, CheckedStatistics, TrainingDataError,
+                                      checked_split_names, training_split_problems)
 
 
 def _statistics(directory, train):
@@ -30,6 +31,12 @@ def _no_anomalies(directory):
     return artifact
 
 
+def _checked(directory):
+    artifact = CheckedStatistics()
+    artifact.uri = str(directory)
+    return artifact
+
+
 def test_a_binary_label_with_one_class_is_named(tmp_path):
     statistics = _statistics(tmp_path / 'stats', pd.DataFrame(
         {'click': [0, 1, 0, 1], 'purchase': [0, 0, 0, 0], 'minutes': [3.0, 3.0, 3.0, 3.0]}))
@@ -37,15 +44,23 @@ def test_a_binary_label_with_one_class_is_named(tmp_path):
         "train: label 'purchase' is 0 in all 4 rows: a binary task needs both classes"]
     with pytest.raises(TrainingDataError, match="label 'purchase' is 0 in all 4 rows"):
         AnomalyCheck.test_call(anomalies=_no_anomalies(tmp_path / 'anomalies'),
+                               checked_statistics=_checked(tmp_path / 'checked'),
                                statistics=statistics, fail_on_anomalies=False,
                                binary_labels=json.dumps(['click', 'purchase']))
+    assert not (tmp_path / 'checked').exists()
 
 
 def test_a_training_split_with_both_classes_passes(tmp_path):
     statistics = _statistics(tmp_path / 'stats', pd.DataFrame({'click': [0, 1], 'purchase': [1, 0]}))
     assert training_split_problems(statistics, ['click', 'purchase']) == []
-    AnomalyCheck.test_call(anomalies=_no_anomalies(tmp_path / 'anomalies'), statistics=statistics,
+    checked = _checked(tmp_path / 'checked')
+    AnomalyCheck.test_call(anomalies=_no_anomalies(tmp_path / 'anomalies'),
+                           checked_statistics=checked, statistics=statistics,
                            binary_labels=json.dumps(['click', 'purchase']))
+    # Data that passed becomes the next run's drift baseline: the same statistics.
+    assert checked_split_names(checked) == ['train']
+    assert ((tmp_path / 'checked' / 'Split-train' / 'FeatureStats.pb').read_bytes()
+            == (tmp_path / 'stats' / 'Split-train' / 'FeatureStats.pb').read_bytes())
 
 
 def test_a_training_split_without_rows_is_named(tmp_path):

@@ -171,3 +171,18 @@ def test_trainer_settings_survive_the_trip_through_custom_config():
     assert settings.dense_features == tuple(f.name for f in PipelineConfig().dense_features)
     # The gate's settings are not the Trainer's.
     assert 'max_mse' not in json.dumps(settings.to_dict())
+
+
+@pytest.mark.parametrize('text, named', [
+    ('{"bayes_auc": {"ctr": {"expected": 0.76}', 'not a Bayes AUC report'),
+    ('{"bayes_auc": {"ctr": 0.76}}', 'not a Bayes AUC report'),
+    ('{"bayes_auc": {"ctr": {"expected": "high"}}}', "bayes_auc.ctr.expected: an AUC in [0, 1]"),
+])
+def test_a_malformed_bayes_auc_report_in_the_data_is_named(tmp_path, text, named):
+    from pipeline.evaluation import bayes_aucs  # pylint: disable=import-outside-toplevel
+    (tmp_path / 'bayes_auc.json').write_text(text)
+    with pytest.raises(ConfigError) as error:
+        bayes_aucs(PipelineConfig(data=str(tmp_path)))
+    assert f'{tmp_path / "bayes_auc.json"}: ' in str(error.value) and named in str(error.value)
+    (tmp_path / 'bayes_auc.json').write_text('{"bayes_auc": {"ctr": {"expected": 0.76}}}')
+    assert bayes_aucs(PipelineConfig(data=str(tmp_path))) == {'ctr': 0.76}

@@ -281,7 +281,8 @@ def test_second_run_takes_the_first_model_the_gate_blessed_as_baseline(executed)
         assert second.metadata(evaluator_id(task), 'blessing').get('baseline_model') \
             == first_model['uri'], task
     previous = second.outputs['previous_statistics_resolver']['statistics']
-    assert [a['uri'] for a in previous] == [first.outputs['StatisticsGen']['statistics'][0]['uri']]
+    assert [a['uri'] for a in previous] == [
+        first.outputs['AnomalyCheck']['checked_statistics'][0]['uri']]
 
 
 def test_the_baseline_query_skips_blessings_of_single_evaluators(executed):

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from pipeline import output_lock
 from pipeline.config import PROJECT_DIR
 
 
@@ -39,3 +40,28 @@ def test_bad_arguments_fail_fast_with_one_line(tmp_path, make_args, message):
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / 'out').exists()
+
+
+def test_a_second_run_on_an_output_in_use_stops_at_once_naming_the_holder(tmp_path):
+    """Two real processes: one holds the output (as a running pipeline does), the other is a
+    local_runner.py on the same output, which stops before writing anything there."""
+    output = tmp_path / 'out'
+    holder = subprocess.Popen(
+        [sys.executable, '-c', 'import sys, time; from pipeline import output_lock\n'
+         f'with output_lock.hold({str(output)!r}):\n'
+         '    print("held", flush=True); time.sleep(120)'],
+        stdout=subprocess.PIPE, text=True, cwd=PROJECT_DIR)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        result = _run('--output', str(output))
+        assert result.returncode != 0
+        assert (f'error: {output} is in use by a run of the pipeline (pid {holder.pid}, started '
+                in result.stderr), result.stderr
+        assert sorted(os.listdir(output)) == [output_lock.LOCK_FILE]
+    finally:
+        holder.kill()
+        holder.wait()
+    # The kernel released the killed holder's lock: the output can be held again.
+    with output_lock.hold(str(output)):
+        with open(output / output_lock.LOCK_FILE) as f:
+            assert f.read().startswith(f'pid {os.getpid()}, ')
