@@ -186,3 +186,12 @@ def test_a_malformed_bayes_auc_report_in_the_data_is_named(tmp_path, text, named
     assert f'{tmp_path / "bayes_auc.json"}: ' in str(error.value) and named in str(error.value)
     (tmp_path / 'bayes_auc.json').write_text('{"bayes_auc": {"ctr": {"expected": 0.76}}}')
     assert bayes_aucs(PipelineConfig(data=str(tmp_path))) == {'ctr': 0.76}
+
+
+def test_the_push_does_not_wait_for_the_dashboards():
+    """A dashboard that fails must not keep a blessed model from serving: the Pusher runs first."""
+    from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
+    components = {c.id: c for c in create_pipeline(PipelineConfig(), '/tmp/root',
+                                                   '/tmp/serving').components}
+    assert 'Pusher' in {node.id for node in components['Dashboard'].upstream_nodes}
+    assert 'Dashboard' not in {node.id for node in components['Pusher'].upstream_nodes}

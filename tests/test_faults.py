@@ -1,4 +1,5 @@
-"""Faults: a run killed during training, then run again; a candidate refused per task.
+"""Faults: a run killed during training, then run again; one killed in Transform, then in the
+Pusher's copy, then run again; a candidate refused per task.
 
 One candidate run (after the default run pushed a good model, in a copy of its metadata store)
 carries several faults at once: a few malformed CSV rows (set aside with `bad_rows: skip`), ctr labels
@@ -8,6 +9,7 @@ shuffled in training (so ctr gets worse than the serving model), and no purchase
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import pandas as pd
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
+from components import atomic_pusher
 from conftest import PROJECT_DIR, SMALL_TRAINING, SPLIT_DATA, fork_output, run_pipeline
 from pipeline.datasets import ecommerce
 from pipeline.run_report import sqlite_store
@@ -28,8 +31,9 @@ pytestmark = pytest.mark.e2e
 _STATE = metadata_store_pb2.Execution.State
 
 
-def _kill_during_training(output, args):
-    """Starts local_runner.py and kills it, Beam workers and all, at its first training step."""
+def _kill_when(output, args, seen_line, when=None):
+    """Starts local_runner.py and kills it, Beam workers and all, once it prints a line that
+    `seen_line` accepts, then (with `when`) as soon as `when()` is true. Returns its output."""
     process = subprocess.Popen(
         [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--output', output, *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT_DIR,
@@ -37,12 +41,24 @@ def _kill_during_training(output, args):
     seen = []
     for line in process.stdout:
         seen.append(line)
-        if 'Trainer step' in line:
-            os.killpg(process.pid, signal.SIGKILL)
+        if seen_line(line):
+            while when is not None and not when() and process.poll() is None:
+                pass  # no sleep: the moment to kill may last a few milliseconds
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
             break
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL, ''.join(seen)
     return ''.join(seen)
+
+
+def _kill_during_training(output, args):
+    return _kill_when(output, args, lambda line: 'Trainer step' in line)
+
+
+def _serving_versions(output):
+    serving = os.path.join(output, 'serving_model')
+    return sorted(os.listdir(serving)) if os.path.isdir(serving) else []
 
 
 @pytest.fixture(scope='module')
@@ -78,17 +94,23 @@ def test_rerun_after_a_kill_takes_upstream_from_the_cache(faulty_candidate):
 
 
 def test_no_live_artifact_comes_from_an_unfinished_execution(faulty_candidate):
-    _, run = faulty_candidate
+    _assert_outputs_only_of_finished_executions(faulty_candidate[1], ['Trainer'])
+
+
+def _assert_outputs_only_of_finished_executions(run, killed_components):
+    """Each of `killed_components` has an execution that never finished, and every live
+    artifact of the store comes from a finished execution."""
     store = sqlite_store(run.summary['paths']['metadata'])
     executions = {e.id: e for e in store.get_executions()}
     producer = {event.artifact_id: event.execution_id
                 for event in store.get_events_by_execution_ids(list(executions))
                 if event.type == metadata_store_pb2.Event.OUTPUT}
     finished = (_STATE.COMPLETE, _STATE.CACHED)
-    # The killed Trainer's execution never finished; TFX publishes outputs only when one does.
-    killed = [e for e in store.get_executions_by_type('tfx.components.trainer.component.Trainer')
-              if e.last_known_state not in finished]
-    assert killed
+    # The killed executions never finished; TFX publishes outputs only when one does.
+    types = {t.id: t.name for t in store.get_execution_types()}
+    for component in killed_components:
+        assert [e for e in executions.values() if e.last_known_state not in finished
+                and types[e.type_id].endswith(f'.{component}')], component
     for artifact in store.get_artifacts():
         if artifact.state == metadata_store_pb2.Artifact.LIVE:
             assert executions[producer[artifact.id]].last_known_state in finished, artifact
@@ -136,3 +158,55 @@ def test_refused_task_page_shows_the_failing_metric_in_red(faulty_candidate):
     # Judged against the pushed model: the baseline's values and the differences are shown.
     assert '<th>baseline</th><th>difference</th>' in text
 
+
+
+@pytest.fixture(scope='module')
+def killed_in_transform_and_in_the_push(tmp_path_factory, small_data, default_runs):
+    """After the default runs pushed a model (a copy of their store): new training rows of the same
+    generator, in a run killed as Transform starts, then one killed while the Pusher copies the
+    model into the serving directory, then one that completes. (serving versions before, after
+    the push was killed, after the last run; the killed runs' output; the last run.)"""
+    first, _ = default_runs
+    data = tmp_path_factory.mktemp('next_days')
+    ecommerce.write(str(data / 'train'), rows=1600, seed=13)
+    os.makedirs(data / 'eval')
+    shutil.copy(os.path.join(small_data, 'eval', ecommerce.CSV_NAME), data / 'eval')
+    output = fork_output(first, tmp_path_factory.mktemp('killed_twice'))
+    shutil.copytree(os.path.join(first.output, 'serving_model'),
+                    os.path.join(output, 'serving_model'))
+    before = _serving_versions(output)
+    args = ['--data', str(data), *SPLIT_DATA, *SMALL_TRAINING]
+    killed = _kill_when(output, args, lambda line: line.rstrip().endswith('] Transform ...'))
+    assert _serving_versions(output) == before
+    staging = lambda: any(name.startswith(atomic_pusher.STAGING_PREFIX)  # noqa: E731
+                          for name in _serving_versions(output))
+    killed += _kill_when(output, args, lambda line: line.rstrip().endswith('] Pusher ...'),
+                         when=staging)
+    after_kill = _serving_versions(output)
+    return before, after_kill, killed, run_pipeline(output, *args).check()
+
+
+def test_a_run_killed_in_transform_and_in_the_push_ends_with_one_new_version(
+        killed_in_transform_and_in_the_push):
+    before, after_kill, killed, run = killed_in_transform_and_in_the_push
+    assert 'Trainer done in' in killed  # the second run got as far as the push
+    # Killed while copying: its staging directory is left, hidden from model servers, and no
+    # version directory was added.
+    assert [name for name in after_kill if name.isdigit()] == before
+    assert any(name.startswith(atomic_pusher.STAGING_PREFIX) for name in after_kill), after_kill
+    # The run after it pushed exactly one new, complete version, and removed the staging.
+    after = _serving_versions(run.output)
+    new = sorted(set(after) - set(before))
+    assert len(new) == 1 and new[0].isdigit() and int(new[0]) > max(map(int, before)), after
+    assert run.summary['pushed_model'] == os.path.join(run.output, 'serving_model', new[0])
+    assert os.path.exists(os.path.join(run.output, 'serving_model', new[0], 'saved_model.pb'))
+    states = run.states()
+    for node in ('CsvExampleGen', 'Transform', 'Trainer', 'Evaluator.ctr', 'Evaluator.ctcvr'):
+        assert states[node] == 'CACHED', states
+    assert states['Pusher'] == 'COMPLETE', states
+
+
+def test_no_live_artifact_comes_from_a_killed_transform_or_push(
+        killed_in_transform_and_in_the_push):
+    run = killed_in_transform_and_in_the_push[-1]
+    _assert_outputs_only_of_finished_executions(run, ['Transform', 'Pusher'])
