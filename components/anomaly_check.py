@@ -119,7 +119,8 @@ def AnomalyCheck(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
                         + f'\n(anomalies: {anomalies.uri})')
     lines = describe_anomalies(drift) if drift is not None else []
     if lines:
-        sections.append("The data drifted from the previous run's data beyond the drift bounds:\n  "
+        sections.append(('The data drifted beyond the drift bounds from the last data that passed '
+                         'every check:\n  ')
                         + '\n  '.join(lines) + f'\n(anomalies: {drift.uri})')
     if sections:
         message = '\n'.join(sections)

@@ -56,6 +56,13 @@ def _kill_during_training(output, args):
     return _kill_when(output, args, lambda line: 'Trainer step' in line)
 
 
+def _started(output, component):
+    """Whether `component`'s execution has started: TFX makes its output directories once it has
+    registered the execution in ML Metadata, before the executor runs. (Polling the store itself
+    could lock the SQLite file under the running pipeline.)"""
+    return os.path.isdir(os.path.join(output, 'pipeline_root', component))
+
+
 def _serving_versions(output):
     serving = os.path.join(output, 'serving_model')
     return sorted(os.listdir(serving)) if os.path.isdir(serving) else []
@@ -176,7 +183,8 @@ def killed_in_transform_and_in_the_push(tmp_path_factory, small_data, default_ru
                     os.path.join(output, 'serving_model'))
     before = _serving_versions(output)
     args = ['--data', str(data), *SPLIT_DATA, *SMALL_TRAINING]
-    killed = _kill_when(output, args, lambda line: line.rstrip().endswith('] Transform ...'))
+    killed = _kill_when(output, args, lambda line: line.rstrip().endswith('] Transform ...'),
+                        when=lambda: _started(output, 'Transform'))
     assert _serving_versions(output) == before
     staging = lambda: any(name.startswith(atomic_pusher.STAGING_PREFIX)  # noqa: E731
                           for name in _serving_versions(output))
