@@ -3,8 +3,6 @@
 import os
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 import tensorflow as tf
@@ -43,34 +41,30 @@ def _push(model_dir, serving, out_dir, blessed=True):
 
 
 def test_a_push_is_atomic_for_a_reader_of_the_serving_directory(model_dir, tmp_path, monkeypatch):
-    """A reader polling the serving directory during a (slowed-down) push sees no version
-    directory until the model in it is complete."""
+    """A reader of the serving directory, looking after every file the push writes (so at every
+    state a model server could see, without depending on timing), sees no version directory until
+    the model in it is complete."""
     source_files = _files(path_utils.serving_model_path(model_dir))
-    copy = atomic_pusher.fileio.copy
-
-    def slow_copy(*args, **kwargs):
-        time.sleep(0.02)
-        return copy(*args, **kwargs)
-
-    monkeypatch.setattr(atomic_pusher.fileio, 'copy', slow_copy)
     serving = tmp_path / 'serving'
-    seen, done = [], threading.Event()
+    seen, copies = [], []
 
     def read_serving_directory():
-        while not done.is_set():
-            for name in (os.listdir(serving) if serving.exists() else []):
-                if name.isdigit():
-                    seen.append(_files(serving / name))
-            time.sleep(0.002)
+        for name in (os.listdir(serving) if serving.exists() else []):
+            if name.isdigit():
+                seen.append(_files(serving / name))
 
-    reader = threading.Thread(target=read_serving_directory)
-    reader.start()
-    try:
-        pushed = _push(model_dir, serving, tmp_path)
-        time.sleep(0.05)
-    finally:
-        done.set()
-        reader.join()
+    copy = atomic_pusher.fileio.copy
+
+    def copy_then_read(*args, **kwargs):
+        copies.append(args[0])
+        read_serving_directory()
+        copy(*args, **kwargs)
+        read_serving_directory()
+
+    monkeypatch.setattr(atomic_pusher.fileio, 'copy', copy_then_read)
+    pushed = _push(model_dir, serving, tmp_path)
+    read_serving_directory()
+    assert len(copies) >= len(source_files)  # every file of the push was watched
     assert seen, 'the reader never saw the pushed version'
     assert all(files == source_files for files in seen)
     assert pushed.get_int_custom_property('pushed') == 1
