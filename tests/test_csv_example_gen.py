@@ -24,17 +24,20 @@ GOOD = ('u1,i1,c1,s1,city1,ios,3,F,25-34,12.5,4,1,4.2,10,1,0\n'
 BAD = ('u3,i3,c3,s3,city3,ios,3,F,25-34,12.5,4,1,4.2,10,1,0,extra\n'        # 4: too many fields
        'u4,i4,c4,s4,city4,ios,3,F,25-34,12.5\n'                              # 5: too few
        'u5,i5,c5,s5,city5,ios,3,F,25-34,twelve,4,1,4.2,10,1,0\n'             # 6: not a number
-       'u6,i6,"c6\nc7",s6,city6,ios,3,F,25-34,12.5,4,1,4.2,10,1,0\n'         # 7-8: a line break
-       'u7,i7,c7,s7,city7,ios,3.5,F,25-34,12.5,4,1,4.2,10,1,0\n')            # 9: hour not an int
+       'u6,i6,"c6,s6,city6,ios,3,F,25-34,12.5,4,1,4.2,10,1,0\n'             # 7: unclosed quote
+       'u7,i7,c7,s7,city7,ios,3.5,F,25-34,12.5,4,1,4.2,10,1,0\n')            # 8: hour not an int
 
 
-def write_csv(directory, body):
+with open(os.path.join(os.path.dirname(SCHEMA), '..', 'data', 'ecommerce',
+                       'ecommerce.csv')) as bundled:
+    HEADER = bundled.readline()
+
+
+def write_csv(directory, body, name='part.csv'):
     os.makedirs(directory, exist_ok=True)
-    header = open(os.path.join(os.path.dirname(SCHEMA), '..', 'data', 'ecommerce',
-                               'ecommerce.csv')).readline()
-    path = os.path.join(directory, 'part.csv')
+    path = os.path.join(directory, name)
     with open(path, 'w') as f:
-        f.write(header + body)
+        f.write(HEADER + body)
     return path
 
 
@@ -95,13 +98,13 @@ def test_fail_mode_names_file_line_and_problem_of_every_bad_row(tmp_path, monkey
     assert f'{path}:4: 17 fields where the header has 16' in message
     assert f'{path}:5: 10 fields where the header has 16' in message
     assert f"{path}:6: column 'price': 'twelve' is not a number" in message
-    assert f"{path}:7: column 'category_id' holds a line break" in message
-    assert f"{path}:9: column 'hour': '3.5' is not an integer" in message
+    assert f'{path}:7: an unclosed quote: values cannot hold line breaks' in message
+    assert f"{path}:8: column 'hour': '3.5' is not an integer" in message
     assert 'bad_rows: skip' in message
     # The complete list survives the failed execution, whose outputs TFX removes.
     listed = csv_example_gen.read_bad_rows(
         csv_example_gen.bad_rows_dir(str(tmp_path / 'CsvExampleGen' / 'examples' / '1')))
-    assert [row['line'] for row in listed] == ['4', '5', '6', '7', '9']
+    assert [row['line'] for row in listed] == ['4', '5', '6', '7', '8']
 
 
 def test_skip_mode_sets_bad_rows_aside_and_counts_them(tmp_path):
@@ -111,8 +114,88 @@ def test_skip_mode_sets_bad_rows_aside_and_counts_them(tmp_path):
     directory = examples.get_string_custom_property(csv_example_gen.BAD_ROWS_DIR_PROPERTY)
     listed = csv_example_gen.read_bad_rows(directory)
     assert len(listed) == 5
-    # Nothing is lost: each bad row is kept as it was read, line break included.
-    assert listed[3]['row'].startswith('u6,i6,"c6\nc7",s6')
+    # Nothing is lost: each bad row is kept as it was read.
+    assert listed[3]['row'] == BAD.splitlines()[3]
+
+
+def _numbered_rows(rows, seed):
+    """`rows` generated rows, user_id 'row-N' for the row on line N (the header is line 1)."""
+    frame = ecommerce.generate(rows, seed)[0]
+    return frame.assign(user_id=[f'row-{line}' for line in range(2, rows + 2)])
+
+
+def test_a_byte_that_is_not_utf8_sets_aside_its_row_alone(tmp_path):
+    """One Latin-1 byte on line 501 of 1,001: that row is set aside, at its line, and the other
+    999 are kept (the file's rest was lost when the file was decoded as one stream)."""
+    frame = _numbered_rows(1000, seed=4)
+    lines = frame.to_csv(index=False).encode().splitlines(keepends=True)
+    lines[500] = lines[500].replace(b',city', b',Montr\xe9al-city', 1)
+    data = tmp_path / 'data'
+    os.makedirs(data)
+    (data / 'part.csv').write_bytes(b''.join(lines))
+
+    examples = run_executor(tmp_path, None, 'skip')
+    assert _user_ids(examples, 'train') == sorted(
+        user_id for user_id in frame['user_id'] if user_id != 'row-501')
+    assert examples.get_int_custom_property(csv_example_gen.BAD_ROWS_PROPERTY) == 1
+    listed = csv_example_gen.read_bad_rows(
+        examples.get_string_custom_property(csv_example_gen.BAD_ROWS_DIR_PROPERTY))
+    assert [(row['file'], row['line']) for row in listed] == [(str(data / 'part.csv'), '501')]
+    assert listed[0]['problem'].startswith('not UTF-8 text at byte ')
+    assert listed[0]['problem'].endswith(' of the line (0xe9)')
+    assert listed[0]['row'].startswith('row-501,') and 'Montr\\xe9al-city' in listed[0]['row']
+
+
+def test_odd_files_lose_no_row(tmp_path):
+    """A byte order mark, Windows and old Mac line breaks, blank lines, a quoted line break (two
+    lines, two bad rows: values cannot hold one), no final line break; an empty file and one of
+    blank lines: every data row is kept or set aside at its own line."""
+    good = GOOD.splitlines()
+    body = ('\r\n'.join([good[0], '', good[1]]) + '\r'                     # lines 2-4
+            + 'u6,i6,"c6\nc7",s6,city6,ios,3,F,25-34,12.5,4,1,4.2,10,1,0\n'  # lines 5-6
+            + good[0].replace('u1,', 'u8,') + '\n\n'                         # lines 7-8
+            + good[1].replace('u2,', 'u9,'))                                 # line 9, no break
+    data = tmp_path / 'data'
+    os.makedirs(data)
+    path = str(data / 'odd.csv')
+    with open(path, 'wb') as f:
+        f.write(b'\xef\xbb\xbf' + (HEADER + body).encode())
+    (data / 'empty.csv').write_bytes(b'')
+    (data / 'blank.csv').write_bytes(b'\n\r\n\r')
+
+    examples = run_executor(tmp_path, None, 'skip')
+    assert _user_ids(examples, 'train') == ['u1', 'u2', 'u8', 'u9']
+    listed = csv_example_gen.read_bad_rows(
+        examples.get_string_custom_property(csv_example_gen.BAD_ROWS_DIR_PROPERTY))
+    assert [(row['file'], row['line'], row['problem']) for row in listed] == [
+        (path, '5', 'an unclosed quote: values cannot hold line breaks'),
+        (path, '6', '14 fields where the header has 16')]
+
+
+def test_a_header_that_repeats_a_name_fails_the_run_under_skip_too(tmp_path):
+    """No row of such a file can be read: setting it aside as one bad row lost all of them."""
+    data = tmp_path / 'data'
+    os.makedirs(data)
+    path = data / 'part.csv'
+    path.write_text(HEADER.replace('item_id', 'user_id') + GOOD)
+    with pytest.raises(csv_example_gen.CsvRowsError) as error:
+        run_executor(tmp_path, None, 'skip')
+    assert f"{path}:1: the header repeats ['user_id']; no row of the file can be read" in str(
+        error.value)
+
+
+def test_a_file_that_two_splits_match_is_refused(tmp_path):
+    """Its eval rows would be training rows too."""
+    data = tmp_path / 'data'
+    for week in ('week1', 'week9'):
+        write_csv(str(data), GOOD, name=f'{week}.csv')
+    config = PipelineConfig(data=str(data), csv_pattern='*.csv', eval_csv_pattern='week9.csv')
+    with pytest.raises(csv_example_gen.CsvRowsError) as error:
+        run_executor(tmp_path, None, 'fail', config)
+    assert str(error.value) == (
+        f"{data / 'week9.csv'} is matched by the patterns of two splits, train ('*.csv') and "
+        "eval ('week9.csv'): its rows would be in both; give each split patterns that no other "
+        "split's match")
 
 
 def _user_ids(examples, split):
