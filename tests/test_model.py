@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from trainer_module.feature_column import DenseFeat, SparseFeat
 from trainer_module.layers import SparseEmbeddings
-from trainer_module.models import MMOE, OMoE, SharedBottom, gate_weights_model
+from trainer_module.models import (GATE_PREFIX, MMOE, SHARED_GATE, OMoE, SharedBottom,
+                                   gate_weights_model)
 
 COLUMNS = [SparseFeat('a', vocabulary_size=10, embedding_dim=4),
            SparseFeat('b', vocabulary_size=5, embedding_dim=4), DenseFeat('x')]
@@ -215,3 +216,81 @@ def test_keras_2_whatever_the_order_of_imports():
     process = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
                              check=True, cwd=os.path.dirname(os.path.dirname(__file__)), env=env)
     assert process.stdout.split() == ['True']
+
+
+class _Vocabularies:
+    """What `feature_columns_from_transform` reads of a Transform output: every vocabulary of 4."""
+
+    @staticmethod
+    def vocabulary_size_by_name(name):
+        return 4
+
+
+# The edges of the config's lists, (architecture, sparse features, dense features, task types):
+# no, one and several features of each kind, three tasks and more. One sparse and one dense feature
+# together are in tests/test_transform.py.
+BINARY, REGRESSION = 'binary', 'regression'
+CONFIG_EDGES = {
+    'no_sparse_one_dense_three_tasks': ('mmoe', [], ['price'], [BINARY, BINARY, REGRESSION]),
+    'one_sparse_no_dense': ('omoe', ['device'], [], [BINARY, BINARY]),
+    'many_of_each_four_tasks': ('mmoe', ['device', 'city', 'hour'],
+                                ['price', 'item_rating', 'user_age'],
+                                [BINARY, REGRESSION, BINARY, REGRESSION]),
+}
+
+
+@pytest.mark.parametrize('edge', list(CONFIG_EDGES))
+def test_trainer_builds_trains_and_predicts_at_the_edges_of_the_config(edge):
+    """The Trainer's columns, batches and compiled model for each edge: a few steps lower the loss
+    on the rows trained on, the model predicts one output per task, and MMoE has a gate per task
+    (OMoE one)."""
+    from pipeline.config import PipelineConfig
+    from trainer_module.feature_column import feature_columns_from_transform
+    from trainer_module.run import build_model, model_inputs, training_batches
+    architecture, sparse, dense, task_types = CONFIG_EDGES[edge]
+    tasks = [f'{{name: task{i}, label: label{i}, type: {task_type}, max_mse: 1.0}}'
+             for i, task_type in enumerate(task_types)]
+    config = PipelineConfig().with_overrides([
+        f'sparse_features=[{", ".join(sparse)}]', f'dense_features=[{", ".join(dense)}]',
+        f'tasks=[{", ".join(tasks)}]', 'slice_features=[]', 'drift=[]',
+        f'model.architecture={architecture}',
+        f'model.expert_dnn_hidden_units={list(SMALL["expert_dnn_hidden_units"])}',
+        f'model.tower_dnn_hidden_units={list(SMALL["tower_dnn_hidden_units"])}',
+        'training.batch_size=16', 'training.learning_rate=0.01'])
+    settings = config.trainer_settings()
+    columns = feature_columns_from_transform(settings, _Vocabularies())
+    assert [column.name for column in columns] == sparse + dense
+    rows = 64
+    rng = np.random.default_rng(3)
+    # Transformed rows, as the Trainer reads them: [rows] ids (the OOV id included) and z-scores,
+    # and labels that every feature moves (a binary label is the sign of a regression one).
+    ids = {name: rng.integers(0, 5, rows) for name in sparse}
+    values = {name: rng.normal(size=rows) for name in dense}
+    signal = sum(ids[name] % 2 - 0.5 for name in sparse) + sum(values[name] for name in dense)
+    transformed = {name: tf.constant(column) for name, column in ids.items()}
+    transformed.update({name: tf.constant(column, tf.float32) for name, column in values.items()})
+    transformed.update({task.label: tf.constant(
+        signal > 0 if task.type == BINARY else signal, tf.float32) for task in settings.tasks})
+    model = build_model(settings, columns)
+    inputs = model_inputs(transformed, columns)
+
+    def loss(predictions):
+        """The compiled loss on all the rows (the config's loss weights are 1)."""
+        return sum(float(model.loss[task.name](tf.reshape(transformed[task.label], [-1, 1]),
+                                                prediction))
+                   for task, prediction in zip(settings.tasks, predictions))
+
+    before = loss(model.predict(inputs, verbose=0))
+    model.fit(training_batches(transformed, settings, columns), steps_per_epoch=50, epochs=1,
+              verbose=0)
+    predictions = model.predict(inputs, verbose=0)
+    assert loss(predictions) < before
+    assert model.output_names == list(settings.task_names)
+    assert len(predictions) == len(task_types)
+    for task_type, prediction in zip(task_types, predictions):
+        assert prediction.shape == (rows, 1) and np.all(np.isfinite(prediction))
+        if task_type == BINARY:
+            assert np.all((prediction > 0) & (prediction < 1))
+    gates = sorted(layer.name for layer in model.layers if layer.name.startswith(GATE_PREFIX))
+    assert gates == sorted(GATE_PREFIX + name for name in (
+        settings.task_names if architecture == 'mmoe' else [SHARED_GATE]))

@@ -49,6 +49,20 @@ def _numeric(values: tf.Tensor, dtype=tf.float32) -> tf.Tensor:
     return _dense_column(_map_values(lambda v: tf.cast(v, dtype), values), float('nan'))
 
 
+def _per_column(analyzer, values: tf.Tensor) -> tf.Tensor:
+    """An element-wise TFT analyzer (`tft.mean`, `tft.var`) of [batch, columns] float64 `values`,
+    as the [columns] tensor the graph is traced with, however many columns.
+
+    TFT's mean-and-variance combiner hands its float64 results out as `np.float64(array)`, which
+    turns a one-element array into a number (np.float64 is a Python float; np.float32 keeps the
+    array). With one column the constant bound in for the analyzer is then a scalar where the graph
+    was traced with [1]: TFT's TF1 path (Transform runs with `force_tf_compat_v1`) binds it by
+    importing the GraphDef, which refuses the ops after it ("Shapes must be equal rank, but are 0
+    and 1"). Reshaping the result to the static column count accepts either.
+    """
+    return tf.reshape(analyzer(values, reduce_instance_dims=False), [values.shape[1]])
+
+
 def _z_scores(values: tf.Tensor) -> tf.Tensor:
     """[batch, columns] float64 with NaN where missing -> float32 z-scores, 0 where missing.
 
@@ -60,9 +74,9 @@ def _z_scores(values: tf.Tensor) -> tf.Tensor:
     from run to run; in float32 that changed the z-scores' last bits, and the model trained on them.
     """
     present = tf.math.is_finite(values)
-    mean = tft.mean(values, reduce_instance_dims=False)
-    variance = tft.var(values, reduce_instance_dims=False)
-    share = tft.mean(tf.cast(present, tf.float64), reduce_instance_dims=False)
+    mean = _per_column(tft.mean, values)
+    variance = _per_column(tft.var, values)
+    share = _per_column(tft.mean, tf.cast(present, tf.float64))
     std = tf.sqrt(variance * share)
     centred = tf.where(present, values - mean, tf.zeros_like(values))
     # A constant column has no spread to scale by: it stays centred, as tft.scale_to_z_score does.
