@@ -2,17 +2,48 @@
 
 import json
 import os
+import tempfile
 
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_model_analysis.proto import validation_result_pb2
 from tfx.types import standard_artifacts
 
 from components.blessing_gate import (ALL_TASKS_BLESSED, VERDICT_FILE, decide, describe,
-                                      write_verdict)
+                                      task_verdict, write_verdict)
 
-BLESSED = {'blessed': True, 'failures': [], 'missing_thresholds': False}
+def _evaluator_verdict(result: validation_result_pb2.ValidationResult):
+    """What the gate reads of a TFMA ValidationResult, written where and as TFMA's Evaluator
+    writes it (a TFRecord file `validations-*` in the evaluation directory)."""
+    with tempfile.TemporaryDirectory() as evaluation:
+        path = os.path.join(evaluation, 'validations-00000-of-00001.tfrecord')
+        with tf.io.TFRecordWriter(path) as writer:
+            writer.write(result.SerializeToString())
+        return task_verdict(evaluation)
+
+
+def _failure(value: float, threshold: str, is_diff: bool = False):
+    """A ValidationResult with one failing metric on the Overall slice."""
+    result = validation_result_pb2.ValidationResult(validation_ok=False)
+    failure = result.metric_validations_per_slice.add().failures.add()
+    failure.metric_key.name = 'auc'
+    failure.metric_key.is_diff = is_diff
+    failure.metric_value.double_value.value = value
+    text_format.Parse(threshold, failure.metric_threshold)
+    return result
+
+
+BLESSED = _evaluator_verdict(validation_result_pb2.ValidationResult(validation_ok=True))
 METRICS = {'auc': 0.71, 'mean_label': 0.2, 'example_count': 400.0}
-AUC_BELOW_FLOOR = {'blessed': False, 'missing_thresholds': False, 'failures': [{
-    'slice': 'Overall', 'metric': 'auc', 'is_change': False, 'value': 0.6123456,
-    'threshold': {'valueThreshold': {'lowerBound': 0.99}}, 'message': ''}]}
+AUC_BELOW_FLOOR = _evaluator_verdict(_failure(
+    0.6123456, 'value_threshold { lower_bound { value: 0.99 } }'))
+
+
+def test_the_evaluator_verdict_is_read_from_tfmas_validation_result():
+    assert BLESSED == {'blessed': True, 'failures': [], 'missing_thresholds': False}
+    assert AUC_BELOW_FLOOR == {'blessed': False, 'missing_thresholds': False, 'failures': [{
+        'slice': 'Overall', 'metric': 'auc', 'is_change': False, 'value': 0.6123456,
+        'threshold': {'valueThreshold': {'lowerBound': 0.99}}, 'message': ''}]}
 
 
 def test_blesses_when_every_task_is_blessed():
@@ -73,8 +104,9 @@ SIGNIFICANT = {'test': 'significant', 'metric': 'auc', 'direction': 'higher', 'm
 NOISY_CHANGE = {'auc change': {'value': -0.018, 'lower': -0.049, 'upper': 0.013}}
 WORSE = {'auc change': {'value': -0.21, 'lower': -0.262, 'upper': -0.158}}
 # What TFMA writes for a change bound it checked on the point estimate (change_test: absolute).
-CHANGE_FAILURE = {'slice': 'Overall', 'metric': 'auc', 'is_change': True, 'value': -0.018,
-                  'threshold': {'changeThreshold': {'absolute': -0.01}}, 'message': ''}
+CHANGE_FAILURE, = _evaluator_verdict(_failure(
+    -0.018, 'change_threshold { absolute { value: -0.01 } direction: HIGHER_IS_BETTER }',
+    is_diff=True))['failures']
 
 
 def test_significant_change_test_blesses_a_change_within_noise():
@@ -126,5 +158,5 @@ def test_absolute_change_test_keeps_tfmas_verdict_and_adds_the_interval():
     assert not blessed
     assert describe(verdicts['ctr']) == (
         'refused: auc change = -0.018 on Overall, 95% interval [-0.0490, +0.0130] '
-        '(bound {"changeThreshold": {"absolute": -0.01}})')
+        '(bound {"changeThreshold": {"absolute": -0.01, "direction": "HIGHER_IS_BETTER"}})')
     assert 'interval' not in CHANGE_FAILURE
