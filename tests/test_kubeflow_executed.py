@@ -233,12 +233,21 @@ def test_the_spec_sends_parameters_as_kfp_2_and_vertex_do(executed):
         assert 'parameters' not in first.inputs[name]['inputs'], name
 
 
-def test_every_task_of_both_runs_succeeded(executed):
+def test_every_task_of_both_runs_wrote_its_artifacts_and_their_metadata(executed):
+    """Each output artifact of each container task holds files under its URI, and one with
+    splits (as its metadata names them, which the next task reads) a directory per split."""
     spec, first, second, _ = executed
     for run in (first, second):
         assert set(run.outputs) == set(spec['root']['dag']['tasks'])
         for name in _container_tasks(spec):
-            assert os.path.exists(run.inputs[name]['outputs']['outputFile']), name
+            for key, (artifact,) in run.outputs[name].items():
+                files = [os.path.join(d, f) for d, _, fs in os.walk(artifact['uri']) for f in fs]
+                assert files, (name, key, artifact['uri'])
+                splits = artifact['metadata'].get('split_names')
+                if splits:
+                    assert sorted(f'Split-{split}' for split in json.loads(splits)) == sorted(
+                        entry for entry in os.listdir(artifact['uri'])
+                        if entry.startswith('Split-')), (name, key)
 
 
 def test_first_run_blesses_and_pushes_a_model_that_scores_raw_rows(executed):

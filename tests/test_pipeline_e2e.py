@@ -118,22 +118,40 @@ def test_pushed_model_serves_raw_examples(first_run, small_csv):
     assert np.std(scores['ctr'].numpy()) > 1e-4
 
 
-def test_pushed_model_scores_unseen_categories(first_run, small_csv):
-    model = tf.saved_model.load(first_run.summary['pushed_model'])
-    examples = _raw_examples(small_csv, rows=4,
-                             replace={'user_id': 'never-seen-user', 'item_id': 'never-seen-item'})
-    scores = model.signatures['serving_default'](examples=examples)
-    for task in CONFIG.task_names:
-        assert np.all(np.isfinite(scores[task].numpy()))
+def _scores(model, examples):
+    outputs = model.signatures['serving_default'](examples=examples)
+    return np.concatenate([outputs[task].numpy() for task in CONFIG.task_names], axis=1)
 
 
-def test_pushed_model_scores_examples_missing_an_optional_feature(first_run, small_csv):
-    """Numbers are optional in the schema: a missing one is the training mean, as in Transform."""
+def test_pushed_model_scores_unseen_categories_as_the_oov_id(first_run, small_csv):
+    """Every unseen value shares the one OOV id: two different unseen users and items score the
+    same, and not as the rows' own (seen) users and items do."""
     model = tf.saved_model.load(first_run.summary['pushed_model'])
-    scores = model.signatures['serving_default'](
-        examples=_raw_examples(small_csv, rows=4, drop={'price', 'item_rating'}))
-    for task in CONFIG.task_names:
-        assert np.all(np.isfinite(scores[task].numpy()))
+    unseen = _scores(model, _raw_examples(
+        small_csv, rows=4, replace={'user_id': 'never-seen-user', 'item_id': 'never-seen-item'}))
+    other_unseen = _scores(model, _raw_examples(
+        small_csv, rows=4, replace={'user_id': 'another-new-user', 'item_id': 'another-new-item'}))
+    np.testing.assert_allclose(unseen, other_unseen, atol=1e-6)
+    assert np.max(np.abs(unseen - _scores(model, _raw_examples(small_csv, rows=4)))) > 1e-4
+
+
+def test_pushed_model_scores_a_missing_number_as_its_training_mean(first_run, small_csv):
+    """Numbers are optional in the schema: a missing one is the training mean (of log1p where the
+    feature has it), as in Transform: the same scores as the rows with that mean written in."""
+    model = tf.saved_model.load(first_run.summary['pushed_model'])
+    dropped = ('price', 'item_rating')
+    means = {}
+    for feature in CONFIG.dense_features:
+        if feature.name in dropped:
+            values = np.array([e.features.feature[feature.name].float_list.value[0]
+                               for e in _examples(first_run, 'train')], dtype=np.float64)
+            means[feature.name] = (np.expm1(np.log1p(np.maximum(values, 0)).mean())
+                                   if feature.log1p else values.mean())
+    missing = _scores(model, _raw_examples(small_csv, rows=4, drop=set(dropped)))
+    filled = _scores(model, _raw_examples(
+        small_csv, rows=4, replace={name: repr(value) for name, value in means.items()}))
+    np.testing.assert_allclose(missing, filled, atol=1e-6)
+    assert np.max(np.abs(missing - _scores(model, _raw_examples(small_csv, rows=4)))) > 1e-4
 
 
 def test_malformed_input_is_an_error_that_says_so_and_serving_goes_on(first_run, small_csv):

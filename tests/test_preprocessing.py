@@ -77,11 +77,11 @@ def test_each_sparse_feature_has_its_vocabulary_by_name_most_frequent_first(anal
 
 
 def test_seen_values_get_their_vocabulary_ids(transformed):
-    # Vocabularies are ordered by frequency: u1 (3 rows) is 0; hour 5 (3 rows), then 0 (2 rows).
-    assert transformed[0]['user_id'] == 0
-    assert transformed[1]['user_id'] in (1, 2)
-    assert transformed[0]['hour'] in (0, 1)
-    assert transformed[1]['hour'] == 2
+    # Ids are positions in the vocabularies, by frequency: user_id [u1, u2, u3], hour [5, 0, 23].
+    assert transformed[0]['user_id'] == 0  # u1
+    assert transformed[1]['user_id'] == 2  # u3
+    assert transformed[0]['hour'] == 1  # 0
+    assert transformed[1]['hour'] == 2  # 23
 
 
 def test_unseen_and_missing_values_get_the_oov_id(transformed):

@@ -87,7 +87,7 @@ def _read(pattern):
 
 
 @pytest.fixture(scope='module')
-def default_runs(examples, tmp_path_factory):
+def default_config_runs(examples, tmp_path_factory):
     """The default config's Transform by our executor and by TFX's own: (ours, theirs), each
     (graph URI, transformed examples URI)."""
     output = tmp_path_factory.mktemp('default')
@@ -95,8 +95,8 @@ def default_runs(examples, tmp_path_factory):
             _run(tfx_executor.Executor, examples, output / 'theirs'))
 
 
-def test_the_same_vocabularies_and_transformed_examples_as_tfx_own_executor(default_runs):
-    ours, theirs = default_runs
+def test_the_same_vocabularies_and_transformed_examples_as_tfx_own_executor(default_config_runs):
+    ours, theirs = default_config_runs
     assets = [sorted(glob.glob(os.path.join(graph, 'transform_fn', 'assets', '*')))
               for graph in (ours[0], theirs[0])]
     assert [os.path.basename(path) for path in assets[0]] == [
@@ -134,7 +134,7 @@ def edge(request, examples, tmp_path_factory):
     config = PipelineConfig().with_overrides(EDGES[request.param] + EDGE_COMMON)
     if config.transform_dict() == CONFIG.transform_dict():
         # The same Transform as the default config's: the run compared with TFX's own.
-        return (config, *request.getfixturevalue('default_runs')[0])
+        return (config, *request.getfixturevalue('default_config_runs')[0])
     return (config, *_run(transform.Executor, examples, tmp_path_factory.mktemp(request.param),
                           config))
 
