@@ -5,20 +5,13 @@ malformed row. This executor of TFX's FileBasedExampleGen instead
 - types each column as the schema does (INT, FLOAT, else BYTES: a column the schema lacks is kept,
   so that ExampleValidator reports it), an empty field being a missing value;
 - accounts for every row: the rows kept and the rows set aside are together the data rows of the
-  files, whatever bytes the files hold (`read_csv`). Values cannot hold line breaks (TFT writes
-  vocabularies as files of lines, so a category cannot hold one), so a row is a physical line:
-  a file is read as bytes and split at '\n', '\r\n' and a lone '\r'; a UTF-8 byte order mark
-  at its start is dropped; its first non-blank line is the header, and its data rows are the
-  non-blank lines after it (a blank line, nothing between two line breaks, is no row). Each line
-  is decoded and parsed on its own (CSV's default dialect: comma-separated, a value that holds a
-  comma or a quote quoted with '"', a quote inside it doubled), so that a bad line is one bad row
-  and the next line is read as if it were not there. A line is a bad row when it is not UTF-8
-  text, holds a NUL byte, is longer than MAX_LINE_BYTES (the rest of it is read past, not held
-  in memory), leaves a quote open (its value would hold a line break) or is otherwise not CSV,
-  has another number of fields than the header, or holds a value its column's type refuses. A
-  file without a header (0 bytes, or blank lines only) contributes nothing; one whose header
-  cannot be read or repeats a name fails the run (CsvRowsError, under either `bad_rows` policy):
-  none of its rows could be read;
+  files, whatever bytes the files hold (`read_csv`). A row is a line, read by the rules of
+  `components/csv_lines.py`; a file's first non-blank line is its header, and its data rows are
+  the non-blank lines after it (a blank line, nothing between two line breaks, is no row). A
+  line is a bad row when `csv_lines` refuses it, has another number of fields than the header, or
+  holds a value its column's type refuses. A file without a header (0 bytes, or blank lines
+  only) contributes nothing; one whose header cannot be read or repeats a name fails the run
+  (CsvRowsError, under either `bad_rows` policy): none of its rows could be read;
 - writes each bad row, with its file, line and problem, to one CSV, and then, by `bad_rows`, fails
   naming them ('fail') or goes on without them ('skip'). The Examples artifact's `bad_rows` and
   `bad_rows_dir` properties say how many and where;
@@ -32,7 +25,6 @@ malformed row. This executor of TFX's FileBasedExampleGen instead
 """
 
 import bisect
-import codecs
 import csv
 import hashlib
 import io
@@ -58,6 +50,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from components import csv_lines
+
 # The splits every run has: the Trainer learns from train and picks its weights on validation; the
 # Evaluators and the gate judge on eval alone.
 TRAIN, VALIDATION, EVAL = SPLITS = ('train', 'validation', 'eval')
@@ -71,13 +65,6 @@ _BAD = 'bad'
 _BAD_ROWS_DIR_KEY = '_bad_rows_dir'
 # Rows parsed, serialized, split and written together: Beam's cost per element is paid per batch.
 BATCH_ROWS = 4096
-# The longest line (a row) read, in bytes without its line break: a longer one is a bad row, and
-# a file without line breaks cannot take all memory.
-MAX_LINE_BYTES = 1 << 20
-# csv's limit on a value is process-wide (131,072 characters by default). A value read is at most
-# a line; a row in BadRows/ at most 4 characters per byte of its line (bytes that are not UTF-8
-# text are written as \xNN).
-csv.field_size_limit(max(csv.field_size_limit(), 4 * MAX_LINE_BYTES))
 
 
 class CsvRowsError(ValueError):
@@ -249,7 +236,7 @@ def _csv_line(values: Iterable[Any]) -> str:
 class BadRow(NamedTuple):
     """A row set aside, as BadRows/ lists it: its file, its line (the file's first line is 1), what
     is wrong with it, and the row as read: its line (bytes that are not UTF-8 text, and NULs, as
-    \\xNN; of a line over MAX_LINE_BYTES, its first MAX_LINE_BYTES bytes), or, of a row whose
+    \\xNN; of a line over csv_lines.MAX_LINE_BYTES, its first MAX_LINE_BYTES bytes), or, of a row whose
     fields were read, its fields written as CSV."""
     file: str
     line: int
@@ -257,87 +244,11 @@ class BadRow(NamedTuple):
     row: str
 
 
-# What is read at a time; a line's start is kept from one read to the next.
-_READ_BYTES = 1 << 20
-# csv's message (strict mode) for a line that ends inside a quoted value.
-_CSV_END_IN_QUOTES = 'unexpected end of data'
-
-
-def _line_break(data: bytes) -> int:
-    """Where the first line break of `data` is, or -1."""
-    found = [at for at in (data.find(b'\n'), data.find(b'\r')) if at >= 0]
-    return min(found, default=-1)
-
-
-def _physical_lines(stream: BinaryIO) -> Iterator[List[bytes]]:
-    """The lines of a binary stream, a list at a time, each without its line break ('\\n', '\\r\\n'
-    or a lone '\\r', as bytes.splitlines splits), a UTF-8 byte order mark at its start dropped.
-    Of a line longer than MAX_LINE_BYTES, only a start longer than that comes: the rest of it is
-    read past, never held in memory whole."""
-    carry = b''
-    while len(carry) < len(codecs.BOM_UTF8):  # reads may be short
-        more = stream.read(len(codecs.BOM_UTF8) - len(carry))
-        if not more:
-            break
-        carry += more
-    if carry == codecs.BOM_UTF8:
-        carry = b''
-    # `carry`: the start of a line whose end is not read yet; `skipping`: within an over-long line,
-    # past what came of it (`carry` then holds at most a '\r' that a '\n' may follow).
-    skipping = False
-    while True:
-        block = stream.read(_READ_BYTES)
-        if not block:
-            if carry and not skipping:
-                yield carry.splitlines()
-            return
-        data = carry + block
-        if skipping:
-            end = _line_break(data)
-            if end < 0 or end == len(data) - 1 and data.endswith(b'\r'):
-                carry = data[end:] if end >= 0 else b''
-                continue
-            skipping = False
-            data = data[end + (2 if data.startswith(b'\r\n', end) else 1):]
-        # The last line break known whole: a '\r' at the very end may be half of a '\r\n'.
-        last = max(data.rfind(b'\n'), data.rfind(b'\r', 0, len(data) - 1))
-        if last >= 0:
-            yield data[:last + 1].splitlines()
-        carry = data[last + 1:]
-        broken = carry.endswith(b'\r')  # the line's break, perhaps half of a '\r\n'
-        if len(carry) - broken > MAX_LINE_BYTES:
-            yield [carry[:len(carry) - broken]]
-            skipping = True
-            carry = b'\r' if broken else b''
-
-
-def _fields(line: bytes) -> List[str]:
-    """The fields of one line, or ValueError saying why it has none."""
-    if len(line) > MAX_LINE_BYTES:
-        raise ValueError(f'longer than {MAX_LINE_BYTES} bytes, the limit of a line')
-    try:
-        text = line.decode()
-    except UnicodeDecodeError as error:
-        raise ValueError(f'not UTF-8 text at byte {error.start + 1} of the line '
-                         f'({line[error.start]:#04x})') from None
-    # Looked for in the text rather than in the bytes: `in` is many times faster on str.
-    if '"' not in text and '\0' not in text:
-        return text.split(',')  # as csv's default dialect splits it, and faster
-    if '\0' in text:
-        raise ValueError(f'a NUL byte at byte {line.index(0) + 1} of the line: not text')
-    try:
-        return next(csv.reader([text], strict=True))
-    except csv.Error as error:
-        if str(error) == _CSV_END_IN_QUOTES:
-            raise ValueError('an unclosed quote: values cannot hold line breaks') from None
-        raise ValueError(f'not CSV: {error} (a quote inside a quoted value is written twice)'
-                         ) from None
-
-
 def _as_read(line: bytes) -> str:
     """A line as BadRows/ quotes it: as text, its bytes that are not UTF-8 text and NULs as \\xNN
     (a NUL would end the row for csv's reader)."""
-    return line[:MAX_LINE_BYTES].decode('utf-8', 'backslashreplace').replace('\0', '\\x00')
+    return line[:csv_lines.MAX_LINE_BYTES].decode('utf-8', 'backslashreplace').replace(
+        '\0', '\\x00')
 
 
 def read_csv(stream: BinaryIO, path: str, types: Dict[str, str]
@@ -347,7 +258,7 @@ def read_csv(stream: BinaryIO, path: str, types: Dict[str, str]
     | 'BYTES'}, as column_types gives), and a BadRow for each bad one, each batch's bad rows after
     it in line order. The rows of both are the file's data rows (the module docstring says which
     lines those are). CsvRowsError if the header cannot be read or repeats a name."""
-    lines = itertools.chain.from_iterable(_physical_lines(stream))
+    lines = itertools.chain.from_iterable(csv_lines.physical_lines(stream))
     number = 0  # the line number of the last line read
     for line in lines:
         number += 1
@@ -356,7 +267,7 @@ def read_csv(stream: BinaryIO, path: str, types: Dict[str, str]
     else:
         return  # no header, no rows: a file of 0 bytes or of blank lines
     try:
-        header = _fields(line)
+        header = csv_lines.fields(line)
     except ValueError as problem:
         raise CsvRowsError(f'{path}:{number}: the header: {problem}; '
                            'no row of the file can be read') from None
@@ -371,7 +282,7 @@ def read_csv(stream: BinaryIO, path: str, types: Dict[str, str]
         if not line:
             continue
         try:
-            rows.append(_fields(line))
+            rows.append(csv_lines.fields(line))
         except ValueError as problem:
             bad.append(BadRow(path, number, str(problem), _as_read(line)))
         else:

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from components import csv_example_gen
+from components import csv_example_gen, csv_lines
 
 HEADER = ('id', 'count', 'score', 'name')
 TYPES = {'id': 'BYTES', 'count': 'INT', 'score': 'FLOAT', 'name': 'BYTES'}
@@ -191,8 +191,8 @@ class ShortReads(io.RawIOBase):
 def read(data: bytes, read_size: int, batch_rows: int, short_reads: int = 1 << 30,
          limit: int = LIMIT):
     """(examples, bad rows) of read_csv on `data`, with `limit` as its line limit."""
-    with mock.patch.object(csv_example_gen, 'MAX_LINE_BYTES', limit), \
-            mock.patch.object(csv_example_gen, '_READ_BYTES', read_size), \
+    with mock.patch.object(csv_lines, 'MAX_LINE_BYTES', limit), \
+            mock.patch.object(csv_lines, 'READ_BYTES', read_size), \
             mock.patch.object(csv_example_gen, 'BATCH_ROWS', batch_rows):
         outputs = list(csv_example_gen.read_csv(ShortReads(data, short_reads), PATH, TYPES))
     assert all(isinstance(output, (list, csv_example_gen.BadRow)) for output in outputs)
@@ -258,10 +258,10 @@ def test_any_bytes_after_a_header_lose_no_row(body, bom, read_size, batch_rows):
 
 def _assert_split_as_splitlines_splits(data: bytes, read_size: int, short_reads: int):
     """A line as it is, or of one over the limit, a start over the limit (the rest read past)."""
-    with mock.patch.object(csv_example_gen, 'MAX_LINE_BYTES', LIMIT), \
-            mock.patch.object(csv_example_gen, '_READ_BYTES', read_size):
+    with mock.patch.object(csv_lines, 'MAX_LINE_BYTES', LIMIT), \
+            mock.patch.object(csv_lines, 'READ_BYTES', read_size):
         lines = list(itertools.chain.from_iterable(
-            csv_example_gen._physical_lines(ShortReads(data, short_reads))))
+            csv_lines.physical_lines(ShortReads(data, short_reads))))
     expected = (data[len(BOM):] if data.startswith(BOM) else data).splitlines()
     assert len(lines) == len(expected)
     for line, whole in zip(lines, expected):
@@ -299,8 +299,8 @@ def test_a_file_without_a_header_has_no_rows(data):
     (b'id,"name', '1: the header: an unclosed quote: values cannot hold line breaks'),
     (b'id,n\xe9me', '1: the header: not UTF-8 text at byte 5 of the line (0xe9)'),
     (b'id,\0', '1: the header: a NUL byte at byte 4 of the line: not text'),
-    (b'id,' + b'n' * csv_example_gen.MAX_LINE_BYTES,
-     f'1: the header: longer than {csv_example_gen.MAX_LINE_BYTES} bytes, the limit of a line'),
+    (b'id,' + b'n' * csv_lines.MAX_LINE_BYTES,
+     f'1: the header: longer than {csv_lines.MAX_LINE_BYTES} bytes, the limit of a line'),
 ])
 def test_a_header_that_cannot_be_read_fails_naming_file_and_line(header, problem):
     with pytest.raises(csv_example_gen.CsvRowsError) as error:
@@ -311,13 +311,13 @@ def test_a_header_that_cannot_be_read_fails_naming_file_and_line(header, problem
 def test_the_limits_in_earnest():
     """At the real limits: a value over csv's default limit (131,072 characters) is kept; a line
     over MAX_LINE_BYTES, and an unclosed quote followed by 128 KiB, are a bad row each."""
-    limit = csv_example_gen.MAX_LINE_BYTES
+    limit = csv_lines.MAX_LINE_BYTES
     data = (b'id,count,score,name\n'
             + b'r1,1,1.5,"' + b'a' * 200_000 + b'"\n'            # 2: kept
             + b'r2,2,2.5,' + b'z' * limit + b'\r\n'                # 3: too long
             + b'r3,3,3.5,"open\n' + (b'r,4,4.5,b\n' * 13_108)      # 4: unclosed; 5-13112 kept
             + b'r5,5,5.5,' + b'y' * (limit - 9))                   # 13113: as long as allowed
-    examples, bad = read(data, csv_example_gen._READ_BYTES, csv_example_gen.BATCH_ROWS,
+    examples, bad = read(data, csv_lines.READ_BYTES, csv_example_gen.BATCH_ROWS,
                          limit=limit)
     assert [(row.line, row.problem) for row in bad] == [
         (3, f'longer than {limit} bytes, the limit of a line'),
