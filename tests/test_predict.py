@@ -289,6 +289,17 @@ def json_instances(draw):
     return Pairs(draw(st.permutations(pairs)))
 
 
+def _damaged(draw, data: bytes, any_bytes: int) -> bytes:
+    """`data`, at times with a few bytes written over one place, and 1 time in 20 replaced by up
+    to `any_bytes` arbitrary bytes."""
+    if _sometimes(draw, 1):
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + draw(st.binary(min_size=1, max_size=3)) + data[at + 1:]
+    if _sometimes(draw, 1) and _sometimes(draw, 5):
+        return draw(st.binary(min_size=1, max_size=any_bytes))
+    return data
+
+
 @st.composite
 def json_files(draw) -> bytes:
     """Mostly a REST body or a list of instances near good ones; at times any JSON value, JSON
@@ -304,12 +315,7 @@ def json_files(draw) -> bytes:
         body = draw(VALUES)
     data = _json_text(body).encode(draw(st.sampled_from(['utf-8', 'utf-8', 'utf-8-sig', 'utf-16',
                                                          'utf-32-le'])))
-    if _sometimes(draw, 1):
-        at = draw(st.integers(0, len(data)))
-        data = data[:at] + draw(st.binary(min_size=1, max_size=3)) + data[at + 1:]
-    if _sometimes(draw, 1) and _sometimes(draw, 5):  # 1 time in 20: any bytes
-        return draw(st.binary(min_size=1, max_size=40))
-    return data
+    return _damaged(draw, data, any_bytes=40)
 
 
 @PROPERTY_SETTINGS
@@ -381,12 +387,7 @@ def csv_files(draw) -> bytes:
                            min_size=1))
     data = ((b'\xef\xbb\xbf' if draw(st.booleans()) else b'')
             + ''.join(line + breaks[i % len(breaks)] for i, line in enumerate(lines)).encode())
-    if _sometimes(draw, 1):
-        at = draw(st.integers(0, len(data)))
-        data = data[:at] + draw(st.binary(min_size=1, max_size=3)) + data[at + 1:]
-    if _sometimes(draw, 1) and _sometimes(draw, 5):  # 1 time in 20: any bytes
-        return draw(st.binary(min_size=1, max_size=60))
-    return data
+    return _damaged(draw, data, any_bytes=60)
 
 
 @PROPERTY_SETTINGS
