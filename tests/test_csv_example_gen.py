@@ -253,11 +253,13 @@ def test_a_row_serializes_to_the_same_bytes_in_every_process(tmp_path):
               'print(hashlib.sha256(b"".join(examples)).hexdigest())')
     header = 'country,app_version,song,duration_sec,age,liked,shared,listen_minutes'
     rows = ('jp,4,song-1,200,30,1,0,3.5', 'de,5,song-2,,31,0,0,1.5')  # the second misses a value
-    digests = {subprocess.run(
-        [sys.executable, '-c', script, header, *rows], capture_output=True, text=True, check=True,
-        cwd=PROJECT_DIR, env={**os.environ, 'PYTHONHASHSEED': str(seed)}).stdout
-        for seed in (1, 2, 3)}
-    assert len(digests) == 1
+    # Side by side: each process is its own.
+    processes = [subprocess.Popen(
+        [sys.executable, '-c', script, header, *rows], stdout=subprocess.PIPE, text=True,
+        cwd=PROJECT_DIR, env={**os.environ, 'PYTHONHASHSEED': str(seed)}) for seed in (1, 2, 3)]
+    digests = {process.communicate(timeout=120)[0] for process in processes}
+    assert all(process.returncode == 0 for process in processes)
+    assert len(digests) == 1 and len(next(iter(digests)).strip()) == 64
 
 
 def test_rows_serialize_to_the_bytes_protobuf_writes():

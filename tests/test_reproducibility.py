@@ -33,22 +33,32 @@ np.savez(out, fingerprint=fingerprint, *model.get_weights())
 '''
 
 
-def _train(tmp_path, train_file, seed, name):
-    """Trains in a process of its own, as the Trainer does; returns (fingerprint, weights)."""
-    out = tmp_path / f'{name}.npz'
-    subprocess.run([sys.executable, '-c', SCRIPT, str(train_file), str(seed), str(out)],
-                   check=True, cwd=PROJECT_DIR, capture_output=True, timeout=300,
-                   env={**os.environ, 'PYTHONPATH': os.path.join(PROJECT_DIR, 'tests')})
-    result = np.load(out)
-    return str(result['fingerprint']), [result[f'arr_{i}'] for i in range(len(result.files) - 1)]
+def _train_each(tmp_path, runs):
+    """Trains each (train file, seed) in a process of its own, as the Trainer does, the processes
+    side by side (each seeds and makes its ops deterministic itself); returns their
+    (fingerprint, weights)."""
+    outs = [tmp_path / f'run{index}.npz' for index in range(len(runs))]
+    processes = [subprocess.Popen(
+        [sys.executable, '-c', SCRIPT, str(train_file), str(seed), str(out)],
+        cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, 'PYTHONPATH': os.path.join(PROJECT_DIR, 'tests')})
+        for (train_file, seed), out in zip(runs, outs)]
+    results = []
+    for process, out in zip(processes, outs):
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output.decode()[-3000:]
+        result = np.load(out)
+        results.append((str(result['fingerprint']),
+                        [result[f'arr_{i}'] for i in range(len(result.files) - 1)]))
+    return results
 
 
 def test_same_data_in_another_order_and_seed_train_the_same_weights(tmp_path):
     multi_worker_train.write_examples(str(tmp_path / 'a.tfrecord.gz'))
     multi_worker_train.write_examples(str(tmp_path / 'b.tfrecord.gz'), reverse=True)
-    first = _train(tmp_path, tmp_path / 'a.tfrecord.gz', 7, 'first')
-    reordered = _train(tmp_path, tmp_path / 'b.tfrecord.gz', 7, 'reordered')
-    other_seed = _train(tmp_path, tmp_path / 'a.tfrecord.gz', 8, 'other_seed')
+    first, reordered, other_seed = _train_each(tmp_path, [
+        (tmp_path / 'a.tfrecord.gz', 7), (tmp_path / 'b.tfrecord.gz', 7),
+        (tmp_path / 'a.tfrecord.gz', 8)])
     assert first[0] == reordered[0] == other_seed[0]  # the same records
     for a, b in zip(first[1], reordered[1]):
         np.testing.assert_array_equal(a, b)
