@@ -12,23 +12,35 @@ from trainer_module.run import (TrainingPlan, evaluation_batches, make_dataset, 
 from trainer_module.settings import TrainingConfig
 
 
+# The rules TrainingPlan.make applies, from which each expected count below is derived:
+#   a pass = ceil(rows / batch_size) steps; the budget = ceil(epochs x a pass), capped by
+#   train_steps; evaluations at most period = ceil(a pass / evaluations_per_epoch) steps apart, so
+#   ceil(budget / period) of them, each floor(budget / evaluations) steps long (Keras epochs are of
+#   equal length: the steps left over are not trained); patience = ceil(early_stopping_patience x
+#   a pass / period) evaluations.
+
+
 def test_the_budget_is_passes_over_the_training_split():
     plan = TrainingPlan.make(rows=16_000, bytes_per_row=100, training=TrainingConfig())
-    # 63 batches of 256 a pass, 10 passes (630 steps) in evaluations no more than a quarter pass
-    # (16 steps) apart: 40 of 15 steps.
+    # A pass: ceil(16,000 / 256) = 63 steps; budget 10 x 63 = 630; period ceil(63 / 4) = 16;
+    # ceil(630 / 16) = 40 evaluations of floor(630 / 40) = 15 steps: 600 steps trained.
     assert (plan.steps, plan.steps_per_evaluation, plan.evaluations) == (600, 15, 40)
-    assert plan.patience == 4  # a pass of evaluations without improvement
+    assert plan.patience == 4  # ceil(1 x 63 / 16): a pass of evaluations without improvement
     bigger = TrainingPlan.make(rows=800_000, bytes_per_row=100, training=TrainingConfig())
+    # A pass: 3,125 steps; budget 31,250; period 782; 40 evaluations of 781 steps: 31,240;
+    # patience ceil(3,125 / 782) = 4.
     assert (bigger.steps, bigger.steps_per_evaluation, bigger.patience) == (31_240, 781, 4)
 
 
 def test_train_steps_caps_the_budget_and_fractional_epochs_count():
     capped = TrainingPlan.make(16_000, 100, TrainingConfig(train_steps=100))
+    # Budget min(630, 100) = 100; period 16; ceil(100 / 16) = 7 evaluations of 14 steps: 98.
     assert (capped.steps, capped.steps_per_evaluation) == (98, 14)
     half = TrainingPlan.make(16_000, 100, TrainingConfig(epochs=0.5))
+    # Budget ceil(0.5 x 63) = 32; period 16: 2 evaluations of 16 steps; patience still a pass.
     assert (half.steps, half.steps_per_evaluation, half.patience) == (32, 16, 4)
     patient = TrainingPlan.make(16_000, 100, TrainingConfig(early_stopping_patience=2.5))
-    assert patient.patience == 10
+    assert patient.patience == 10  # ceil(2.5 x 63 / 16) = ceil(9.84)
 
 
 def test_a_split_larger_than_the_memory_budget_is_streamed():
