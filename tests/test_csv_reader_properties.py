@@ -29,7 +29,9 @@ BATCH_SIZES = (1, 3, 4096)
 # What a name holds: commas and quotes (quoted), a space, a tab, letters of 1 to 4 UTF-8 bytes, and
 # a byte order mark, which is text anywhere but at a file's start.
 NAME_CHARS = st.sampled_from(['a', 'Z', ',', '"', ' ', '\t', 'é', '中', '😀', '\ufeff'])
-PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, database=None,
+# Derandomized: the same examples on every run, so that CI cannot fail on one machine's draw and
+# pass on the next (to explore further, run with derandomize=False and more examples).
+PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, database=None, derandomize=True,
                              suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -24,7 +24,9 @@ from trainer_module.settings import RAW_SIGNATURE
 DTYPES = {'user_id': tf.string, 'hour': tf.int64, 'price': tf.float64, 'item_rating': tf.float64}
 DENSE = ('price', 'item_rating')
 INT64 = (-2 ** 63, 2 ** 63 - 1)
-PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, database=None,
+# Derandomized: the same examples on every run, so that CI cannot fail on one machine's draw and
+# pass on the next (to explore further, run with derandomize=False and more examples).
+PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, database=None, derandomize=True,
                              suppress_health_check=[HealthCheck.too_slow])
 
 
