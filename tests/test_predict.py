@@ -13,7 +13,7 @@ import sys
 
 import pytest
 import tensorflow as tf
-from hypothesis import HealthCheck, event, given, settings, strategies as st
+from hypothesis import HealthCheck, event, example, given, settings, strategies as st
 
 from pipeline import predict
 from pipeline.config import PROJECT_DIR
@@ -63,10 +63,14 @@ def _valid(row, dtypes=DTYPES):
 
 
 def _same(a, b) -> bool:
-    """Rows equal, NaN equal to NaN."""
-    return a.keys() == b.keys() and all(
-        a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k]))
-        for k in a)
+    """Rows equal, NaN equal to NaN; a read number against the float its input is (a JSON
+    integer such as 9223372036854775807 is read as the nearest float)."""
+    def equal(read, given):
+        if isinstance(read, float):
+            given = float(given)
+            return read == given or (math.isnan(read) and math.isnan(given))
+        return read == given
+    return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
 
 
 # CSV
@@ -322,6 +326,8 @@ def json_files(draw) -> bytes:
 
 @PROPERTY_SETTINGS
 @given(data=json_files())
+# Found by a CI run: a dense feature given an integer that a float cannot hold exactly.
+@example(data=b'[{"user_id": "0", "hour": 0, "price": null, "item_rating": 9223372036854775807}]')
 def test_json_rows_are_read_whole_or_refused_naming_the_file(scratch, data):
     path = _write(scratch, 'generated.json', data)
     rows = _read_or_refuse(predict.json_rows, path)
