@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from components.anomaly_check import AnomalyCheck, CheckedStatistics, DataAnomaliesError
-from conftest import MULTI_PROCESSING, SPLIT_DATA, fork_output, run_pipeline
+from helpers import MULTI_PROCESSING, SPLIT_DATA, fork_output, run_pipeline
 from pipeline.datasets import ecommerce
 from pipeline.run_report import sqlite_store
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import SMALL_TRAINING, SPLIT_DATA, fork_output, run_pipeline
+from helpers import SMALL_TRAINING, SPLIT_DATA, fork_output, run_pipeline
 from pipeline.run_report import sqlite_store
 
 pytestmark = pytest.mark.e2e

@@ -12,20 +12,14 @@ from tfx.types import standard_artifacts, standard_component_specs as keys
 from tfx.utils import proto_utils
 
 from components import csv_example_gen
-from conftest import PROJECT_DIR, run_pipeline
+from helpers import BAD, run_pipeline
 from pipeline import pipeline
-from pipeline.config import PipelineConfig
+from pipeline.config import PROJECT_DIR, PipelineConfig
 from pipeline.datasets import ecommerce
 
 SCHEMA = PipelineConfig().schema
 GOOD = ('u1,i1,c1,s1,city1,ios,3,F,25-34,12.5,4,1,4.2,10,1,0\n'
         'u2,i2,c2,s2,city2,pc,7,M,18-24,,2,0,3.9,3,0,0\n')
-# Line numbers in the comments: the header is line 1.
-BAD = ('u3,i3,c3,s3,city3,ios,3,F,25-34,12.5,4,1,4.2,10,1,0,extra\n'        # 4: too many fields
-       'u4,i4,c4,s4,city4,ios,3,F,25-34,12.5\n'                              # 5: too few
-       'u5,i5,c5,s5,city5,ios,3,F,25-34,twelve,4,1,4.2,10,1,0\n'             # 6: not a number
-       'u6,i6,"c6,s6,city6,ios,3,F,25-34,12.5,4,1,4.2,10,1,0\n'             # 7: unclosed quote
-       'u7,i7,c7,s7,city7,ios,3.5,F,25-34,12.5,4,1,4.2,10,1,0\n')            # 8: hour not an int
 
 
 with open(os.path.join(os.path.dirname(SCHEMA), '..', 'data', 'ecommerce',

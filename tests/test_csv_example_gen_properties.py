@@ -3,36 +3,31 @@ is kept or set aside, at its own line, whatever bytes the file holds.
 
 The generator writes each file line by line, so it knows, without the reader's code, which lines
 are rows (not blank, after the header), which of them are good (and the values their examples
-must hold) and which are bad (and why)."""
+must hold) and which are bad (and why). The line splitting alone: test_csv_lines.py."""
 
+import codecs
 import io
-import itertools
 from typing import List, NamedTuple, Optional
 from unittest import mock
 
 import pytest
 import tensorflow as tf
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from components import csv_example_gen, csv_lines
+from helpers import LINE_LIMIT, PROPERTY_SETTINGS, READ_SIZES, ShortReads
 
 HEADER = ('id', 'count', 'score', 'name')
 TYPES = {'id': 'BYTES', 'count': 'INT', 'score': 'FLOAT', 'name': 'BYTES'}
 PATH = 'generated.csv'
-BOM = b'\xef\xbb\xbf'
+BOM = codecs.BOM_UTF8
 LINE_BREAKS = ('\n', '\r\n', '\r')
-# A small line limit, small reads and small batches (the reader reads all three when called), so
-# that over-long lines, lines cut by a read and rows in several batches are common.
-LIMIT = 256
-READ_SIZES = (1, 2, 3, 7, 64, 1000, 1 << 20)
+# Small batches too (the reader reads them when called, as the line limit and read size), so that
+# rows in several batches are common.
 BATCH_SIZES = (1, 3, 4096)
 # What a name holds: commas and quotes (quoted), a space, a tab, letters of 1 to 4 UTF-8 bytes, and
 # a byte order mark, which is text anywhere but at a file's start.
 NAME_CHARS = st.sampled_from(['a', 'Z', ',', '"', ' ', '\t', 'é', '中', '😀', '\ufeff'])
-# Derandomized: the same examples on every run, so that CI cannot fail on one machine's draw and
-# pass on the next (to explore further, run with derandomize=False and more examples).
-PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, database=None, derandomize=True,
-                             suppress_health_check=[HealthCheck.too_slow])
 
 
 class Row(NamedTuple):
@@ -109,7 +104,7 @@ def units(draw, number: int) -> List[Line]:
     if kind == 'good':
         return [Line(_join(fields), '', good=row)]
     if kind == 'as long as allowed':
-        padding = LIMIT - len(_join(fields))
+        padding = LINE_LIMIT - len(_join(fields))
         row = row._replace(name=row.name + 'y' * padding)
         return [Line(_join(_fields(row, quote)), '', good=row)]
     if kind == 'latin1':
@@ -148,8 +143,8 @@ def units(draw, number: int) -> List[Line]:
         fields[2] = 'twelve'
         return [Line(_join(fields), '', problem="column 'score': 'twelve' is not a number")]
     assert kind == 'too long'
-    fields[3] = 'z' * draw(st.integers(LIMIT, 4 * LIMIT))
-    return [Line(_join(fields), '', problem=f'longer than {LIMIT} bytes, the limit of a line')]
+    fields[3] = 'z' * draw(st.integers(LINE_LIMIT, 4 * LINE_LIMIT))
+    return [Line(_join(fields), '', problem=f'longer than {LINE_LIMIT} bytes, the limit of a line')]
 
 
 @st.composite
@@ -173,25 +168,8 @@ def csv_files(draw) -> List[Line]:
     return [line._replace(line_break=line_break) for line, line_break in zip(lines, breaks)]
 
 
-class ShortReads(io.RawIOBase):
-    """A binary stream that gives at most `most` bytes a read, as a network stream may."""
-
-    def __init__(self, data: bytes, most: int):
-        super().__init__()
-        self._data, self._at, self._most = data, 0, most
-
-    def readable(self):
-        return True
-
-    def read(self, size=-1):
-        size = self._most if size < 0 else min(size, self._most)
-        chunk = self._data[self._at:self._at + size]
-        self._at += len(chunk)
-        return chunk
-
-
 def read(data: bytes, read_size: int, batch_rows: int, short_reads: int = 1 << 30,
-         limit: int = LIMIT):
+         limit: int = LINE_LIMIT):
     """(examples, bad rows) of read_csv on `data`, with `limit` as its line limit."""
     with mock.patch.object(csv_lines, 'MAX_LINE_BYTES', limit), \
             mock.patch.object(csv_lines, 'READ_BYTES', read_size), \
@@ -234,9 +212,9 @@ def test_every_row_is_kept_or_set_aside_at_its_line(lines, bom, read_size, batch
 
 
 # Pieces of arbitrary files: line breaks, quotes, commas, NULs, a BOM, bytes that are not UTF-8
-# text (alone and as the start of a sequence), letters, digits, and a run longer than LIMIT.
+# text (alone and as the start of a sequence), letters, digits, and a run longer than LINE_LIMIT.
 PIECES = st.sampled_from([b'\n', b'\r', b'\r\n', b'"', b'""', b',', b'\0', BOM, b'\xe9', b'\xc3',
-                          b'\xc3\xa9', b'\xff', b'a', b'7', b'-1.5', b' ', b'x' * (LIMIT + 1)])
+                          b'\xc3\xa9', b'\xff', b'a', b'7', b'-1.5', b' ', b'x' * (LINE_LIMIT + 1)])
 
 
 @PROPERTY_SETTINGS
@@ -253,42 +231,9 @@ def test_any_bytes_after_a_header_lose_no_row(body, bom, read_size, batch_rows):
     assert len(examples) + len(bad) == len(rows)
     numbers = [row.line for row in bad]
     assert numbers == sorted(set(numbers)) and set(numbers) <= set(rows)
-    assert {number for number, line in lines if len(line) > LIMIT} <= set(numbers)
+    assert {number for number, line in lines if len(line) > LINE_LIMIT} <= set(numbers)
     for example in examples:
         tf.train.Example.FromString(example)
-
-
-def _assert_split_as_splitlines_splits(data: bytes, read_size: int, short_reads: int):
-    """A line as it is, or of one over the limit, a start over the limit (the rest read past)."""
-    with mock.patch.object(csv_lines, 'MAX_LINE_BYTES', LIMIT), \
-            mock.patch.object(csv_lines, 'READ_BYTES', read_size):
-        lines = list(itertools.chain.from_iterable(
-            csv_lines.physical_lines(ShortReads(data, short_reads))))
-    expected = (data[len(BOM):] if data.startswith(BOM) else data).splitlines()
-    assert len(lines) == len(expected)
-    for line, whole in zip(lines, expected):
-        if len(whole) <= LIMIT:
-            assert line == whole
-        else:
-            assert len(line) > LIMIT and whole.startswith(line)
-
-
-@PROPERTY_SETTINGS
-@given(data=st.lists(st.sampled_from([b'\n', b'\r', b'\r\n', b'a', b'bc', BOM, b'\xe9',
-                                      b'y' * LIMIT, b'y' * (LIMIT + 1)]), max_size=40
-                     ).map(b''.join),
-       read_size=st.sampled_from(READ_SIZES), short_reads=st.sampled_from([1, 4, 1 << 30]))
-def test_a_file_splits_into_the_lines_bytes_splitlines_gives(data, read_size, short_reads):
-    _assert_split_as_splitlines_splits(data, read_size, short_reads)
-
-
-def test_a_read_may_end_anywhere_near_a_line_break():
-    """Every read size, so that reads end on each byte of lines at and over the limit and of
-    their breaks ('\\r' then '\\n' in the next read is one line break)."""
-    data = (BOM + b'y' * LIMIT + b'\r\n' + b'y' * (LIMIT + 1) + b'\r\n' + b'a\r'
-            + b'y' * (LIMIT + 3) + b'\r' + b'b\r\n\r' + b'y' * (LIMIT + 1) + b'\r')
-    for read_size in range(1, len(data) + 1):
-        _assert_split_as_splitlines_splits(data, read_size, 1 << 30)
 
 
 @pytest.mark.parametrize('data', [b'', b'\n', b'\r\n\r\n', BOM, BOM + b'\r\n\n'])

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 import multi_worker_train
-from conftest import PROJECT_DIR
+from pipeline.config import PROJECT_DIR
 
 WORKERS = 2
 

@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import PROJECT_DIR
-from pipeline.config import PipelineConfig
+from pipeline.config import PROJECT_DIR, PipelineConfig
 from pipeline.datasets import census, synthetic
 from pipeline.experiments import census_table, correlation_sweep
 

@@ -20,10 +20,10 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from components import atomic_pusher
-from conftest import PROJECT_DIR, SMALL_TRAINING, SPLIT_DATA, fork_output, run_pipeline
+from helpers import BAD, SMALL_TRAINING, SPLIT_DATA, fork_output, run_pipeline
+from pipeline.config import PROJECT_DIR
 from pipeline.datasets import ecommerce
 from pipeline.run_report import sqlite_store
-from test_csv_example_gen import BAD
 from test_dashboard import overall_row
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ import tensorflow as tf
 import yaml
 from tfx.utils import path_utils
 
-from conftest import run_pipeline
+from helpers import run_pipeline
 from pipeline import draft
 from trainer_module.settings import PROVENANCE_FILE
 

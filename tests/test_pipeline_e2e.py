@@ -15,8 +15,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import dashboard
-from conftest import PROJECT_DIR, SMALL_TRAINING, SPLIT_DATA, run_pipeline
-from pipeline.config import PipelineConfig
+from helpers import SMALL_TRAINING, SPLIT_DATA, run_pipeline
+from pipeline.config import PROJECT_DIR, PipelineConfig
 from test_dashboard import history_rows, overall_row
 
 pytestmark = pytest.mark.e2e

@@ -13,8 +13,9 @@ import sys
 
 import pytest
 import tensorflow as tf
-from hypothesis import HealthCheck, event, example, given, settings, strategies as st
+from hypothesis import event, example, given, strategies as st
 
+from helpers import PROPERTY_SETTINGS
 from pipeline import predict
 from pipeline.config import PROJECT_DIR
 from trainer_module.serving import parsed_features, raw_input_specs
@@ -24,10 +25,6 @@ from trainer_module.settings import RAW_SIGNATURE
 DTYPES = {'user_id': tf.string, 'hour': tf.int64, 'price': tf.float64, 'item_rating': tf.float64}
 DENSE = ('price', 'item_rating')
 INT64 = (-2 ** 63, 2 ** 63 - 1)
-# Derandomized: the same examples on every run, so that CI cannot fail on one machine's draw and
-# pass on the next (to explore further, run with derandomize=False and more examples).
-PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, database=None, derandomize=True,
-                             suppress_health_check=[HealthCheck.too_slow])
 
 
 def _write(directory, name, content) -> str:

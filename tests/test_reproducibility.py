@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 import multi_worker_train
-from conftest import PROJECT_DIR
+from pipeline.config import PROJECT_DIR
 
 SCRIPT = '''
 import dataclasses, sys
