@@ -15,8 +15,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 import kubeflow_runner
 from components.blessing_gate import ALL_TASKS_BLESSED, COMPONENT_ID as GATE_ID, evaluation_key
-from conftest import PROJECT_DIR
-from pipeline.config import PipelineConfig
+from pipeline.config import PROJECT_DIR, PipelineConfig
 from pipeline.evaluation import evaluator_id
 
 IMAGE = 'europe-docker.pkg.dev/my-project/mmoe/mmoe:1.0'
@@ -210,13 +209,18 @@ def test_json_output_is_a_vertex_pipeline_job(tmp_path):
 
 
 def test_a_local_data_path_is_refused(tmp_path):
-    process = _compile(tmp_path, 'pipeline.yaml', '--image', IMAGE, '--data', str(tmp_path))
-    assert process.returncode == 1
-    assert process.stderr.strip().splitlines()[-1].startswith(
-        f'error: data: {tmp_path} is a path on this machine')
+    with pytest.raises(SystemExit) as exit_:
+        kubeflow_runner.main(['--output', str(tmp_path / 'pipeline.yaml'), '--image', IMAGE,
+                              '--pipeline-root', PIPELINE_ROOT, '--data', str(tmp_path)])
+    error = exit_.value.code
+    assert isinstance(error, str) and '\n' not in error
+    assert error.startswith(f'error: data: {tmp_path} is a path on this machine'), error
     assert not (tmp_path / 'pipeline.yaml').exists()
 
 
-def test_image_is_required(tmp_path):
-    process = _compile(tmp_path, 'pipeline.yaml')
-    assert process.returncode == 2 and '--image required' in process.stderr
+def test_image_is_required(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv('MMOE_IMAGE', raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        kubeflow_runner.main(['--output', str(tmp_path / 'pipeline.yaml'), '--pipeline-root',
+                              PIPELINE_ROOT])
+    assert exit_.value.code == 2 and '--image required' in capsys.readouterr().err

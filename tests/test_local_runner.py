@@ -1,11 +1,14 @@
-"""local_runner.py refuses bad arguments at once, with one line naming what is wrong."""
+"""local_runner.py: bad arguments refused at once, with one line naming what is wrong; one run per
+output; the report printed at the end of a run, from its run summary."""
 
+import io
 import os
 import subprocess
 import sys
 
 import pytest
 
+import local_runner
 from pipeline import output_lock
 from pipeline.config import PROJECT_DIR
 
@@ -34,11 +37,26 @@ def _with_header_only(directory):
     (lambda tmp: ['--set', 'model.num_experts=1'], 'model.num_experts: must be at least 2'),
     (lambda tmp: ['--set', 'model.experts=3'], 'config.model.experts: unknown key'),
 ])
-def test_bad_arguments_fail_fast_with_one_line(tmp_path, make_args, message):
-    result = _run('--output', str(tmp_path / 'out'), *make_args(tmp_path))
+def test_bad_arguments_fail_fast_with_one_line(tmp_path, monkeypatch, make_args, message):
+    """local_runner.main in this process: the exit it asks for, before anything is written."""
+    def run_anyway(*_):
+        raise AssertionError('the arguments were accepted')
+    monkeypatch.setattr(local_runner, '_run', run_anyway)
+    with pytest.raises(SystemExit) as exit_:
+        local_runner.main(['--output', str(tmp_path / 'out'), *make_args(tmp_path)])
+    error = exit_.value.code
+    assert isinstance(error, str) and error.startswith('error: ') and message in error, error
+    assert '\n' not in error
+    assert not (tmp_path / 'out').exists()
+
+
+def test_the_command_exits_non_zero_with_one_line_naming_the_key(tmp_path):
+    """The command line itself, once: the refusal above, as a person sees it."""
+    result = _run('--output', str(tmp_path / 'out'), '--set', 'model.experts=3')
     assert result.returncode != 0
-    assert message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: config.model.experts: unknown key'), \
+        result.stderr
     assert not (tmp_path / 'out').exists()
 
 
@@ -65,3 +83,94 @@ def test_a_second_run_on_an_output_in_use_stops_at_once_naming_the_holder(tmp_pa
     with output_lock.hold(str(output)):
         with open(output / output_lock.LOCK_FILE) as f:
             assert f.read().startswith(f'pid {os.getpid()}, ')
+
+
+PATHS = {'pipeline_root': '/out/pipeline_root', 'metadata': '/out/metadata.sqlite',
+         'serving': '/out/serving_model', 'summary': '/out/run_summary.json',
+         'log': '/out/logs/run.log'}
+REFUSED = {'blessed': False, 'missing_thresholds': False, 'failures': [{
+    'slice': 'Overall', 'metric': 'auc', 'is_change': False, 'value': 0.6123456,
+    'threshold': {'valueThreshold': {'lowerBound': 0.99}}, 'message': ''}]}
+
+
+def _summary(**changes):
+    """A run summary as pipeline.run_report.summarize makes it (after a JSON round trip)."""
+    summary = {
+        'tasks': {
+            'ctr': {'evaluation': '/out/pipeline_root/Evaluator.ctr/evaluation/9',
+                    'metrics': {'auc': 0.612345, 'mean_label': 0.2, 'example_count': 400.0},
+                    'verdict': REFUSED},
+            'ctcvr': {'evaluation': '/out/pipeline_root/Evaluator.ctcvr/evaluation/10',
+                      'metrics': {'auc': 0.81, 'example_count': 400.0},
+                      'verdict': {'blessed': True, 'failures': [], 'missing_thresholds': False}},
+            'minutes': {'evaluation': '/out/pipeline_root/Evaluator.minutes/evaluation/11',
+                        'metrics': {'mean_squared_error': 2.5, 'example_count': 400.0},
+                        'verdict': None}},
+        'bad_rows': {'count': 5, 'listed_in': '/out/pipeline_root/CsvExampleGen/BadRows/1'},
+        'trained_model': {'uri': '/out/pipeline_root/Trainer/model/7',
+                          'properties': {'seed': 1024,
+                                         'train_data_fingerprint': '0123456789ab' * 5},
+                          'task_log_variance': {'ctr': -0.5, 'ctcvr': 0.25},
+                          'warnings': ['expert 2 is used by no gate']},
+        'pushed_model': '/out/serving_model/1700000000',
+        'already_serving': None,
+        'request_example': {'path': '/out/serving_model/1700000000/request.json',
+                            'curl': 'curl -d @/out/serving_model/1700000000/request.json '
+                                    'http://localhost:8501/v1/models/mmoe:predict'},
+        'dashboard': '/out/pipeline_root/Dashboard/dashboard/12/index.html',
+        'paths': PATHS}
+    summary.update(changes)
+    return summary
+
+
+def _report(summary, seconds=42.0):
+    stream = io.StringIO()
+    local_runner._print_summary(summary, PATHS, seconds, stream)  # pylint: disable=protected-access
+    return stream.getvalue()
+
+
+def test_the_report_gives_each_task_its_verdict_and_where_everything_is():
+    """Counts as integers; a refused task with its failing metric, value and bound; a task the gate
+    did not judge; the bad rows, the trained model with what decided it, its learned
+    log-variances and warnings; the pushed model and the request that scores with it."""
+    assert _report(_summary()).splitlines() == [
+        '',
+        'Pipeline finished in 42 s.',
+        '  ctr: auc 0.6123  example_count 400  -> refused: auc = 0.6123 on Overall '
+        '(bound {"valueThreshold": {"lowerBound": 0.99}})',
+        '      evaluation: /out/pipeline_root/Evaluator.ctr/evaluation/9',
+        '  ctcvr: auc 0.81  example_count 400  -> blessed',
+        '      evaluation: /out/pipeline_root/Evaluator.ctcvr/evaluation/10',
+        '  minutes: mean_squared_error 2.5  example_count 400  -> not judged '
+        '(the gate did not run)',
+        '      evaluation: /out/pipeline_root/Evaluator.minutes/evaluation/11',
+        '  bad CSV rows:   5 set aside, listed in /out/pipeline_root/CsvExampleGen/BadRows/1',
+        '  trained model:  /out/pipeline_root/Trainer/model/7 (seed 1024, training data '
+        '0123456789ab)',
+        '  learned log-variances (uncertainty loss weighting): ctr -0.500  ctcvr 0.250',
+        '  warning: expert 2 is used by no gate',
+        '  pushed model:   /out/serving_model/1700000000',
+        '  REST request:   curl -d @/out/serving_model/1700000000/request.json '
+        'http://localhost:8501/v1/models/mmoe:predict',
+        '  dashboards:     /out/pipeline_root/Dashboard/dashboard/12/index.html',
+        '  metadata store: /out/metadata.sqlite',
+        '  run summary:    /out/run_summary.json',
+        '  log:            /out/logs/run.log']
+
+
+def test_the_report_says_why_nothing_was_pushed():
+    nothing_new = _report(_summary(pushed_model=None,
+                                   already_serving='/out/serving_model/1700000000'))
+    assert ('  pushed model:   nothing new: the trained model already serves as '
+            '/out/serving_model/1700000000\n') in nothing_new
+    refused = _report(_summary(pushed_model=None, request_example=None))
+    assert '  pushed model:   nothing pushed (not blessed)\n' in refused
+    assert 'REST request' not in refused
+
+
+def test_the_report_leaves_out_what_the_run_did_not_make():
+    report = _report(_summary(bad_rows={'count': 0, 'listed_in': None}, trained_model=None,
+                              dashboard=None), seconds=150)
+    assert 'Pipeline finished in 2.5 min.' in report
+    for absent in ('bad CSV rows', 'trained model', 'log-variances', 'warning', 'dashboards'):
+        assert absent not in report, absent
