@@ -216,7 +216,7 @@ def test_transform_at_the_edges_of_the_config_lists(edge, rows):
 
 def test_the_trainers_model_predicts_each_task_from_each_edge_transform_output(edge):
     """The Trainer's feature columns, inputs and model from the Transform output (training on the
-    config's edges is in tests/test_model.py)."""
+    config's edges is in tests/test_models.py)."""
     config, graph, transformed = edge
     settings = config.trainer_settings()
     output = tft.TFTransformOutput(graph)
