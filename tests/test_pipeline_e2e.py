@@ -1,5 +1,9 @@
 """The whole pipeline, run for real (Beam DirectRunner, SQLite MLMD) on 2k generated rows: the
-first run, and a second one that changes only gates, slices and drift bounds."""
+first run, and a second one that changes only gates, slices and drift bounds.
+
+The tests read each run's run_summary.json and artifacts; what a run prints at its end is that
+summary's report (checked for every run by helpers.PipelineRun.check, the report's wording in
+test_local_runner.py). The progress lines are checked as printed."""
 
 import csv
 import glob
@@ -100,8 +104,7 @@ def test_both_tasks_learn_and_are_blessed(first_run):
         result = first_run.summary['tasks'][task]
         assert result['metrics']['auc'] > MIN_AUC, (task, result['metrics'])
         assert result['verdict']['blessed'], result['verdict']
-    assert 'Pipeline finished' in first_run.stdout
-    assert 'ctr: auc' in first_run.stdout and 'pushed model:' in first_run.stdout
+    assert first_run.summary['pushed_model']
 
 
 def test_pushed_model_serves_raw_examples(first_run, small_csv):
@@ -193,8 +196,6 @@ def test_gate_report_beside_the_model_and_gate_signature(first_run, small_csv):
     assert set(report['gate_use']) == set(CONFIG.task_names)
     assert len(report['expert_similarity']) == CONFIG.model.num_experts
     assert first_run.summary['trained_model']['warnings'] == report['warnings']
-    for warning in report['warnings']:
-        assert f'warning: {warning}' in first_run.stdout
 
     model = tf.saved_model.load(first_run.summary['pushed_model'])
     gates = model.signatures['gate_weights'](
@@ -262,8 +263,6 @@ def test_nothing_new_is_neither_judged_again_nor_pushed(default_runs, unchanged_
     assert unchanged_run.summary['pushed_model'] is None
     assert unchanged_run.summary['already_serving'] == first.summary['pushed_model']
     assert unchanged_run.serving_before == sorted(os.listdir(first.summary['paths']['serving']))
-    assert ('pushed model:   nothing new: the trained model already serves as '
-            f'{first.summary["pushed_model"]}') in unchanged_run.stdout
 
 
 def test_the_changed_slices_reach_the_evaluators(default_runs):
@@ -281,21 +280,18 @@ def test_a_task_below_its_floor_stops_the_push(default_runs):
     assert failure['metric'] == 'auc' and not failure['is_change']
     assert failure['threshold']['valueThreshold']['lowerBound'] == 0.99
     assert failure['value'] == pytest.approx(ctr['metrics']['auc'])
-    assert second.summary['pushed_model'] is None
+    # Not pushed because not blessed (rather than because it already serves).
+    assert second.summary['pushed_model'] is None and second.summary['already_serving'] is None
     assert sorted(os.listdir(first.summary['paths']['serving'])) == second.serving_before
-    # The summary gives each task's verdict, with the reason of a refusal, and counts as integers.
-    assert 'nothing pushed' in second.stdout
-    assert 'ctr: auc ' in second.stdout and '-> refused: auc = ' in second.stdout
-    assert '"lowerBound": 0.99' in second.stdout
-    assert 'ctcvr: auc ' in second.stdout and '-> blessed' in second.stdout
-    assert 'example_count 400 ' in second.stdout
+    # Each task judged on the whole eval split (400 rows).
+    assert all(result['metrics']['example_count'] == 400
+               for result in second.summary['tasks'].values())
 
 
 def test_pipeline_writes_a_page_per_task_into_the_pipeline_root(default_runs):
     first, _ = default_runs
     index = first.summary['dashboard']
     assert index.startswith(first.summary['paths']['pipeline_root'])
-    assert 'dashboards:' in first.stdout and index in first.stdout
     assert sorted(os.listdir(os.path.dirname(index))) == sorted(
         ['index.html'] + [f'{t}.html' for t in CONFIG.task_names])
 
