@@ -26,7 +26,8 @@ import sys
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHASES = 'phases '
 
-# The functions of trainer_module.run timed (those a checkout has), and the phase of each.
+# The Trainer's functions timed (those a checkout has, in whichever trainer_module module), and the
+# phase of each.
 TIMED = {'count_rows': 'read splits', 'load_rows': 'read splits', 'split_fingerprint': 'read splits',
          'read_split': 'read splits', 'make_dataset': 'read splits',
          'build_model': 'build model', 'mean_gate_weights': 'gate and expert reports',
@@ -59,9 +60,12 @@ def wrap(owner, name, phase):
                 stack[-1] += took
     setattr(owner, name, wrapper)
 
-for name, phase in timed.items():
-    if hasattr(run, name):
-        wrap(run, name, phase)
+# Every module's binding of a timed name: a call goes through the binding of the module it is in.
+for module in [module for name, module in sorted(sys.modules.items())
+               if name.startswith('trainer_module.')]:
+    for name, phase in timed.items():
+        if hasattr(module, name):
+            wrap(module, name, phase)
 wrap(keras.Model, 'fit', 'training steps')
 wrap(keras.Model, 'evaluate', 'validation evaluations')
 transform = os.path.join(run_dir, 'pipeline_root', 'Transform')

@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/trainer_throughput.py [--rounds 15] [--window 200] [--rows 204800]
 
-Ours: gzipped TFRecords of transformed examples, read by `trainer_module.run.make_dataset` and fed to
-the model `trainer_module.run.build_model` compiles, exactly as the Trainer does. DeepCTR 0.9.4:
+Ours: gzipped TFRecords of transformed examples, read by `trainer_module.data.make_dataset` and fed to
+the model `trainer_module.build.build_model` compiles, exactly as the Trainer does. DeepCTR 0.9.4:
 `deepctr.models.MMOE(...).fit(x, y, batch_size)` on the same rows as in-memory NumPy arrays, in the
 same environment (TensorFlow 2.16, Keras 2). Both: 8 sparse features (vocabulary 1000, dimension 8),
 5 dense, 3 experts (256, 128), no towers, two binary tasks, Adam, batch 256. DeepCTR runs twice: as
@@ -104,7 +104,9 @@ def ours_worker(rows, window, windows, work_dir, deterministic):
     import tensorflow as tf
     import tf_keras as keras
     from trainer_module.feature_column import DenseFeat, SparseFeat
-    from trainer_module.run import build_model, make_dataset, set_op_threads
+    from trainer_module.build import build_model
+    from trainer_module.data import make_dataset
+    from trainer_module.runtime import set_op_threads
 
     config = ours_config()
     set_op_threads(config.training.intra_op_parallelism_threads)

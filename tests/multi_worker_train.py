@@ -11,8 +11,10 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from trainer_module.build import build_model
+from trainer_module.data import make_dataset
 from trainer_module.feature_column import DenseFeat, SparseFeat
-from trainer_module.run import build_model, distribution_strategy, is_chief, make_dataset
+from trainer_module.runtime import distribution_strategy, is_chief
 from trainer_module.settings import (ModelConfig, SparseFeature, TaskHead, TrainerSettings,
                                      TrainingConfig)
 

@@ -4,8 +4,9 @@ variance for a noisier task, and reports it in the epoch logs that TensorBoard w
 import numpy as np
 import tf_keras as keras
 
+from trainer_module.build import build_model
+from trainer_module.callbacks import TaskUncertaintyLog, task_log_variances
 from trainer_module.feature_column import DenseFeat
-from trainer_module.run import _TaskUncertaintyLog, build_model, task_log_variances
 from trainer_module.settings import ModelConfig, TaskHead, TrainerSettings, TrainingConfig
 
 
@@ -27,7 +28,7 @@ def test_uncertainty_learns_a_larger_variance_for_the_noisier_task():
     model = build_model(run_settings, [DenseFeat('x')])
     assert any('log_variance' in w.name for w in model.trainable_weights)
     history = model.fit({'x': x}, labels, batch_size=64, epochs=8, verbose=0,
-                        callbacks=[_TaskUncertaintyLog(run_settings)])
+                        callbacks=[TaskUncertaintyLog(run_settings)])
     learned = task_log_variances(model, run_settings)
     assert history.history['log_variance_noisy'][-1] == learned['noisy']
     # At its optimum a regression task's variance is its mean squared error: ~0.01 and ~1.

@@ -112,7 +112,7 @@ def test_regression_output_is_unbounded():
 
 def test_trainer_weighs_each_task_loss_by_its_config_weight():
     from pipeline.config import PipelineConfig
-    from trainer_module.run import build_model
+    from trainer_module.build import build_model
     config = PipelineConfig().with_overrides([
         'tasks=[{name: ctr, label: click, loss_weight: 2.0}, '
         '{name: ctcvr, label: purchase, loss_weight: 0.25}]',
@@ -137,7 +137,7 @@ def test_trainer_weighs_each_task_loss_by_its_config_weight():
 def test_trainer_builds_the_architecture_of_its_config(architecture, build):
     """MMoE, or one of the paper's baselines; a Shared-Bottom's bottom is the experts' DNN."""
     from pipeline.config import PipelineConfig
-    from trainer_module.run import build_model
+    from trainer_module.build import build_model
     config = PipelineConfig().with_overrides([
         f'model.architecture={architecture}',
         f'model.expert_dnn_hidden_units={list(SMALL["expert_dnn_hidden_units"])}',
@@ -149,7 +149,7 @@ def test_trainer_builds_the_architecture_of_its_config(architecture, build):
 
 
 def test_training_batches_draw_every_row_once_a_pass_in_a_new_order():
-    from trainer_module.run import shuffled_batches
+    from trainer_module.data import shuffled_batches
     rows = {'id': tf.range(10)}
     batches = [b['id'].numpy() for b in shuffled_batches(rows, 10, 5, seed=7).take(4)]
     first_pass, second_pass = np.concatenate(batches[:2]), np.concatenate(batches[2:])
@@ -167,7 +167,7 @@ def test_trainer_sets_threads_per_op_where_tensorflow_has_not_started():
     import sys
     script = (
         'import tensorflow as tf\n'
-        'from trainer_module.run import set_op_threads\n'
+        'from trainer_module.runtime import set_op_threads\n'
         'print(set_op_threads(1), tf.config.threading.get_intra_op_parallelism_threads())\n'
         'tf.constant(1.0) + 1.0\n'
         'print(set_op_threads(1), set_op_threads(2))\n')
@@ -245,8 +245,9 @@ def test_trainer_builds_trains_and_predicts_at_the_edges_of_the_config(edge):
     on the rows trained on, the model predicts one output per task, and MMoE has a gate per task
     (OMoE one)."""
     from pipeline.config import PipelineConfig
+    from trainer_module.build import build_model
+    from trainer_module.data import model_inputs, training_batches
     from trainer_module.feature_column import feature_columns_from_transform
-    from trainer_module.run import build_model, model_inputs, training_batches
     architecture, sparse, dense, task_types = CONFIG_EDGES[edge]
     tasks = [f'{{name: task{i}, label: label{i}, type: {task_type}, max_mse: 1.0}}'
              for i, task_type in enumerate(task_types)]

@@ -411,7 +411,7 @@ def test_csv_rows_are_read_whole_or_refused_naming_the_file(scratch, data):
 @pytest.fixture(scope='module')
 def model(tmp_path_factory):
     """A serving directory whose version 1 has a `serving_raw` of DTYPES' inputs (built as
-    trainer_module/run.py builds it): ctr and ctcvr from the numbers (missing: 0) and the id."""
+    trainer_module/export.py builds it): ctr and ctcvr from the numbers (missing: 0) and the id."""
     raw_spec = {'user_id': tf.io.FixedLenFeature([], tf.string),
                 'hour': tf.io.FixedLenFeature([], tf.int64),
                 'price': tf.io.VarLenFeature(tf.float32),

@@ -16,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 import multi_worker_train as w
-from trainer_module.run import build_model, load_rows, read_split, training_batches
+from trainer_module.build import build_model
+from trainer_module.data import load_rows, read_split, training_batches
 
 train_file, seed, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 settings = dataclasses.replace(

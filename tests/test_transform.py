@@ -21,8 +21,9 @@ from components import transform
 from local_runner import LOCAL_BEAM_ARGS
 from pipeline.config import PROJECT_DIR, PipelineConfig
 from pipeline.pipeline import PREPROCESSING_FN
+from trainer_module.build import build_model
+from trainer_module.data import load_rows, model_inputs
 from trainer_module.feature_column import feature_columns_from_transform
-from trainer_module.run import build_model, load_rows, model_inputs
 from trainer_module.serving import row_to_example
 
 CONFIG = PipelineConfig()

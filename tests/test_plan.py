@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import multi_worker_train as w
-from trainer_module.run import (TrainingPlan, evaluation_batches, make_dataset, read_split,
-                                row_bytes, streamed_batches)
+from trainer_module.data import (evaluation_batches, make_dataset, read_split, row_bytes,
+                                 streamed_batches)
+from trainer_module.plan import TrainingPlan
 from trainer_module.settings import TrainingConfig
 
 

@@ -1,0 +1,49 @@
+"""The Trainer's model: the architecture `settings.model` names, compiled with a loss and a metric
+per task and the optimizer `settings.training` configures."""
+
+import tf_keras as keras
+
+from trainer_module.layers import TaskUncertainty
+from trainer_module.models import MMOE, OMoE, SharedBottom
+from trainer_module.settings import TrainerSettings
+
+
+def build_model(settings: TrainerSettings, feature_columns) -> keras.Model:
+    """The model of `settings.model` (MMOE unless its architecture says otherwise), compiled with a
+    loss and metrics per task. With `training.loss_weighting: uncertainty` the model also holds the
+    tasks' learned log-variances (`model.task_uncertainty`, a `TaskUncertainty`), which weight their
+    losses."""
+    arguments = _dataclass_dict(settings.model)
+    architecture = arguments.pop('architecture')
+    arguments.update(task_types=settings.task_types, task_names=settings.task_names)
+    if architecture == 'shared_bottom':
+        del arguments['num_experts'], arguments['gate_dnn_hidden_units']
+        arguments['bottom_dnn_hidden_units'] = arguments.pop('expert_dnn_hidden_units')
+        model = SharedBottom(feature_columns, **arguments)
+    else:
+        model = {'mmoe': MMOE, 'omoe': OMoE}[architecture](feature_columns, **arguments)
+    uncertainty = None
+    if settings.training.loss_weighting == 'uncertainty':
+        uncertainty = TaskUncertainty(settings.task_types, name='task_uncertainty')
+        uncertainty.build()
+        model.task_uncertainty = uncertainty  # tracked: trained and saved with the model
+    losses, metrics = {}, {}
+    for i, task in enumerate(settings.tasks):
+        if task.type == 'binary':
+            losses[task.name] = keras.losses.BinaryCrossentropy()
+            metrics[task.name] = [keras.metrics.AUC(name='auc')]
+        else:
+            losses[task.name] = keras.losses.MeanSquaredError()
+            metrics[task.name] = [keras.metrics.RootMeanSquaredError(name='rmse')]
+        if uncertainty:
+            losses[task.name] = uncertainty.weighted_loss(i, losses[task.name])
+    # The legacy Adam updates each variable with one fused op, the new one with about ten.
+    optimizer = keras.optimizers.legacy.Adam(settings.training.learning_rate)
+    model.compile(optimizer=optimizer, loss=losses,
+                  loss_weights={task.name: task.loss_weight for task in settings.tasks},
+                  metrics=metrics, steps_per_execution=settings.training.steps_per_execution)
+    return model
+
+
+def _dataclass_dict(instance):
+    return {name: getattr(instance, name) for name in instance.__dataclass_fields__}
