@@ -3,8 +3,8 @@ per task and the optimizer `settings.training` configures."""
 
 import tf_keras as keras
 
+from trainer_module.architectures import build_architecture
 from trainer_module.layers import TaskUncertainty
-from trainer_module.models import MMOE, OMoE, SharedBottom
 from trainer_module.settings import TrainerSettings
 
 
@@ -13,15 +13,8 @@ def build_model(settings: TrainerSettings, feature_columns) -> keras.Model:
     loss and metrics per task. With `training.loss_weighting: uncertainty` the model also holds the
     tasks' learned log-variances (`model.task_uncertainty`, a `TaskUncertainty`), which weight their
     losses."""
-    arguments = _dataclass_dict(settings.model)
-    architecture = arguments.pop('architecture')
-    arguments.update(task_types=settings.task_types, task_names=settings.task_names)
-    if architecture == 'shared_bottom':
-        del arguments['num_experts'], arguments['gate_dnn_hidden_units']
-        arguments['bottom_dnn_hidden_units'] = arguments.pop('expert_dnn_hidden_units')
-        model = SharedBottom(feature_columns, **arguments)
-    else:
-        model = {'mmoe': MMOE, 'omoe': OMoE}[architecture](feature_columns, **arguments)
+    model = build_architecture(settings.model, feature_columns, settings.task_types,
+                               settings.task_names)
     uncertainty = None
     if settings.training.loss_weighting == 'uncertainty':
         uncertainty = TaskUncertainty(settings.task_types, name='task_uncertainty')
@@ -44,6 +37,3 @@ def build_model(settings: TrainerSettings, feature_columns) -> keras.Model:
                   metrics=metrics, steps_per_execution=settings.training.steps_per_execution)
     return model
 
-
-def _dataclass_dict(instance):
-    return {name: getattr(instance, name) for name in instance.__dataclass_fields__}
