@@ -14,7 +14,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 from pipeline.datasets import ecommerce
-from trainer_module.settings import (ARCHITECTURES, DISTRIBUTIONS, LOSS_WEIGHTINGS, TASK_TYPES,
+from trainer_module.architectures import ARCHITECTURES
+from trainer_module.settings import (DISTRIBUTIONS, LOSS_WEIGHTINGS, TASK_TYPES,
                                      ModelConfig, SparseFeature, TaskColumns, TaskHead,
                                      TrainerSettings, TrainingConfig)
 
@@ -129,7 +130,7 @@ class PipelineConfig(TaskColumns):
             raise ConfigError(f'tasks: a multi-task model needs at least two tasks, got {list(names)}')
         if self.model.architecture not in ARCHITECTURES:
             raise ConfigError(f'model.architecture: {self.model.architecture!r} is not one of '
-                              f'{ARCHITECTURES}')
+                              f'{tuple(ARCHITECTURES)}')
         if self.model.num_experts < 2:
             raise ConfigError(f'model.num_experts: must be at least 2, got {self.model.num_experts}')
         if not 0 <= self.model.dnn_dropout < 1:
@@ -299,7 +300,7 @@ def _check_gate_bounds(task: Task):
         if task.max_decrease > MAX_AUC_DECREASE:
             raise ConfigError(f'{where}.max_decrease: an AUC decrease above {MAX_AUC_DECREASE} '
                               f'never refuses a model better than chance, got {task.max_decrease}')
-    elif task.max_mse <= 0:
+    elif task.max_mse is not None and task.max_mse <= 0:
         raise ConfigError(f'{where}.max_mse: must be more than 0, got {task.max_mse}')
 
 

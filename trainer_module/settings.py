@@ -47,17 +47,14 @@ class TaskHead:
     loss_weight: float = 1.0
 
 
-# The models the Trainer builds: MMoE and the paper's two baselines.
-ARCHITECTURES = ('mmoe', 'omoe', 'shared_bottom')
-
-
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """DeepCTR's MMOE arguments, with its defaults (task_types/task_names come from the tasks).
 
-    `architecture` picks the model: 'mmoe', or one of the paper's baselines, 'omoe' (one gate for
-    every task) and 'shared_bottom' (DeepCTR's SharedBottom: `expert_dnn_hidden_units` is its
-    bottom DNN; it has no experts to count and no gates).
+    `architecture` picks the model (trainer_module/architectures.py): 'mmoe', or one of the
+    paper's baselines, 'omoe' (one gate for every task) and 'shared_bottom' (DeepCTR's
+    SharedBottom: `expert_dnn_hidden_units` is its bottom DNN; it has no experts to count and no
+    gates).
     """
     architecture: str = 'mmoe'
     num_experts: int = 3
@@ -148,6 +145,11 @@ class TrainerSettings(TaskColumns):
             dense_features=tuple(values['dense_features']),
             tasks=tuple(TaskHead(**t) for t in values['tasks']),
             num_oov_buckets=values['num_oov_buckets'],
-            model=ModelConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in values['model'].items()}),
+            model=ModelConfig(**_tuples(values['model'])),
             training=TrainingConfig(**values['training']))
+
+
+def _tuples(values: Dict[str, Any]) -> Dict[str, Any]:
+    """`values` with its lists as tuples (the dataclasses' own types, lost by JSON)."""
+    return {key: tuple(value) if isinstance(value, list) else value
+            for key, value in values.items()}
