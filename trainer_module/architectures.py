@@ -1,15 +1,16 @@
 """The models `model.architecture` names, each one definition: the DeepCTR-style model function and
 which of `ModelConfig`'s arguments it takes. The Trainer builds the one the config names, and the
-config accepts only the names here. A new architecture is a model function (models.py or a module
-of its own) and an entry below.
+config accepts only the names here. A new architecture is a model function in models.py and an
+entry below.
+
+The entries name their function rather than hold it: the config (which every command line loads)
+checks names against this module, and importing the models would load TensorFlow with it.
 """
 
 import dataclasses
+import importlib
 from typing import Any, Callable, Dict, Mapping, Sequence
 
-import tf_keras as keras
-
-from trainer_module.models import MMOE, OMoE, SharedBottom
 from trainer_module.settings import ModelConfig
 
 # ModelConfig's fields that are MMOE's arguments (all but the architecture's name).
@@ -19,11 +20,15 @@ _MODEL_ARGUMENTS = tuple(field.name for field in dataclasses.fields(ModelConfig)
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
-    """A model function `model(feature_columns, **arguments) -> keras.Model` (DeepCTR's signature,
-    task_types and task_names among the arguments), and `arguments(model_config)`: its keyword
-    arguments from a `ModelConfig`."""
-    model: Callable[..., keras.Model]
+    """`model`: the name of a function of trainer_module/models.py, `model(feature_columns,
+    **arguments) -> keras.Model` (DeepCTR's signature, task_types and task_names among the
+    arguments); `arguments(model_config)`: its keyword arguments from a `ModelConfig`."""
+    model: str
     arguments: Callable[[ModelConfig], Dict[str, Any]]
+
+    def model_function(self) -> Callable:
+        """The model function `model` names."""
+        return getattr(importlib.import_module('trainer_module.models'), self.model)
 
 
 def _mixture_arguments(config: ModelConfig) -> Dict[str, Any]:
@@ -40,16 +45,16 @@ def _shared_bottom_arguments(config: ModelConfig) -> Dict[str, Any]:
 
 # MMoE and the paper's two baselines.
 ARCHITECTURES: Mapping[str, Architecture] = {
-    'mmoe': Architecture(MMOE, _mixture_arguments),
-    'omoe': Architecture(OMoE, _mixture_arguments),
-    'shared_bottom': Architecture(SharedBottom, _shared_bottom_arguments),
+    'mmoe': Architecture('MMOE', _mixture_arguments),
+    'omoe': Architecture('OMoE', _mixture_arguments),
+    'shared_bottom': Architecture('SharedBottom', _shared_bottom_arguments),
 }
 
 
 def build_architecture(config: ModelConfig, feature_columns, task_types: Sequence[str],
-                       task_names: Sequence[str]) -> keras.Model:
-    """The uncompiled model `config.architecture` names, on `feature_columns`, with an output per
-    task named after `task_names`."""
+                       task_names: Sequence[str]):
+    """The uncompiled Keras model `config.architecture` names, on `feature_columns`, with an
+    output per task named after `task_names`."""
     architecture = ARCHITECTURES[config.architecture]
-    return architecture.model(feature_columns, **architecture.arguments(config),
+    return architecture.model_function()(feature_columns, **architecture.arguments(config),
                               task_types=tuple(task_types), task_names=tuple(task_names))
