@@ -1,5 +1,5 @@
 """The MMOE TFX pipeline as an installable package: the runners and Beam workers import
-`pipeline`, `components` and `trainer_module` by module path."""
+`pipeline`, `components`, `trainer_module` and `compat` by module path."""
 
 import setuptools
 
@@ -10,7 +10,7 @@ setuptools.setup(
     python_requires='>=3.10,<3.11',
     packages=setuptools.find_packages(include=['pipeline', 'pipeline.*', 'components',
                                                'components.*', 'trainer_module',
-                                               'trainer_module.*']),
+                                               'trainer_module.*', 'compat', 'compat.*']),
     install_requires=[
         'tfx[kfp]==1.16.0',
         'apache-beam[gcp]==2.59.0',

@@ -20,8 +20,8 @@ malformed row. This executor of TFX's FileBasedExampleGen instead
 - draws the splits that have no files of their own (validation, eval) from the train files by
   hash, as TFX's output split config would if there were only one input split;
 - reads, serializes, splits and writes the rows in batches, with a serializer of its own that
-  writes protobuf's bytes: Beam's cost per element and protobuf's per message were most of the
-  time of one example at a time.
+  writes protobuf's bytes (components/example_encoder.py): Beam's cost per element and
+  protobuf's per message were most of the time of one example at a time.
 """
 
 import bisect
@@ -29,17 +29,13 @@ import csv
 import hashlib
 import io
 import itertools
-import math
 import operator
 import os
 import re
-import struct
-from typing import Any, BinaryIO, Dict, Iterable, Iterator, List, NamedTuple, Tuple, Union
+from typing import Any, BinaryIO, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import apache_beam as beam
-from apache_beam import coders
 from apache_beam.io import fileio as beam_fileio
-from apache_beam.io import filesystem, tfrecordio
 from apache_beam.options.pipeline_options import StandardOptions
 from google.protobuf import json_format, struct_pb2, text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -50,7 +46,9 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from compat import beam_tfrecord
 from components import csv_lines
+from components.example_encoder import RowEncoder as _RowEncoder
 
 # The splits every run has: the Trainer learns from train and picks its weights on validation; the
 # Evaluators and the gate judge on eval alone.
@@ -71,7 +69,8 @@ class CsvRowsError(ValueError):
     """Rows of the input CSVs that cannot become examples; the message names file and line."""
 
 
-def custom_config(schema_file: str, bad_rows: str, split_off_train: Dict[str, int] = None
+def custom_config(schema_file: str, bad_rows: str,
+                  split_off_train: Optional[Dict[str, int]] = None
                   ) -> example_gen_pb2.CustomConfig:
     """The executor's settings, as FileBasedExampleGen carries them. `split_off_train`: {split:
     hash buckets}, train first, when the train files are to be split (e.g. into train and
@@ -101,131 +100,6 @@ def column_types(schema_file: str) -> Dict[str, str]:
     return {feature.name: schema_pb2.FeatureType.Name(feature.type) for feature in schema.feature}
 
 
-# The wire format of a tf.Example (tensorflow/core/example/{example,feature}.proto), field by
-# field: Example.features, Features.feature (a map: entries of key and value), and the lists a
-# Feature holds, each with its values packed.
-_EXAMPLE_FEATURES = _FEATURE_MAP = _ENTRY_KEY = _LIST_VALUES = _BYTES_LIST = b'\x0a'
-_ENTRY_VALUE = _FLOAT_LIST = b'\x12'
-_INT64_LIST = b'\x1a'
-_INT64_RANGE = range(-2 ** 63, 2 ** 63)
-_FLOAT32_MAX = struct.unpack('<f', b'\xff\xff\x7f\x7f')[0]
-# A column's cache of encoded values is emptied when it grows past this many (distinct) values.
-_CACHED_VALUES = 1 << 16
-
-
-def _varint(number: int) -> bytes:
-    out = bytearray()
-    while number > 0x7f:
-        out.append(number & 0x7f | 0x80)
-        number >>= 7
-    out.append(number)
-    return bytes(out)
-
-
-def _field(tag: bytes, payload: bytes) -> bytes:
-    """A length-delimited field."""
-    return tag + _varint(len(payload)) + payload
-
-
-def _int64_list(text: str) -> bytes:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f'{text!r} is not an integer') from None
-    if value not in _INT64_RANGE:
-        raise ValueError(f'{text!r} is out of the 64-bit integer range')
-    return _field(_INT64_LIST, _field(_LIST_VALUES, _varint(value & 0xffffffffffffffff)))
-
-
-def _float_list(text: str) -> bytes:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f'{text!r} is not a number') from None
-    # As protobuf stores a double into a float field: beyond float32's range is infinite.
-    if abs(value) > _FLOAT32_MAX and not math.isinf(value):
-        value = math.copysign(math.inf, value)
-    return _field(_FLOAT_LIST, _field(_LIST_VALUES, struct.pack('<f', value)))
-
-
-def _bytes_list(text: str) -> bytes:
-    return _field(_BYTES_LIST, _field(_LIST_VALUES, text.encode()))
-
-
-_LISTS = {'INT': _int64_list, 'FLOAT': _float_list}
-
-
-def _example(features: bytes) -> bytes:
-    # A row without any value is an empty message, as protobuf writes it.
-    return _field(_EXAMPLE_FEATURES, features) if features else b''
-
-
-# _example's head (tag and length) for the usual lengths, looked up rather than computed per row.
-_EXAMPLE_HEADS = [b''] + [_EXAMPLE_FEATURES + _varint(length) for length in range(1, 1 << 14)]
-
-
-class _RowEncoder:
-    """Serializes rows of one file as tf.Examples, a batch at a time.
-
-    It writes the bytes that protobuf's deterministic serialization writes (features in name order,
-    an empty field being a missing feature) without building a message per row: each column's
-    encoded map entry is cached per distinct text, so that a row costs a lookup per field and a
-    join. Deterministic, because the train/eval split hashes these bytes: the same row must land
-    in the same split on any run, runner or worker."""
-
-    def __init__(self, header: List[str], types: Dict[str, str]):
-        self._header = header
-        self._lists = [_LISTS.get(types.get(name), _bytes_list) for name in header]
-        self._keys = [_field(_ENTRY_KEY, name.encode()) for name in header]
-        self._caches = [{'': b''} for _ in header]
-        self._order = sorted(range(len(header)), key=lambda column: header[column])
-
-    def _entry(self, column: int, text: str) -> bytes:
-        """The map entry of `text` in `column`, or ValueError saying what is wrong with it."""
-        try:
-            value = self._lists[column](text)
-        except ValueError as problem:
-            raise ValueError(f'column {self._header[column]!r}: {problem}') from None
-        return _field(_FEATURE_MAP, self._keys[column] + _field(_ENTRY_VALUE, value))
-
-    def encode(self, rows: List[List[str]]) -> Tuple[List[bytes], Dict[int, str]]:
-        """(The serialized examples of the good rows, in order; {index in `rows`: problem} of
-        the bad ones)."""
-        width = len(self._header)
-        good = [index for index, fields in enumerate(rows) if len(fields) == width]
-        problems = {index: f'{len(rows[index])} fields where the header has {width}'
-                    for index in set(range(len(rows))) - set(good)} if len(good) < len(rows) else {}
-        encoded = [None] * width
-        for column, texts in enumerate(zip(*(rows[index] for index in good))):
-            cache = self._caches[column]
-            if len(cache) > _CACHED_VALUES:
-                cache.clear()
-                cache[''] = b''
-            entries = list(map(cache.get, texts))
-            unseen = [position for position, entry in enumerate(entries)
-                      if entry is None] if None in entries else ()
-            for position in unseen:
-                try:
-                    entries[position] = cache[texts[position]] = self._entry(
-                        column, texts[position])
-                except ValueError as problem:
-                    entries[position] = b''
-                    problems.setdefault(good[position], str(problem))
-            encoded[column] = entries
-        if not good:
-            return [], problems
-        bodies = list(map(b''.join, zip(*(encoded[column] for column in self._order))))
-        if max(map(len, bodies)) < len(_EXAMPLE_HEADS):
-            examples = list(map(bytes.__add__, map(_EXAMPLE_HEADS.__getitem__, map(len, bodies)),
-                                bodies))
-        else:
-            examples = [_example(body) for body in bodies]
-        if problems:
-            examples = [example for index, example in zip(good, examples)
-                        if index not in problems]
-        return examples, problems
-
-
 def _csv_line(values: Iterable[Any]) -> str:
     out = io.StringIO()
     # The writer quotes a value that holds a comma or a quote.
@@ -236,8 +110,8 @@ def _csv_line(values: Iterable[Any]) -> str:
 class BadRow(NamedTuple):
     """A row set aside, as BadRows/ lists it: its file, its line (the file's first line is 1), what
     is wrong with it, and the row as read: its line (bytes that are not UTF-8 text, and NULs, as
-    \\xNN; of a line over csv_lines.MAX_LINE_BYTES, its first MAX_LINE_BYTES bytes), or, of a row whose
-    fields were read, its fields written as CSV."""
+    \\xNN; of a line over csv_lines.MAX_LINE_BYTES, its first MAX_LINE_BYTES bytes), or, of a row
+    whose fields were read, its fields written as CSV."""
     file: str
     line: int
     problem: str
@@ -354,29 +228,13 @@ class _SplitBatches(beam.DoFn):
         if len(self._names) == 1:
             yield beam.pvalue.TaggedOutput(self._names[0], batch)
             return
-        parts = [[] for _ in self._names]
+        parts: List[List[bytes]] = [[] for _ in self._names]
         for example in batch:
             digest = int.from_bytes(hashlib.sha256(example).digest(), 'big')
             parts[bisect.bisect(self._bounds, digest % self._bounds[-1])].append(example)
         for name, part in zip(self._names, parts):
             if part:
                 yield beam.pvalue.TaggedOutput(name, part)
-
-
-class _BatchTFRecordSink(tfrecordio._TFRecordSink):  # pylint: disable=protected-access
-    """Beam's TFRecord sink (which TFX's ExampleGen writes with), given a batch of records at a
-    time: one (gzip) write per batch rather than per record."""
-
-    def __init__(self, file_path_prefix: str):
-        super().__init__(file_path_prefix, coders.BytesCoder(), file_name_suffix='.gz',
-                         num_shards=0, shard_name_template=None,
-                         compression_type=filesystem.CompressionTypes.AUTO)
-
-    def write_record(self, file_handle, value: List[bytes]):
-        framed = io.BytesIO()
-        for record in value:
-            tfrecordio._TFRecordUtil.write_record(framed, record)  # pylint: disable=protected-access
-        file_handle.write(framed.getvalue())
 
 
 def bad_rows_dir(examples_uri: str) -> str:
@@ -388,7 +246,7 @@ def bad_rows_dir(examples_uri: str) -> str:
 
 def read_bad_rows(directory: str) -> List[Dict[str, str]]:
     """The bad rows an execution wrote: [{'file', 'line', 'problem', 'row'}], in file order."""
-    rows = []
+    rows: List[Dict[str, str]] = []
     for path in sorted(fileio.glob(os.path.join(directory, '*.csv'))):
         with fileio.open(path, 'r') as f:
             rows.extend(csv.DictReader(io.StringIO(f.read())))
@@ -406,7 +264,7 @@ def _describe(bad: List[Dict[str, str]], where: str) -> str:
 def _check_one_split_per_file(input_base: str, splits: Iterable[example_gen_pb2.Input.Split]):
     """CsvRowsError if the patterns of two input splits match the same file: its rows would be in
     both splits (eval rows trained on, e.g., with `*.csv` for train and `week9.csv` for eval)."""
-    owners = {}
+    owners: Dict[str, example_gen_pb2.Input.Split] = {}
     for split in splits:
         for path in fileio.glob(os.path.join(input_base, split.pattern)):
             first = owners.setdefault(path, split)
@@ -423,9 +281,12 @@ _DIRECT_RUNNERS = (None, 'DirectRunner', 'direct', 'SwitchingDirectRunner',
 
 
 class Executor(BaseExampleGenExecutor):
+    """TFX's FileBasedExampleGen executor for our CSVs (see the module's docstring)."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        return _CsvToExamples
+        """The PTransform from a split's file pattern to batches of serialized tf.Examples."""
+        # A ptransform_fn, as TFX's own executors return, whatever TFX's annotation says.
+        return _CsvToExamples  # type: ignore[return-value]
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties):
         """Reads, splits and writes the examples in batches, and returns no PCollection: TFX's
@@ -467,12 +328,15 @@ class Executor(BaseExampleGenExecutor):
                 if not local:
                     # Spreads the writing over a remote runner's workers.
                     batches = batches | f'Shuffle[{name}]' >> beam.Reshuffle()
-                _ = batches | f'WriteSplit[{name}]' >> beam.io.Write(_BatchTFRecordSink(
-                    os.path.join(artifact_utils.get_split_uri([self._examples], name),
-                                 write_split.DEFAULT_FILE_NAME)))
+                _ = batches | f'WriteSplit[{name}]' >> beam.io.Write(
+                    beam_tfrecord.BatchTFRecordSink(os.path.join(
+                        artifact_utils.get_split_uri([self._examples], name),
+                        write_split.DEFAULT_FILE_NAME)))
         return {}
 
     def Do(self, input_dict, output_dict, exec_properties):
+        """TFX's Do, with the bad rows written beside the Examples artifact and counted in its
+        properties; CsvRowsError naming them under `bad_rows: fail`."""
         examples = self._examples = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.EXAMPLES_KEY])
         directory = bad_rows_dir(examples.uri)

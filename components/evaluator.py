@@ -7,38 +7,28 @@ behind Calibration, MeanLabel and MeanPrediction), and about a fifth reading one
 element and formatting an error message for each batch of fewer than 1,000 records (TFMA first
 calls the serving signature positionally, which TensorFlow refuses after printing the batch; numpy
 prints only a summary from 1,000 elements on). This executor reads its examples in batches of
-records (components/batched_records.py) and builds TFMA's metrics with the combiners of
-`tfma_combiners.tfma_combiners_for_groups`. The extracts, metrics, plots and blessing are
-TFMA's and TFX's own.
+records (components/batched_records.py, through compat/tfx_evaluator.py) and builds TFMA's
+metrics with the combiners of compat/tfma_combiners.py. The extracts, metrics, plots and blessing
+are TFMA's and TFX's own.
 """
 
 from tfx.components.evaluator import executor as evaluator_executor
-from tfx.components.util import tfxio_utils
 from tfx.dsl.components.base import executor_spec
 from tfx.v1 import components as tfx_components
 
-from components import batched_records, tfma_combiners
-
-
-def _batched_factory(factory):
-    return lambda file_pattern: batched_records.batched(factory(file_pattern))
+from compat import tfma_combiners, tfx_evaluator
+from components import batched_records
 
 
 class Executor(evaluator_executor.Executor):
     """TFX's Evaluator executor, reading batches and combining groups (module docstring)."""
 
     def Do(self, input_dict, output_dict, exec_properties):
-        # TFX 1.16's Do asks `tfxio_utils` for its TFXIO factory by name, with no other way in:
-        # the name points at one that reads batches while it runs. Components run one at a time
-        # in a process (LocalDagRunner, a container per component).
-        tfxio_factory = tfxio_utils.get_tfxio_factory_from_artifact
-        tfxio_utils.get_tfxio_factory_from_artifact = (
-            lambda *args, **kwargs: _batched_factory(tfxio_factory(*args, **kwargs)))
-        try:
-            with tfma_combiners.tfma_combiners_for_groups():
-                super().Do(input_dict, output_dict, exec_properties)
-        finally:
-            tfxio_utils.get_tfxio_factory_from_artifact = tfxio_factory
+        """TFX's Do, reading its examples in batches and building TFMA's metrics with the
+        combiners for groups."""
+        with (tfx_evaluator.tfxio_wrapped(batched_records.batched),
+              tfma_combiners.tfma_combiners_for_groups()):
+            super().Do(input_dict, output_dict, exec_properties)
 
 
 class Evaluator(tfx_components.Evaluator):

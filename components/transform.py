@@ -6,11 +6,11 @@ cProfile of Transform on 200,000 rows found most of its time there and in the pe
 of Beam around it, and 6 of 96 s in TensorFlow. This executor reads its input in batches of records
 (components/batched_records.py) and writes each transformed batch as one element. The vocabularies,
 the transform graph and the transformed examples are TFX's own; only the reading and writing around
-them change.
+them change, through TFX's private processor methods (compat/tfx_transform.py).
 """
 
 import struct
-from typing import List
+from typing import List, Optional
 
 import apache_beam as beam
 import google_crc32c
@@ -20,6 +20,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.v1 import components as tfx_components
 from tfx_bsl.coders import example_coder
 
+from compat import tfx_transform
 from components import batched_records
 
 
@@ -37,7 +38,7 @@ class _TFRecordBatchSink(filebasedsink.FileBasedSink):
                          mime_type='application/octet-stream')
 
     def write_record(self, file_handle, value: List[bytes]):
-        chunks = []
+        chunks: List[bytes] = []
         for record in value:
             length = struct.pack('<Q', len(record))
             chunks += (length, _masked_crc(length), record, _masked_crc(record))
@@ -48,47 +49,40 @@ class _EncodeFn(beam.DoFn):
 
     def __init__(self, schema):
         self._schema = schema
-        self._encoder = None
+        self._encoder: Optional[example_coder.RecordBatchToExamplesEncoder] = None  # on the worker
 
     def setup(self):
         self._encoder = example_coder.RecordBatchToExamplesEncoder(self._schema)
 
     def process(self, batch):
+        assert self._encoder is not None  # setup() ran
         record_batch, _ = batch
         yield self._encoder.encode(record_batch)
 
 
-class _Processor(transform_executor.TransformProcessor):
+@beam.ptransform_fn
+@beam.typehints.with_input_types(tuple)
+def _WriteBatches(pcoll, schema, output_path: str):
+    """Transformed batches (RecordBatch, pass-through features) -> a gzipped TFRecord write of
+    each batch's tf.Examples."""
+    return (pcoll
+            | 'Encode' >> beam.ParDo(_EncodeFn(schema))
+            | 'Write' >> beam.io.Write(_TFRecordBatchSink(output_path, '.gz')))
+
+
+class _Processor(tfx_transform.TransformProcessor):
     """TFX's processor, reading and writing batches of records (see the module's docstring)."""
-
-    def _CreateTFXIO(self, dataset, schema):
-        return batched_records.batched(super()._CreateTFXIO(dataset, schema))
-
-    @staticmethod
-    @beam.ptransform_fn
-    @beam.typehints.with_input_types(tuple)
-    def _EncodeAndWrite(pcoll, schema, file_format, output_path):
-        if file_format != transform_executor.labels.FORMAT_TFRECORD:
-            return pcoll | transform_executor.TransformProcessor._EncodeAndWrite(  # pylint: disable=no-value-for-parameter
-                schema=schema, file_format=file_format, output_path=output_path)
-        return (pcoll
-                | 'Encode' >> beam.ParDo(_EncodeFn(schema))
-                | 'Write' >> beam.io.Write(_TFRecordBatchSink(output_path, '.gz')))
+    read = staticmethod(batched_records.batched)
+    write_tfrecords = staticmethod(_WriteBatches)
 
 
 class Executor(transform_executor.Executor):
     """TFX's Transform executor with `_Processor` for its Beam pipeline."""
 
     def Do(self, input_dict, output_dict, exec_properties):
-        # TFX 1.16's Do prepares the inputs and outputs, then runs `TransformProcessor()`, named
-        # in its module, with no other way in: the name points at `_Processor` while it runs.
-        # Components run one at a time in a process (LocalDagRunner, a container per component).
-        processor = transform_executor.TransformProcessor
-        transform_executor.TransformProcessor = _Processor
-        try:
+        """TFX's Do, its Beam pipeline run by `_Processor`."""
+        with tfx_transform.processor(_Processor):
             super().Do(input_dict, output_dict, exec_properties)
-        finally:
-            transform_executor.TransformProcessor = processor
 
 
 class Transform(tfx_components.Transform):

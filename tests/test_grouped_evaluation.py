@@ -17,7 +17,8 @@ from tensorflow_model_analysis.extractors import slice_key_extractor, unbatch_ex
 from tensorflow_model_analysis.metrics import calibration, calibration_histogram, metric_types
 from tensorflow_model_analysis.utils import config_util
 
-from components import grouped_evaluation, tfma_combiners
+from compat import tfma_combiners
+from components import grouped_evaluation
 from pipeline.config import PipelineConfig, Task
 from pipeline.evaluation import GROUPED_METRICS, eval_config
 

@@ -5,8 +5,8 @@ from typing import Dict, Sequence
 
 import tf_keras as keras
 
+from compat import autograph  # noqa: F401  (autograph leaves Keras alone)
 from trainer_module.feature_column import DenseFeat, FeatureColumn, SparseFeat
-from trainer_module import tracing  # noqa: F401  (autograph leaves Keras alone)
 from trainer_module.layers import DNN, Experts, MixExperts, PredictionLayer, SparseEmbeddings
 from trainer_module.settings import TASK_TYPES
 

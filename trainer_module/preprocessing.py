@@ -19,7 +19,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_transform.beam.experimental import PTransformAnalyzer
 
-from trainer_module import tracing  # noqa: F401  (autograph leaves TFT alone)
+from compat import autograph  # noqa: F401  (autograph leaves TFT alone)
 
 
 def _dense_column(values: tf.Tensor, default) -> tf.Tensor:

@@ -10,13 +10,21 @@ They live apart from grouped_evaluation.py because TFX's Evaluator reloads the m
 `module_path`: a class of that module would be another class after the reload, and Beam's
 default pickler (dill, in the Kubeflow containers) would then pickle it, and TFMA's class it
 replaces, by value, without end.
+
+They are subclasses over TFMA's private combiner classes, reading their private attributes (the
+metric key, the eval config, the histogram's bucketing), and are swapped in by those classes'
+names, which TFMA 0.47 looks up in their modules when it builds a metric's computations.
+What would let them go: TFMA adding an extract's examples at once when its labels and
+predictions are arrays (or taking the combiners as an argument of its metrics).
 """
 
 import contextlib
+from typing import Iterator
 
 import numpy as np
 from tensorflow_model_analysis.metrics import calibration, calibration_histogram, metric_util
 
+from compat import patched
 from components.grouped_evaluation import labels_and_predictions
 
 
@@ -50,20 +58,23 @@ class _GroupedCalibrationHistogramCombiner(calibration_histogram._CalibrationHis
                 np.array([[bucket.weighted_labels, bucket.weighted_predictions,
                            bucket.weighted_examples] for bucket in buckets]).reshape(-1, 3).T)
 
+    def _tfmas_add_input(self, accumulator, element):
+        """TFMA's own path, for what it reads otherwise and for the errors it raises."""
+        return self.merge_accumulators([accumulator,
+                                        self._arrays(super().add_input({}, element))])
+
     def add_input(self, accumulator, element):
+        if not _simple(self):
+            return self._tfmas_add_input(accumulator, element)
         key = self._key
-        label, prediction, weight = (labels_and_predictions(
+        label, prediction, weight = labels_and_predictions(
             element, self._eval_config, key.model_name, key.output_name, self._example_weighted)
-            if _simple(self) else (None, None, None))
         values = prediction if self._prediction_based_bucketing else label
-        if label is None or not prediction.size or label.size != prediction.size or np.isnan(
-                values).any() or (
+        if not prediction.size or label.size != prediction.size or np.isnan(values).any() or (
                 self._fractional_labels
                 and not all(metric_util.within_interval(float(bound), 0.0, 1.0)
                             for bound in (label.min(), label.max()))):
-            # TFMA's own path, for what it reads otherwise and for the errors it raises.
-            return self.merge_accumulators([accumulator,
-                                            self._arrays(super().add_input({}, element))])
+            return self._tfmas_add_input(accumulator, element)
         if self._fractional_labels:
             # Each example as TFMA splits it: label 0 with weight w(1-l), label 1 with weight wl,
             # dropping the parts of weight 0.
@@ -123,16 +134,12 @@ _COMBINERS = ((calibration_histogram, '_CalibrationHistogramCombiner',
 
 
 @contextlib.contextmanager
-def tfma_combiners_for_groups():
+def tfma_combiners_for_groups() -> Iterator[None]:
     """While it lasts, the metric computations TFMA builds use the combiners above. TFMA 0.47
     builds its computations' combiners by these names in their modules, with no other way in;
     the executor that builds the Beam pipeline holds this around it, and the pipeline keeps the
     combiners it was built with."""
-    originals = [getattr(module, name) for module, name, _ in _COMBINERS]
-    for module, name, grouped in _COMBINERS:
-        setattr(module, name, grouped)
-    try:
+    with contextlib.ExitStack() as stack:
+        for module, name, grouped in _COMBINERS:
+            stack.enter_context(patched(module, name, grouped))
         yield
-    finally:
-        for (module, name, _), original in zip(_COMBINERS, originals):
-            setattr(module, name, original)
