@@ -38,6 +38,8 @@ _ENTRY_VALUE = _FLOAT_LIST = b'\x12'
 _INT64_LIST = b'\x1a'
 _INT64_RANGE = range(-2 ** 63, 2 ** 63)
 _FLOAT32_MAX = struct.unpack('<f', b'\xff\xff\x7f\x7f')[0]
+# Half a float32 step (2 ** 104 at the top of its range) above the largest float32.
+_FLOAT32_MAX_HALF_STEP_ABOVE = _FLOAT32_MAX + 2.0 ** 103
 # A column's cache of encoded values is emptied when it grows past this many (distinct) values.
 _CACHED_VALUES = 1 << 16
 
@@ -71,9 +73,12 @@ def _float_list(text: str) -> bytes:
         value = float(text)
     except ValueError:
         raise ValueError(f'{text!r} is not a number') from None
-    # As protobuf stores a double into a float field: beyond float32's range is infinite.
-    if abs(value) > _FLOAT32_MAX and not math.isinf(value):
-        value = math.copysign(math.inf, value)
+    # As protobuf (3.20, the pinned one) stores a double into a float field: the nearest float32,
+    # the largest up to half a step above it (where struct.pack rounds to it, or refuses), and
+    # infinite beyond.
+    if _FLOAT32_MAX < abs(value) < math.inf:
+        value = math.copysign(
+            _FLOAT32_MAX if abs(value) <= _FLOAT32_MAX_HALF_STEP_ABOVE else math.inf, value)
     return _field(_FLOAT_LIST, _field(_LIST_VALUES, struct.pack('<f', value)))
 
 

@@ -8,12 +8,14 @@ import struct
 
 import pytest
 import tensorflow as tf
-from hypothesis import given, strategies as st
+from helpers import PROPERTY_SETTINGS
+from hypothesis import given
+from hypothesis import strategies as st
 
 from components.example_encoder import RowEncoder
-from helpers import PROPERTY_SETTINGS
 
 KINDS = {'INT': 'int64_list', 'FLOAT': 'float_list', 'BYTES': 'bytes_list'}
+FLOAT32_MAX = struct.unpack('<f', b'\xff\xff\x7f\x7f')[0]
 
 
 def _float32(text):
@@ -81,9 +83,12 @@ def test_an_empty_field_is_a_missing_feature_and_a_row_of_them_an_empty_example(
 
 @pytest.mark.parametrize('text, value', [
     ('nan', math.nan), ('inf', math.inf), ('-inf', -math.inf), ('1e39', math.inf),
-    ('-1e39', -math.inf), ('3.40282357e38', math.inf), ('1e-50', 0.0),
-    ('3.4028234e38', struct.unpack('<f', b'\xff\xff\x7f\x7f')[0]),
-    ('0.1', _float32('0.1'))])
+    ('-1e39', -math.inf), ('3.40282357e38', math.inf), ('1e-50', 0.0), ('0.1', _float32('0.1')),
+    # The largest float32, and doubles above it up to half a float32 step (2 ** 103) above,
+    # which protobuf stores as the largest float32; beyond, infinite.
+    ('3.4028234e38', FLOAT32_MAX), ('3.4028235e+38', FLOAT32_MAX), ('-3.4028235e38', -FLOAT32_MAX),
+    (repr(FLOAT32_MAX + 2.0 ** 103), FLOAT32_MAX),
+    (repr(math.nextafter(FLOAT32_MAX + 2.0 ** 103, math.inf)), math.inf)])
 def test_floats_as_float32_holds_them(text, value):
     example, = _encoded(['x'], {'x': 'FLOAT'}, [[text]])
     (kind, (parsed,)), = _values(example).values()
@@ -130,7 +135,9 @@ _NAMES = st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=5, uniqu
 _VALUES = {
     'INT': st.one_of(st.just(''), st.integers(-2 ** 63, 2 ** 63 - 1).map(str)),
     'FLOAT': st.one_of(st.just(''), st.floats(width=32).map(repr),
-                       st.floats(allow_nan=False).map(repr)),
+                       st.floats(allow_nan=False).map(repr),
+                       # around the largest float32, where protobuf's conversion has its edges
+                       st.floats(FLOAT32_MAX * (1 - 1e-6), FLOAT32_MAX * (1 + 1e-6)).map(repr)),
     'BYTES': st.text(max_size=200),
 }
 
