@@ -24,9 +24,9 @@ from pipeline.config import PROJECT_DIR, ConfigError, PipelineConfig
 # - in-memory DirectRunner, one worker: the small data of a local run is not worth processes;
 # - cloudpickle: dill, Beam's default pickler, resets a logger's level on every pickle, which makes
 #   Python clear the cache of every logger in the process (thousands, with TensorFlow and Beam
-#   loaded): 20k pickles in a run on 2k rows, 20 s of a profiled run;
+#   loaded), once per pickle of the thousands in a run (docs/performance.md);
 # - a setup file: without one of the dependency flags, TFX builds an sdist of the whole TFX install
-#   before every Beam component (about 2 s each); the DirectRunner installs nothing, and a remote
+#   before every Beam component; the DirectRunner installs nothing, and a remote
 #   runner gets this project, which its workers need.
 LOCAL_BEAM_ARGS = ('--direct_running_mode=in_memory', '--direct_num_workers=1',
                    '--pickle_library=cloudpickle', f'--setup_file={PROJECT_DIR}/setup.py')
@@ -143,9 +143,10 @@ def _run(args, config: PipelineConfig, output: str, paths) -> int:
     # Imported after the logging setup so that their import-time output lands in the log file.
     # pylint: disable=import-outside-toplevel
     from tfx import v1 as tfx
+
     from pipeline.pipeline import create_pipeline
     from pipeline.run_report import summarize
-    from trainer_module.run import set_op_threads
+    from trainer_module.runtime import set_op_threads
 
     # The Trainer runs in this process, and TensorFlow takes its thread setting before its first op.
     set_op_threads(config.training.intra_op_parallelism_threads)
@@ -181,10 +182,11 @@ def _run(args, config: PipelineConfig, output: str, paths) -> int:
 
 def _root_message(error: BaseException) -> str:
     """The message of the innermost cause: what actually went wrong, not the wrapper around it."""
-    while error.__cause__ is not None or (error.__context__ is not None
-                                          and not error.__suppress_context__):
-        error = error.__cause__ or error.__context__
-    return str(error)
+    while True:
+        inner = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+        if inner is None:
+            return str(error)
+        error = inner
 
 
 if __name__ == '__main__':

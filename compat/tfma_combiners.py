@@ -2,9 +2,9 @@
 
 The Evaluators' extracts hold groups of examples (components/grouped_evaluation.py). TFMA's
 combiners behind its calibration histogram and its weighted sums read any extract, but add its
-examples one by one in Python, through several calls per example: nearly a third of an
-Evaluator's time. The combiners here compute the same from the group's arrays with numpy, and
-`tfma_combiners_for_groups` has TFMA build its metrics with them.
+examples one by one in Python, through several calls per example: a large share of an
+Evaluator's time (docs/performance.md). The combiners here compute the same from the group's
+arrays with numpy, and `tfma_combiners_for_groups` has TFMA build its metrics with them.
 
 They live apart from grouped_evaluation.py because TFX's Evaluator reloads the module of its
 `module_path`: a class of that module would be another class after the reload, and Beam's

@@ -1,10 +1,11 @@
 """TFX's Evaluator with an executor that reads batches of records and sums groups of examples.
 
-Profiled on 100,000 eval rows (with the grouped extractors of components/grouped_evaluation.py
-already in place), TFX's Evaluator spent nearly a third of its time in two TFMA combiners adding
-examples one by one (the calibration histogram behind AUC and the plots, and the weighted sums
-behind Calibration, MeanLabel and MeanPrediction), and about a fifth reading one record per Beam
-element and formatting an error message for each batch of fewer than 1,000 records (TFMA first
+A profile of TFX's Evaluator (with the grouped extractors of components/grouped_evaluation.py
+already in place) found much of its time in two TFMA combiners adding examples one by one (the
+calibration histogram behind AUC and the plots, and the weighted sums behind Calibration,
+MeanLabel and MeanPrediction), and much of the rest reading one record per Beam element and
+formatting an error message for each batch of fewer than 1,000 records (docs/performance.md has
+the figures; TFMA first
 calls the serving signature positionally, which TensorFlow refuses after printing the batch; numpy
 prints only a summary from 1,000 elements on). This executor reads its examples in batches of
 records (components/batched_records.py, through compat/tfx_evaluator.py) and builds TFMA's

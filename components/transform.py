@@ -2,8 +2,8 @@
 
 TFX's own Transform reads its input with Beam's TFRecord source and writes its output with Beam's
 TFRecord sink, one Beam element per record, each read, checksummed and compressed in Python: a
-cProfile of Transform on 200,000 rows found most of its time there and in the per-element machinery
-of Beam around it, and 6 of 96 s in TensorFlow. This executor reads its input in batches of records
+cProfile of Transform found most of its time there and in the per-element machinery of Beam around
+it, and little in TensorFlow (docs/performance.md). This executor reads its input in batches of records
 (components/batched_records.py) and writes each transformed batch as one element. The vocabularies,
 the transform graph and the transformed examples are TFX's own; only the reading and writing around
 them change, through TFX's private processor methods (compat/tfx_transform.py).

@@ -59,6 +59,6 @@ def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransfor
         signatures['gate_weights'] = gate_weights
     # Without each layer's call traces (save_traces), which only keras.models.load_model uses to
     # rebuild the model without this package's code: every reader of the model here (TFMA as
-    # TF_GENERIC, serving, the Pusher's checks) calls its signatures. The traces were more than
-    # half of the export's time.
+    # TF_GENERIC, serving, the Pusher's checks) calls its signatures. The traces were most of the
+    # export's time (docs/performance.md).
     model.save(path, save_format='tf', signatures=signatures, save_traces=False)

@@ -2,7 +2,7 @@
 the paper's first task group (income over 50K, never married), several seeds each.
 
     python -m pipeline.experiments.census_table --input ../shared/data/census-income.test.gz \\
-        --out /tmp/census_table                       # 5 seeds: 37 min on 2 busy cores
+        --out /tmp/census_table                # 5 seeds; docs/performance.md says how long
 
 1. Converts the UCI file (`pipeline.datasets.census`) and runs the pipeline once on it with the
    census config (`local_runner.py`): ExampleGen splits the rows 8:1:1 by hash into train,
@@ -74,8 +74,8 @@ def eval_scores(model_dir: str, examples_uri: str, config: PipelineConfig):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     serve = tf.saved_model.load(model_dir).signatures['serving_default']
     files = glob.glob(os.path.join(examples_uri, 'Split-eval', '*'))
-    labels = {task.name: [] for task in config.tasks}
-    scores = {task.name: [] for task in config.tasks}
+    labels: Dict[str, list] = {task.name: [] for task in config.tasks}
+    scores: Dict[str, list] = {task.name: [] for task in config.tasks}
     for batch in tf.data.TFRecordDataset(files, compression_type='GZIP').batch(4096):
         outputs = serve(examples=batch)
         for record in batch.numpy():
@@ -93,6 +93,7 @@ def train_and_score(summary: Dict, config: PipelineConfig, architecture: str, se
     """One model trained by the Trainer's run_fn on the run's Transform output; its eval AUCs."""
     # pylint: disable=import-outside-toplevel
     from tfx.components.trainer.fn_args_utils import FnArgs
+
     from trainer_module import run
     model = dataclasses.replace(config.model, architecture=architecture, seed=seed)
     settings = dataclasses.replace(config, model=model).trainer_settings()
@@ -117,13 +118,14 @@ def train_and_score(summary: Dict, config: PipelineConfig, architecture: str, se
 def parameter_count(summary: Dict, config: PipelineConfig, architecture: str) -> int:
     # pylint: disable=import-outside-toplevel
     import tensorflow_transform as tft
-    from trainer_module import run
+
+    from trainer_module.build import build_model
     from trainer_module.feature_column import feature_columns_from_transform
     settings = dataclasses.replace(
         config, model=dataclasses.replace(config.model, architecture=architecture)
     ).trainer_settings()
     output = tft.TFTransformOutput(_output_uri(summary, 'Transform', 'transform_graph'))
-    return run.build_model(settings, feature_columns_from_transform(settings, output)).count_params()
+    return build_model(settings, feature_columns_from_transform(settings, output)).count_params()
 
 
 def table(results: List[Dict], tasks: List[str], parameters: Dict[str, int]) -> str:
