@@ -1,6 +1,7 @@
 """What several test files share, other than fixtures (those are in conftest.py): the arguments of
 the small runs, a `python local_runner.py` process and what it left, CSV rows every reader must
-refuse, and what the property tests of the CSV readers share.
+refuse, what the property tests of the CSV readers share, and how tests read a dashboard page's
+tables.
 
 Tests import it as `helpers`: pytest puts this directory first on sys.path (tests/ is not a
 package), in every pytest-xdist worker too.
@@ -9,6 +10,7 @@ package), in every pytest-xdist worker too.
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -141,3 +143,15 @@ def fork_output(run, directory):
     os.makedirs(directory, exist_ok=True)
     shutil.copy(os.path.join(run.output, 'metadata.sqlite'), directory)
     return str(directory)
+
+
+def overall_row(page_html, metric):
+    """The cells of `metric`'s row in a task page's overall table."""
+    table = re.search(r'<table id="overall">(.*?)</table>', page_html, re.S).group(1)
+    return re.search(rf'<tr><td class="name">{metric}</td>(.*?)</tr>', table, re.S).group(1)
+
+
+def history_rows(page_html):
+    """The rows (after their first cell's opening tag) of a task page's History table."""
+    table = re.search(r'<table id="history-table">(.*?)</table>', page_html, re.S).group(1)
+    return re.findall(r'<tr><td>(.*?)</tr>', table, re.S)

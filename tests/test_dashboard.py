@@ -12,8 +12,11 @@ from PIL import Image
 
 from components import dashboard
 from components.blessing_gate import decide
-from trainer_module.run import write_gate_report
+from components.dashboard.pages import format_value
+from trainer_module.gate_report import write_gate_report
 from trainer_module.settings import GATE_REPORT_DIR
+
+from helpers import history_rows, overall_row
 
 TASKS = ('ctr', 'ctcvr')
 HEADINGS = ('Metrics overall', 'Metrics per slice', 'ROC, precision-recall and calibration')
@@ -90,12 +93,6 @@ def _browse(page, tmp_path, action, height=1200):
     return process.stdout
 
 
-def overall_row(page_html, metric):
-    """The cells of `metric`'s row in a task page's overall table."""
-    table = re.search(r'<table id="overall">(.*?)</table>', page_html, re.S).group(1)
-    return re.search(rf'<tr><td class="name">{metric}</td>(.*?)</tr>', table, re.S).group(1)
-
-
 def test_a_page_per_task_and_an_index(pages):
     assert sorted(pages) == sorted(['index.html'] + [f'{t}.html' for t in TASKS])
 
@@ -139,8 +136,8 @@ def test_index_holds_the_gate_chart_and_every_tasks_verdict(pages):
 
 
 def test_a_metric_that_is_not_finite_shows_as_not_available():
-    assert dashboard._format(float('nan')) == 'n/a'  # pylint: disable=protected-access
-    assert dashboard._format(40060.0) == '40,060'  # pylint: disable=protected-access
+    assert format_value(float('nan')) == 'n/a'
+    assert format_value(40060.0) == '40,060'
 
 
 def test_chromium_renders_the_plots_and_the_refusal(pages, tmp_path):
@@ -188,12 +185,6 @@ def history_page(tmp_path_factory):
     path = tmp_path_factory.mktemp('history') / 'ctr.html'
     path.write_text(page)
     return str(path)
-
-
-def history_rows(page_html):
-    """The rows (after their first cell's opening tag) of a task page's History table."""
-    table = re.search(r'<table id="history-table">(.*?)</table>', page_html, re.S).group(1)
-    return re.findall(r'<tr><td>(.*?)</tr>', table, re.S)
 
 
 def test_history_lists_every_run_with_intervals_verdict_and_the_serving_model(history_page):

@@ -21,11 +21,11 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import atomic_pusher
 from components.blessing_gate import describe
-from helpers import BAD, SMALL_TRAINING, SPLIT_DATA, fork_output, run_pipeline
 from pipeline.config import PROJECT_DIR
 from pipeline.datasets import ecommerce
 from pipeline.run_report import sqlite_store
-from test_dashboard import overall_row
+
+from helpers import BAD, SMALL_TRAINING, SPLIT_DATA, fork_output, overall_row, run_pipeline
 
 pytestmark = pytest.mark.e2e
 

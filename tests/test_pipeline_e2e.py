@@ -19,9 +19,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import dashboard
-from helpers import SMALL_TRAINING, SPLIT_DATA, run_pipeline
 from pipeline.config import PROJECT_DIR, PipelineConfig
-from test_dashboard import history_rows, overall_row
+
+from helpers import SMALL_TRAINING, SPLIT_DATA, history_rows, overall_row, run_pipeline
 
 pytestmark = pytest.mark.e2e
 
