@@ -108,6 +108,7 @@ def compile_pipeline(config: PipelineConfig, image: str, pipeline_root: str, ser
     `config`'s paths must be ones the cluster can read (cluster_config())."""
     # pylint: disable=import-outside-toplevel
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
     from pipeline.pipeline import create_pipeline
 
     pipeline = create_pipeline(config, pipeline_root, serving_dir, beam_pipeline_args=beam_args,

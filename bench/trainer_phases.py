@@ -42,7 +42,8 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from pipeline.config import PipelineConfig
 from trainer_module import run
 
-run_dir, out, copies, timed, assignments = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4]), sys.argv[5:]
+run_dir, out, copies = sys.argv[1], sys.argv[2], int(sys.argv[3])
+timed, assignments = json.loads(sys.argv[4]), sys.argv[5:]
 seconds, stack = {}, []
 
 def wrap(owner, name, phase):

@@ -83,7 +83,10 @@ def deepctr_worker(rows, window, windows):
     """DeepCTR's MMOE.fit over enough of the rows, repeated, for every window."""
     # pylint: disable=import-outside-toplevel
     import tf_keras as keras
+
     import trainer_module  # noqa: F401  (TF_USE_LEGACY_KERAS=1 before DeepCTR reads tf.keras)
+
+    # isort: split
     from deepctr.feature_column import DenseFeat, SparseFeat
     from deepctr.models import MMOE
     data = {name: np.resize(values, (WARM_UP_BATCHES + window * windows) * BATCH)
@@ -103,9 +106,10 @@ def ours_worker(rows, window, windows, work_dir, deterministic):
     # pylint: disable=import-outside-toplevel
     import tensorflow as tf
     import tf_keras as keras
-    from trainer_module.feature_column import DenseFeat, SparseFeat
+
     from trainer_module.build import build_model
     from trainer_module.data import make_dataset
+    from trainer_module.feature_column import DenseFeat, SparseFeat
     from trainer_module.runtime import set_op_threads
 
     config = ours_config()

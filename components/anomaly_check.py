@@ -32,7 +32,6 @@ from tfx.utils import io_utils
 
 from trainer_module.settings import PROGRESS_LOGGER
 
-
 TRAIN_SPLIT = 'train'
 COMPONENT_ID = 'AnomalyCheck'
 CHECKED_STATISTICS_KEY = 'checked_statistics'

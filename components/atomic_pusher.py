@@ -125,13 +125,20 @@ def request_example(saved_model_dir: str, examples_uri: str) -> dict:
 
 
 class PusherSpec(keys.PusherSpec):
+    """TFX's PusherSpec with ExampleGen's raw `examples` as an optional input."""
+
     INPUTS = {**keys.PusherSpec.INPUTS,
               keys.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True)}
 
 
 class Executor(pusher_executor.Executor):
+    """TFX's Pusher executor with the atomic push into a local serving directory, no new version
+    for a model that is already the newest, and the request example written beside a pushed
+    version when `examples` is given; TFX's own push into an object store."""
 
     def Do(self, input_dict, output_dict, exec_properties):
+        """Pushes `input_dict`'s model, if blessed, to the push destination and marks
+        `output_dict`'s PushedModel pushed or not (`already_serving` where it was); returns None."""
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(exec_properties[keys.PUSH_DESTINATION_KEY], destination)
         base_directory = destination.filesystem.base_directory

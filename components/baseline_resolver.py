@@ -13,7 +13,8 @@ Pusher sees that the model already serves: `atomic_pusher`).
 """
 
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
-    LatestBlessedModelStrategy)
+    LatestBlessedModelStrategy,
+)
 
 # The resolver's inputs: the candidate (this run's Trainer output), and every model and blessing
 # of the pipeline.
@@ -21,8 +22,12 @@ CANDIDATE_KEY, MODEL_KEY, BLESSING_KEY = 'candidate', 'model', 'model_blessing'
 
 
 class LatestBlessedOtherModelStrategy(LatestBlessedModelStrategy):
+    """TFX's LatestBlessedModelStrategy over the pipeline's models other than the candidate."""
 
     def resolve_artifacts(self, store, input_dict):
+        """`input_dict` ({CANDIDATE_KEY, MODEL_KEY, BLESSING_KEY: [artifact]}) -> the candidate as
+        given, and the latest blessed model other than the candidate with its blessing under
+        MODEL_KEY and BLESSING_KEY ([] and [] where there is none)."""
         candidates = {artifact.id for artifact in input_dict[CANDIDATE_KEY]}
         others = [model for model in input_dict[MODEL_KEY] if model.id not in candidates]
         resolved = {MODEL_KEY: [], BLESSING_KEY: []}

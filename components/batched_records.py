@@ -59,6 +59,7 @@ class RecordDecoder:
                           for field in arrow_schema}
 
     def decode(self, records: List[bytes]) -> pa.RecordBatch:
+        """Serialized tf.Examples -> their RecordBatch, a row per record."""
         return self._parsed(records) or self._decoder.DecodeBatch(records)
 
     def _parsed(self, records: List[bytes]) -> Optional[pa.RecordBatch]:
@@ -104,6 +105,8 @@ class BatchedTFExampleRecord(tf_example_record.TFExampleRecord):
     `BATCH_RECORDS` records."""
 
     def BeamSource(self, batch_size: Optional[int] = None) -> beam.PTransform:
+        """A PTransform from a pipeline to RecordBatches of the files' records, `BATCH_RECORDS`
+        rows each (a file's last one fewer); `batch_size` is ignored."""
         del batch_size  # Batches are BATCH_RECORDS long (TFX's components ask for none).
         patterns = self._file_pattern
         schema = self._GetSchemaForDecoding()

@@ -13,10 +13,9 @@ interval is worse than `max_decrease`. TFMA's validator would judge the point es
 """
 
 import json
+import math
 import os
 from typing import Dict, List, Optional, Tuple
-
-import math
 
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
@@ -37,6 +36,7 @@ ALL_TASKS_BLESSED = 'all_tasks_blessed'
 
 
 def evaluation_key(task: str) -> str:
+    """The gate's input key of `task`'s evaluation: `<task>_evaluation`."""
     return f'{task}_evaluation'
 
 
@@ -215,6 +215,8 @@ class Executor(evaluator_executor.Executor):
     Vertex found no baseline (tests/test_kubeflow_executed.py). Local runs keep MLMD's ids."""
 
     def Do(self, input_dict, output_dict, exec_properties):
+        """Judges `input_dict`'s model on its tasks' evaluations and writes the verdict into
+        `output_dict`'s blessing; returns None."""
         tasks = json.loads(exec_properties['task_names'])
         evaluation_uris = {task: input_dict[evaluation_key(task)][0].uri for task in tasks
                            if input_dict.get(evaluation_key(task))}
@@ -233,6 +235,9 @@ class BlessingGateSpec(types.ComponentSpec):
 
 
 class BlessingGate(base_component.BaseComponent):
+    """The gate of one model (`model`) over its tasks' evaluations; outputs `blessing`, one
+    ModelBlessing for all tasks."""
+
     SPEC_CLASS = BlessingGateSpec
     # A Beam executor spec because the executor's class is one (it runs no Beam pipeline).
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)

@@ -12,7 +12,8 @@ from tfx.components.distribution_validator import executor
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 from tfx.proto import distribution_validator_pb2
-from tfx.types import artifact_utils, standard_artifacts, standard_component_specs as keys
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.types import standard_component_specs as keys
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import proto_utils
 
@@ -24,10 +25,14 @@ class LatestIfAnyStrategy(LatestArtifactStrategy):
     failing the Resolver. KFP v2 compiles only TFX's own strategies, so its runner uses those."""
 
     def resolve_artifacts(self, store, input_dict):
+        """`input_dict` ({key: [artifact]}) -> {key: [its latest artifact] or []}."""
         return self._resolve(input_dict)
 
 
 class DriftValidatorSpec(keys.DistributionValidatorSpec):
+    """TFX's DistributionValidatorSpec with the baseline optional, as AnomalyCheck's
+    CheckedStatistics."""
+
     INPUTS = {**keys.DistributionValidatorSpec.INPUTS,
               keys.BASELINE_STATISTICS_KEY: ChannelParameter(type=CheckedStatistics,
                                                              optional=True)}
@@ -41,6 +46,9 @@ class Executor(executor.Executor):
     AttributeError once there is a baseline)."""
 
     def Do(self, input_dict, output_dict, exec_properties):
+        """TFX's executor on the inputs, the config and the baseline (none, or the checked
+        statistics as ExampleStatistics) read as it expects them: writes `output_dict`'s
+        anomalies and returns its ExecutorOutput."""
         config = exec_properties.get(keys.DISTRIBUTION_VALIDATOR_CONFIG_KEY)
         if isinstance(config, str):
             parsed = distribution_validator_pb2.DistributionValidatorConfig()
@@ -59,6 +67,9 @@ class Executor(executor.Executor):
 
 
 class DriftValidator(base_component.BaseComponent):
+    """The drift and skew checks of `config` on `statistics` against `baseline_statistics` (a
+    Resolver's channel, possibly empty); outputs `anomalies`."""
+
     SPEC_CLASS = DriftValidatorSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 

@@ -26,8 +26,7 @@ import apache_beam as beam
 import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.api import types
-from tensorflow_model_analysis.extractors import (extractor, slice_key_extractor,
-                                                  unbatch_extractor)
+from tensorflow_model_analysis.extractors import extractor, slice_key_extractor, unbatch_extractor
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.slicer import slicer_lib

@@ -47,6 +47,8 @@ def interval_name(metric: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Interval:
+    """A metric's value and the bounds of its confidence interval (NaN where there is none)."""
+
     value: float
     lower: float
     upper: float
@@ -89,6 +91,8 @@ def delong(labels: np.ndarray, scores: np.ndarray) -> Tuple[np.ndarray, np.ndarr
 
 
 def auc_interval(labels, scores, confidence: float) -> Interval:
+    """The AUC of `scores` (n) on the binary `labels` (n), within DeLong's interval at
+    `confidence`; all NaN when `labels` hold one class only."""
     aucs, covariance = delong(labels, np.asarray(scores)[None, :])
     return _normal(float(aucs[0]), float(covariance[0, 0]), confidence, (0.0, 1.0))
 
@@ -108,10 +112,14 @@ def _mean_interval(values: np.ndarray, confidence: float) -> Interval:
 
 
 def mse_interval(labels, predictions, confidence: float) -> Interval:
+    """The mean squared error of `predictions` on `labels`, within the normal interval of the
+    mean of the per-example squared errors; all NaN on no examples."""
     return _mean_interval((np.asarray(labels) - np.asarray(predictions)) ** 2, confidence)
 
 
 def mse_change_interval(labels, candidate, baseline, confidence: float) -> Interval:
+    """The candidate's mean squared error minus the baseline's, paired: within the normal
+    interval of the mean of the per-example differences of squared errors."""
     labels = np.asarray(labels)
     return _mean_interval((labels - np.asarray(candidate)) ** 2
                           - (labels - np.asarray(baseline)) ** 2, confidence)

@@ -11,7 +11,8 @@ import os
 
 from tfx.components.trainer import executor as trainer_executor
 from tfx.dsl.io import fileio
-from tfx.types import artifact_utils, standard_component_specs as keys
+from tfx.types import artifact_utils
+from tfx.types import standard_component_specs as keys
 from tfx.utils import path_utils
 
 from trainer_module.settings import PROVENANCE_FILE
@@ -29,8 +30,11 @@ def read_provenance(model_uri: str) -> dict:
 
 
 class Executor(trainer_executor.GenericExecutor):
+    """TFX's GenericExecutor, then the model's provenance as custom properties of its artifact."""
 
     def Do(self, input_dict, output_dict, exec_properties):
+        """Trains as TFX's executor does, then sets `output_dict`'s Model artifact's seed, data
+        fingerprints, settings (with the steps) and versions; returns None."""
         super().Do(input_dict, output_dict, exec_properties)
         model = artifact_utils.get_single_instance(output_dict[keys.MODEL_KEY])
         provenance = read_provenance(model.uri)

@@ -15,9 +15,17 @@ import yaml
 
 from pipeline.datasets import ecommerce
 from trainer_module.architectures import ARCHITECTURES
-from trainer_module.settings import (DISTRIBUTIONS, LOSS_WEIGHTINGS, TASK_TYPES,
-                                     ModelConfig, SparseFeature, TaskColumns, TaskHead,
-                                     TrainerSettings, TrainingConfig)
+from trainer_module.settings import (
+    DISTRIBUTIONS,
+    LOSS_WEIGHTINGS,
+    TASK_TYPES,
+    ModelConfig,
+    SparseFeature,
+    TaskColumns,
+    TaskHead,
+    TrainerSettings,
+    TrainingConfig,
+)
 
 # The checkout (or the installed project's directory): where the bundled data and schema live.
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -10,13 +10,19 @@ from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher, csv_example_gen, grouped_evaluation, trainer_executor
 from components import transform as transform_component
-from components.anomaly_check import (CHECKED_STATISTICS_KEY, COMPONENT_ID as ANOMALY_CHECK_ID,
-                                      AnomalyCheck, CheckedStatistics)
-from components.baseline_resolver import (BLESSING_KEY, CANDIDATE_KEY, MODEL_KEY,
-                                          LatestBlessedOtherModelStrategy)
-from components.blessing_gate import COMPONENT_ID as GATE_ID, BlessingGate
+from components.anomaly_check import CHECKED_STATISTICS_KEY, AnomalyCheck, CheckedStatistics
+from components.anomaly_check import COMPONENT_ID as ANOMALY_CHECK_ID
+from components.baseline_resolver import (
+    BLESSING_KEY,
+    CANDIDATE_KEY,
+    MODEL_KEY,
+    LatestBlessedOtherModelStrategy,
+)
+from components.blessing_gate import COMPONENT_ID as GATE_ID
+from components.blessing_gate import BlessingGate
 from components.csv_example_gen import EVAL, SPLITS, TRAIN, VALIDATION
-from components.dashboard import COMPONENT_ID as DASHBOARD_ID, Dashboard
+from components.dashboard import COMPONENT_ID as DASHBOARD_ID
+from components.dashboard import Dashboard
 from components.drift_validator import DriftValidator, LatestIfAnyStrategy
 from components.evaluator import Evaluator
 from pipeline.config import PipelineConfig

@@ -10,7 +10,8 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from components import atomic_pusher, csv_example_gen
-from components.blessing_gate import COMPONENT_ID as GATE_ID, VERDICT_FILE, overall_metrics
+from components.blessing_gate import COMPONENT_ID as GATE_ID
+from components.blessing_gate import VERDICT_FILE, overall_metrics
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID
 from components.trainer_executor import read_provenance
 from pipeline.config import PipelineConfig

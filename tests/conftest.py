@@ -11,8 +11,9 @@ import os
 
 import pytest
 
-from helpers import SMALL_TRAINING, SPLIT_DATA, run_pipeline
 from pipeline.datasets import ecommerce
+
+from helpers import SMALL_TRAINING, SPLIT_DATA, run_pipeline
 
 SMALL_ROWS = 2000
 SMALL_EVAL_ROWS = 400

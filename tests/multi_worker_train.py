@@ -15,8 +15,7 @@ from trainer_module.build import build_model
 from trainer_module.data import make_dataset
 from trainer_module.feature_column import DenseFeat, SparseFeat
 from trainer_module.runtime import distribution_strategy, is_chief
-from trainer_module.settings import (ModelConfig, SparseFeature, TaskHead, TrainerSettings,
-                                     TrainingConfig)
+from trainer_module.settings import ModelConfig, SparseFeature, TaskHead, TrainerSettings, TrainingConfig
 
 STEPS = 6
 VOCABULARY = 20

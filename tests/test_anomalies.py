@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 
 from components.anomaly_check import AnomalyCheck, CheckedStatistics, DataAnomaliesError
-from helpers import MULTI_PROCESSING, SPLIT_DATA, fork_output, run_pipeline
 from pipeline.datasets import ecommerce
 from pipeline.run_report import sqlite_store
+
+from helpers import MULTI_PROCESSING, SPLIT_DATA, fork_output, run_pipeline
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,13 @@ import pytest
 import tensorflow_data_validation as tfdv
 from tfx.types import standard_artifacts
 
-from components.anomaly_check import (AnomalyCheck, CheckedStatistics, TrainingDataError,
-                                      checked_split_names, training_split_problems)
+from components.anomaly_check import (
+    AnomalyCheck,
+    CheckedStatistics,
+    TrainingDataError,
+    checked_split_names,
+    training_split_problems,
+)
 
 
 def _statistics(directory, train):

@@ -9,8 +9,15 @@ from google.protobuf import text_format
 from tensorflow_model_analysis.proto import validation_result_pb2
 from tfx.types import standard_artifacts
 
-from components.blessing_gate import (ALL_TASKS_BLESSED, VERDICT_FILE, decide, describe,
-                                      task_verdict, write_verdict)
+from components.blessing_gate import (
+    ALL_TASKS_BLESSED,
+    VERDICT_FILE,
+    decide,
+    describe,
+    task_verdict,
+    write_verdict,
+)
+
 
 def _evaluator_verdict(result: validation_result_pb2.ValidationResult):
     """What the gate reads of a TFMA ValidationResult, written where and as TFMA's Evaluator

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from helpers import SMALL_TRAINING, SPLIT_DATA, fork_output, run_pipeline
 from pipeline.run_report import sqlite_store
+
+from helpers import SMALL_TRAINING, SPLIT_DATA, fork_output, run_pipeline
 
 pytestmark = pytest.mark.e2e
 

@@ -161,6 +161,7 @@ def test_model_and_training_settings_reach_the_trainer_not_transform():
 
 def test_trainer_settings_survive_the_trip_through_custom_config():
     import json  # pylint: disable=import-outside-toplevel
+
     from trainer_module.settings import TrainerSettings  # pylint: disable=import-outside-toplevel
     settings = PipelineConfig().with_overrides([
         'model.expert_dnn_hidden_units=[32, 16]',

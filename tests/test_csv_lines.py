@@ -6,9 +6,11 @@ import codecs
 import itertools
 from unittest import mock
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from components import csv_lines
+
 from helpers import LINE_LIMIT, PROPERTY_SETTINGS, READ_SIZES, ShortReads
 
 BOM = codecs.BOM_UTF8

@@ -1,5 +1,7 @@
 """The per-task dashboards, rendered from hand-built evaluation results and looked at in a real
-browser. Pages from real pipeline runs are checked in test_pipeline_e2e.py and test_faults.py."""
+browser, and from a small real Evaluator output (tests/testdata/ecommerce_evaluation/) read with the
+dashboard's own reader. Pages from real pipeline runs are checked in test_pipeline_e2e.py and
+test_faults.py."""
 
 import os
 import re
@@ -8,10 +10,11 @@ import subprocess
 
 import numpy as np
 import pytest
+import tensorflow_model_analysis as tfma
 from PIL import Image
 
 from components import dashboard
-from components.blessing_gate import decide
+from components.blessing_gate import decide, task_verdict
 from components.dashboard.pages import format_value
 from trainer_module.gate_report import write_gate_report
 from trainer_module.settings import GATE_REPORT_DIR
@@ -25,6 +28,9 @@ BASELINE_AUC = 0.7311
 # ctcvr is worse than the serving model by more than its max_decrease.
 CHANGE_FAILURE = {'slice': 'Overall', 'metric': 'auc', 'is_change': True, 'value': -0.1299,
                   'threshold': {'changeThreshold': {'absolute': -0.01}}, 'message': ''}
+# What the Evaluator wrote for ctr, a candidate against a baseline (its README says how).
+REAL_EVALUATION = os.path.join(os.path.dirname(__file__), 'testdata', 'ecommerce_evaluation',
+                               'evaluation')
 
 
 def _evaluation(task):
@@ -234,3 +240,63 @@ def test_a_regression_tasks_history_shows_its_mean_squared_error():
     assert '<th>mean_squared_error</th>' in section
     assert '2.5000 <span class="muted">[2.1000, 2.9000]</span>' in section
     assert '+0.1000 <span class="muted">[-0.2000, +0.4000]</span>' in section
+
+
+@pytest.fixture(scope='module')
+def real_page():
+    """(the ctr page rendered from the checked-in Evaluator output, as the component reads it, with
+    the gate's verdict on it; that evaluation)."""
+    evaluation = dashboard.TaskEvaluation.load(REAL_EVALUATION)
+    return dashboard.render_task(evaluation, task_verdict(REAL_EVALUATION), ['ctr'], '1'), evaluation
+
+
+def _tfma_overall(model):
+    """TFMA's own reading of the checked-in output: `model`'s overall metrics by name."""
+    return tfma.load_eval_result(REAL_EVALUATION, model_name=model).get_metrics_for_slice()
+
+
+def test_a_page_from_real_tfma_output_shows_the_numbers_tfma_wrote(real_page):
+    text, _ = real_page
+    candidate, baseline = _tfma_overall('candidate'), _tfma_overall('baseline')
+    assert 'Label <code>click</code>; candidate against the latest blessed model' in text
+    for metric in ('auc', 'auc_precision_recall', 'binary_crossentropy', 'calibration',
+                   'mean_label', 'mean_prediction'):
+        cells = re.findall(r'<td[^>]*>(.*?)</td>', overall_row(text, metric))
+        assert cells[:3] == [f"{candidate[metric]['doubleValue']:.4f}",
+                             f"{baseline[metric]['doubleValue']:.4f}",
+                             f"{candidate[metric + '_diff']['doubleValue']:+.4f}"], metric
+    count = candidate['example_count']['doubleValue']
+    assert re.findall(r'<td>(.*?)</td>', overall_row(text, 'example_count'))[:2] == [
+        f'{count:.0f}', f'{count:.0f}']
+    # The intervals of components/intervals.py: the candidate's AUC and its change.
+    cells = re.findall(r'<td[^>]*>(.*?)</td>', overall_row(text, 'auc'))
+    for cell, name, sign in ((cells[3], 'auc_interval', ''), (cells[4], 'auc_interval_diff', '+')):
+        bounds = candidate[name]['boundedValue']
+        assert cell == f"[{bounds['lowerBound']:{sign}.4f}, {bounds['upperBound']:{sign}.4f}]"
+    assert '<th>candidate 95% interval</th><th>difference 95% interval</th>' in text
+
+
+def test_a_page_from_real_tfma_output_lists_its_slices_and_verdict(real_page):
+    text, _ = real_page
+    table = re.search(r'<table id="slices">(.*?)</table>', text, re.S).group(1)
+    listed = re.findall(r'<tr><td class="name">(.*?)</td>', table)
+    written = tfma.load_eval_result(REAL_EVALUATION, model_name='candidate').get_slice_names()
+    assert len(written) > 2 and listed == ['Overall'] + sorted(
+        f'{column}:{value}' for (column, value), in (name for name in written if name))
+    verdict = task_verdict(REAL_EVALUATION)
+    assert f'class="verdict {"blessed" if verdict["blessed"] else "refused"}"' in text
+
+
+def test_a_page_from_real_tfma_output_draws_both_models_curves(real_page):
+    text, evaluation = real_page
+    assert text.count('<svg') == 1
+    # matplotlib writes each text it draws as paths with the text in a comment beside them.
+    for title in ('ROC curve', 'Precision-recall curve', 'Calibration (10 prediction bins'):
+        assert title in text
+    for model in ('candidate', 'baseline'):
+        assert f"{model} (AUC {_tfma_overall(model)['auc']['doubleValue']:.3f})" in text
+        curves = evaluation.curves[model]
+        assert len(curves['roc'][0]) > 100 and len(curves['pr'][0]) > 10
+        # The calibration bins hold every eval example.
+        assert sum(n for *_, n in curves['calibration']) == pytest.approx(
+            _tfma_overall(model)['example_count']['doubleValue'])

@@ -11,6 +11,7 @@ import tf_keras as keras
 from trainer_module import feature_column, models
 from trainer_module.deepctr_weights import copy_deepctr_weights
 
+# isort: split
 from deepctr import feature_column as deepctr_feature_column
 from deepctr import models as deepctr_models
 

@@ -8,8 +8,9 @@ import sys
 
 import numpy as np
 
-import multi_worker_train
 from pipeline.config import PROJECT_DIR
+
+import multi_worker_train
 
 WORKERS = 2
 

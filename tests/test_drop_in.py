@@ -28,7 +28,7 @@ def census_sample(tmp_path_factory):
         return CENSUS_SAMPLE
     # In pytest's warnings summary: the same assertions then hold on data of the sample's layout.
     warnings.warn(f'{CENSUS_SAMPLE} is absent: the script runs on 200 rows of its layout drawn '
-                  'at random')
+                  'at random', stacklevel=2)
     rng = np.random.default_rng(0)
     lines = []
     for i in range(200):

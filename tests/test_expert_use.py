@@ -56,11 +56,12 @@ def test_experts_from_the_same_weights_are_identical_until_they_differ():
 
 
 def test_run_summary_and_dashboard_overview_show_expert_use(tmp_path):
+    from tfx.utils import path_utils  # pylint: disable=import-outside-toplevel
+
     from components import dashboard  # pylint: disable=import-outside-toplevel
     from pipeline.run_report import _model_report  # pylint: disable=import-outside-toplevel
     from trainer_module.gate_report import write_gate_report
     from trainer_module.settings import GATE_REPORT_DIR, PROVENANCE_FILE
-    from tfx.utils import path_utils  # pylint: disable=import-outside-toplevel
 
     model_uri = str(tmp_path / 'model')
     means = {'ctr': [0.5, 0.3, 0.2], 'ctcvr': [0.01, 0.04, 0.95]}

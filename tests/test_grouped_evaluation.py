@@ -196,8 +196,8 @@ def _inputs(labels, predictions, weights):
 
 def _groups(labels, predictions, weights, size):
     """The examples as TFMA's path gives them (one per extract) and as ours does (groups)."""
-    single = [_inputs(np.array([l]), np.array([p], np.float32), np.array([w]))
-              for l, p, w in zip(labels, predictions, weights)]
+    single = [_inputs(np.array([label]), np.array([p], np.float32), np.array([w]))
+              for label, p, w in zip(labels, predictions, weights)]
     grouped = [_inputs(labels[i:i + size], predictions[i:i + size].astype(np.float32),
                        weights[i:i + size]) for i in range(0, len(labels), size)]
     return single, grouped

@@ -28,12 +28,14 @@ import tensorflow as tf
 import yaml
 
 from components.atomic_pusher import REQUEST_EXAMPLE_FILE
-from components.blessing_gate import ALL_TASKS_BLESSED, COMPONENT_ID as GATE_ID, VERDICT_FILE
-from helpers import SMALL_TRAINING, SPLIT_DATA
+from components.blessing_gate import ALL_TASKS_BLESSED, VERDICT_FILE
+from components.blessing_gate import COMPONENT_ID as GATE_ID
 from pipeline.config import PROJECT_DIR, PipelineConfig
 from pipeline.evaluation import evaluator_id
 from trainer_module.serving import instances_to_inputs, signature_input_dtypes
 from trainer_module.settings import RAW_SIGNATURE
+
+from helpers import SMALL_TRAINING, SPLIT_DATA
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,8 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 import kubeflow_runner
-from components.blessing_gate import ALL_TASKS_BLESSED, COMPONENT_ID as GATE_ID, evaluation_key
+from components.blessing_gate import ALL_TASKS_BLESSED, evaluation_key
+from components.blessing_gate import COMPONENT_ID as GATE_ID
 from pipeline.config import PROJECT_DIR, PipelineConfig
 from pipeline.evaluation import evaluator_id
 

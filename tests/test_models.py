@@ -8,8 +8,7 @@ import tensorflow as tf
 
 from trainer_module.feature_column import DenseFeat, SparseFeat
 from trainer_module.layers import SparseEmbeddings
-from trainer_module.models import (GATE_PREFIX, MMOE, SHARED_GATE, OMoE, SharedBottom,
-                                   gate_weights_model)
+from trainer_module.models import GATE_PREFIX, MMOE, SHARED_GATE, OMoE, SharedBottom, gate_weights_model
 
 COLUMNS = [SparseFeat('a', vocabulary_size=10, embedding_dim=4),
            SparseFeat('b', vocabulary_size=5, embedding_dim=4), DenseFeat('x')]

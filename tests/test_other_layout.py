@@ -13,9 +13,10 @@ import tensorflow as tf
 import yaml
 from tfx.utils import path_utils
 
-from helpers import run_pipeline
 from pipeline import draft
 from trainer_module.settings import PROVENANCE_FILE
+
+from helpers import run_pipeline
 
 
 def _music_csv(path, rows=2000, seed=5):

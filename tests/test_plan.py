@@ -4,14 +4,12 @@ instead of loading it: `TrainingPlan` on sizes alone, the streamed batches on a 
 import dataclasses
 
 import numpy as np
-import pytest
 
-import multi_worker_train as w
-from trainer_module.data import (evaluation_batches, make_dataset, read_split, row_bytes,
-                                 streamed_batches)
+from trainer_module.data import evaluation_batches, make_dataset, read_split, row_bytes, streamed_batches
 from trainer_module.plan import TrainingPlan
 from trainer_module.settings import TrainingConfig
 
+import multi_worker_train as w
 
 # The rules TrainingPlan.make applies, from which each expected count below is derived:
 #   a pass = ceil(rows / batch_size) steps; the budget = ceil(epochs x a pass), capped by

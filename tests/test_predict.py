@@ -13,13 +13,15 @@ import sys
 
 import pytest
 import tensorflow as tf
-from hypothesis import event, example, given, strategies as st
+from hypothesis import event, example, given
+from hypothesis import strategies as st
 
-from helpers import PROPERTY_SETTINGS
 from pipeline import predict
 from pipeline.config import PROJECT_DIR
 from trainer_module.serving import parsed_features, raw_input_specs
 from trainer_module.settings import RAW_SIGNATURE
+
+from helpers import PROPERTY_SETTINGS
 
 # A signature's inputs as the model's are: a categorical string and integer, dense numbers.
 DTYPES = {'user_id': tf.string, 'hour': tf.int64, 'price': tf.float64, 'item_rating': tf.float64}

@@ -14,7 +14,8 @@ import tensorflow_transform as tft
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.components.transform import executor as tfx_executor
 from tfx.proto import transform_pb2
-from tfx.types import artifact_utils, standard_artifacts, standard_component_specs as keys
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.types import standard_component_specs as keys
 from tfx.utils import io_utils, proto_utils
 
 from components import transform

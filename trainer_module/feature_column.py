@@ -28,6 +28,8 @@ class SparseFeat(namedtuple('SparseFeat', ['name', 'vocabulary_size', 'embedding
     def __new__(cls, name, vocabulary_size, embedding_dim=4, use_hash=False, vocabulary_path=None,
                 dtype='int32', embeddings_initializer=None, embedding_name=None,
                 group_name=DEFAULT_GROUP_NAME, trainable=True):
+        """DeepCTR's arguments -> the feature, `embedding_dim='auto'` and `embedding_name=None`
+        resolved; a ValueError for `use_hash`, `vocabulary_path` or `embeddings_initializer`."""
         feature = f'SparseFeat {name!r}'
         if use_hash:
             raise _unsupported(feature, 'use_hash=True', (
@@ -59,6 +61,7 @@ class DenseFeat(namedtuple('DenseFeat', ['name', 'dimension', 'dtype', 'transfor
     __slots__ = ()
 
     def __new__(cls, name, dimension=1, dtype='float32', transform_fn=None):
+        """DeepCTR's arguments -> the feature; a ValueError for a `transform_fn`."""
         if transform_fn is not None:
             raise _unsupported(f'DenseFeat {name!r}', 'transform_fn', (
                 'transform the values before the model: the pipeline scales dense features in '

@@ -18,9 +18,9 @@ def _l2(l2_reg):
 
 
 class DNN(keras.layers.Layer):
-    """DeepCTR's DNN: Dense layers (glorot_normal kernels seeded by `seed`, zero biases, L2 on kernels),
-    each followed by batch normalisation (when `use_bn`), the activation, and dropout (seeded `seed + i`).
-    With no hidden units it passes its input through."""
+    """DeepCTR's DNN: Dense layers (glorot_normal kernels seeded by `seed`, zero biases, L2 on
+    kernels), each followed by batch normalisation (when `use_bn`), the activation, and dropout
+    (seeded `seed + i`). With no hidden units it passes its input through."""
 
     def __init__(self, hidden_units, activation='relu', l2_reg=0.0, dropout_rate=0.0, use_bn=False,
                  seed=1024, **kwargs):
@@ -33,6 +33,7 @@ class DNN(keras.layers.Layer):
         self.seed = seed
 
     def build(self, input_shape):
+        """Makes the kernels, biases and per-layer sublayers for inputs [batch, ..., dim]."""
         sizes = (int(input_shape[-1]),) + self.hidden_units
         self.kernels = [
             self.add_weight(name=f'kernel{i}', shape=(sizes[i], sizes[i + 1]),
@@ -49,6 +50,7 @@ class DNN(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs, training=None):
+        """[batch, ..., dim] -> [batch, ..., last hidden units] (the input itself with none)."""
         x = inputs
         for i in range(len(self.hidden_units)):
             # A plain matmul where the input is [batch, dim] lets Grappler fuse it with the bias and
@@ -63,10 +65,12 @@ class DNN(keras.layers.Layer):
         return x
 
     def compute_output_shape(self, input_shape):
+        """`input_shape` with its last dimension that of the last hidden layer."""
         units = self.hidden_units[-1] if self.hidden_units else input_shape[-1]
         return tuple(input_shape[:-1]) + (units,)
 
     def get_config(self):
+        """The layer's config with the DNN's arguments."""
         return dict(super().get_config(), hidden_units=self.hidden_units, activation=self.activation,
                     l2_reg=self.l2_reg, dropout_rate=self.dropout_rate, use_bn=self.use_bn,
                     seed=self.seed)
@@ -90,12 +94,15 @@ class Experts(keras.layers.Layer):
         self.experts = [DNN(**self.dnn_arguments, name=f'expert_{i}') for i in range(num_experts)]
 
     def call(self, inputs, training=None):
+        """[batch, dim] -> a list of `num_experts` [batch, units], one per expert."""
         return [expert(inputs, training=training) for expert in self.experts]
 
     def compute_output_shape(self, input_shape):
+        """The list of the experts' output shapes."""
         return [expert.compute_output_shape(input_shape) for expert in self.experts]
 
     def get_config(self):
+        """The layer's config with `num_experts` and the experts' DNN arguments."""
         return dict(super().get_config(), num_experts=self.num_experts, **self.dnn_arguments)
 
 
@@ -135,6 +142,7 @@ class SparseEmbeddings(keras.layers.Layer):
                                   for tables in groups.values())
 
     def build(self, input_shape):
+        """Makes one variable [rows of its tables, dimension] per group of tables."""
         normal = keras.initializers.RandomNormal(stddev=self.initializer_stddev, seed=self.seed)
 
         def each_table_drawn_alike(sizes, dimension):
@@ -168,6 +176,8 @@ class SparseEmbeddings(keras.layers.Layer):
             variable.assign(value)
 
     def call(self, ids):
+        """A list of [batch, 1] ids, one per feature -> [batch, sum of their dimensions]; an id
+        outside [0, vocabulary size) fails the op."""
         gathered = []
         for (_, _, members), table in zip(self._groups, self.tables):
             indices, first_rows, sizes = (list(column) for column in zip(*members))
@@ -188,9 +198,11 @@ class SparseEmbeddings(keras.layers.Layer):
         return tf.concat([by_feature[i] for i in range(len(self.features))], axis=1)
 
     def compute_output_shape(self, input_shape):
+        """(batch, sum of the features' dimensions)."""
         return (input_shape[0][0], sum(feature[2] for feature in self.features))
 
     def get_config(self):
+        """The layer's config with the features, the L2 penalty and the initializer's arguments."""
         return dict(super().get_config(), features=self.features, l2_reg=self.l2_reg,
                     initializer_stddev=self.initializer_stddev, seed=self.seed)
 
@@ -201,6 +213,7 @@ class MixExperts(keras.layers.Layer):
     3-D broadcast product and its gradient took a fifth of a training step."""
 
     def call(self, inputs):
+        """([[batch, dim] per expert], [batch, experts]) -> [batch, dim]."""
         experts, gate = inputs
         return tf.add_n([expert * gate[:, i:i + 1] for i, expert in enumerate(experts)])
 
@@ -217,11 +230,13 @@ class PredictionLayer(keras.layers.Layer):
         self.use_bias = use_bias
 
     def build(self, input_shape):
+        """Makes the global bias [1] (zeros) when `use_bias`."""
         if self.use_bias:
             self.global_bias = self.add_weight(name='global_bias', shape=(1,), initializer='zeros')
         super().build(input_shape)
 
     def call(self, inputs):
+        """Logits [batch, 1] -> predictions [batch, 1]."""
         x = inputs
         if self.use_bias:
             x = tf.nn.bias_add(x, self.global_bias, data_format='NHWC')
@@ -230,9 +245,11 @@ class PredictionLayer(keras.layers.Layer):
         return tf.reshape(x, (-1, 1))
 
     def compute_output_shape(self, input_shape):
+        """(batch, 1)."""
         return (None, 1)
 
     def get_config(self):
+        """The layer's config with `task` and `use_bias`."""
         return dict(super().get_config(), task=self.task, use_bias=self.use_bias)
 
 
@@ -249,6 +266,7 @@ class TaskUncertainty(keras.layers.Layer):
         self.task_types = tuple(task_types)
 
     def build(self, input_shape=None):
+        """Makes the log-variances [tasks], zeros (sigma^2 = 1); `input_shape` is not read."""
         self.log_variance = self.add_weight(name='log_variance', shape=(len(self.task_types),),
                                             initializer='zeros')
         super().build(input_shape)
@@ -258,6 +276,7 @@ class TaskUncertainty(keras.layers.Layer):
         return _UncertaintyWeightedLoss(self, index, loss)
 
     def get_config(self):
+        """The layer's config with `task_types`."""
         return dict(super().get_config(), task_types=self.task_types)
 
 

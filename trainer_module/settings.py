@@ -73,9 +73,10 @@ class ModelConfig:
 class TrainingConfig:
     """Training makes `epochs` passes over the training split, at most `train_steps` batches when
     that is set. It evaluates on the whole validation split `evaluations_per_epoch` times a pass,
-    and stops early once the validation loss has not improved for `early_stopping_patience` passes, keeping
-    the best weights: a patience in passes, not in evaluations, gives every embedding row its
-    updates before a plateau counts, and does not stop on the ups and downs of a few batches.
+    and stops early once the validation loss has not improved for `early_stopping_patience`
+    passes, keeping the best weights: a patience in passes, not in evaluations, gives every
+    embedding row its updates before a plateau counts, and does not stop on the ups and downs of
+    a few batches.
     `batch_size` is the global batch: under a `distribution` it is split across the replicas.
     `steps_per_execution` batches run per call into the TensorFlow graph (Keras'
     `steps_per_execution`): fewer calls from Python, at the cost of coarser progress lines.
@@ -113,14 +114,17 @@ class TaskColumns:
 
     @property
     def task_names(self) -> Tuple[str, ...]:
+        """Each task's name."""
         return tuple(task.name for task in self.tasks)
 
     @property
     def task_types(self) -> Tuple[str, ...]:
+        """Each task's type (`TASK_TYPES`)."""
         return tuple(task.type for task in self.tasks)
 
     @property
     def label_columns(self) -> Tuple[str, ...]:
+        """Each task's label column."""
         return tuple(task.label for task in self.tasks)
 
 
@@ -135,6 +139,7 @@ class TrainerSettings(TaskColumns):
     training: TrainingConfig = TrainingConfig()
 
     def to_dict(self) -> Dict[str, Any]:
+        """The settings as nested dicts (`dataclasses.asdict`), for the Trainer's custom_config."""
         return dataclasses.asdict(self)
 
     @classmethod

@@ -105,7 +105,8 @@ def generate(rows, seed=7, extra_sparse=0, extra_dense=0):
     user_clicks = rng.poisson(np.exp(2.0 + user_activity))
     user_purchases = rng.poisson(np.exp(0.5 + user_propensity))
 
-    # Items: a category, a shop, a hidden quality, a price; rating and reviews are noisy views of quality.
+    # Items: a category, a shop, a hidden quality, a price; rating and reviews are noisy views of
+    # quality.
     item_category = rng.choice(NUM_CATEGORIES, NUM_ITEMS, p=_zipf_weights(NUM_CATEGORIES, 0.8, rng))
     item_shop = rng.choice(NUM_SHOPS, NUM_ITEMS, p=_zipf_weights(NUM_SHOPS, 1.0, rng))
     item_quality = rng.normal(0.0, 0.6, NUM_ITEMS)

@@ -24,7 +24,6 @@ import time
 from typing import Dict, List
 
 import numpy as np
-
 import tensorflow as tf
 import tf_keras as keras
 
@@ -115,7 +114,7 @@ def run_sweep(correlations, repeats: int, steps: int, rows: int, eval_every: int
                            for i, loss in enumerate(curve)]
                 final.append((name, correlation, repeat, pearson, curve[-1]))
             print(f'p={correlation:g} repeat {repeat}: labels\' Pearson {pearson:.3f}; final eval '
-                  'loss ' + ', '.join(f'{n} {l:.4f}' for n, c, r, _, l in final
+                  'loss ' + ', '.join(f'{n} {loss:.4f}' for n, c, r, _, loss in final
                                      if c == correlation and r == repeat), flush=True)
     return {'curves': curves, 'final': final, 'params': params}
 
