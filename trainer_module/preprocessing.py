@@ -1,4 +1,5 @@
-"""Transform's `preprocessing_fn`: vocabularies for sparse features, scaling for dense ones, labels as is.
+"""Transform's `preprocessing_fn`: vocabularies for sparse features, scaling for dense ones, labels
+as is.
 
 The transformed features keep their raw names. Rules for missing values, applied inside the TFT graph
 and therefore identically in training and serving:
