@@ -1,6 +1,7 @@
 # make run   - create .venv (Python 3.10) if missing, install, run the pipeline on the bundled data
 # make test  - the same environment, then the test suite (two pytest workers where there are cores)
 # make test-fast - the tests that do not run the pipeline (pytest -m 'not e2e')
+# make lint  - ruff (ruff.toml) over the project and mypy (mypy.ini) over its packages
 # make test and make test-fast install Debian's chromium first where none is found (the dashboard tests)
 # make image  - build and push the container image of the Kubeflow pipeline (needs Docker)
 # Arguments: make run ARGS="--output /tmp/run1 --epochs 5"; make test PYTEST_ARGS="-k schema";
@@ -18,7 +19,7 @@ PYTHON310 ?= $(shell for p in python3.10 $$(pyenv root 2>/dev/null)/versions/3.1
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && \
 	{ command -v "$$p" || echo "$$p"; } && break; done)
 
-.PHONY: install run test test-fast browser data constraints image clean
+.PHONY: install run test test-fast lint browser data constraints image clean
 
 # $(call venv310,DIR): creates DIR with Python 3.10 unless it already has one.
 define venv310
@@ -40,7 +41,7 @@ install: $(STAMP)
 
 $(STAMP): setup.py constraints.txt
 	$(call venv310,$(VENV))
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,lint]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -57,6 +58,11 @@ test: $(STAMP) browser
 
 test-fast: $(STAMP) browser
 	$(PY) -m pytest $(TESTS) -m 'not e2e' $(TEST_WORKERS) $(PYTEST_ARGS)
+
+# A violation of either fails CI (.ci/run runs this before the tests).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # The headless browser the dashboard tests render pages with: Debian's chromium, installed with
 # apt-get (as root, or through sudo) where none is on PATH.
@@ -78,7 +84,7 @@ constraints:
 	rm -rf /tmp/mmoe-constraints-venv
 	$(PYTHON310) -m venv /tmp/mmoe-constraints-venv
 	/tmp/mmoe-constraints-venv/bin/pip install --quiet --upgrade pip wheel
-	/tmp/mmoe-constraints-venv/bin/pip install --quiet '.[test]'
+	/tmp/mmoe-constraints-venv/bin/pip install --quiet '.[test,lint]'
 	{ echo "# Every version pip resolved for setup.py on Python 3.10, frozen so that every install is"; \
 	  echo "# the same. Regenerate with: make constraints"; \
 	  /tmp/mmoe-constraints-venv/bin/pip freeze | grep -v '^mmoe-tfx-pipeline'; } > constraints.txt

@@ -24,5 +24,7 @@ setuptools.setup(
     # builds on TensorFlow 2.16 under Keras 2 (TF_USE_LEGACY_KERAS=1, which `trainer_module` sets);
     # it needs only requests and h5py, which TFX already brings.
     # Hypothesis: the property tests of the CSV reader and of pipeline.predict's parsing.
-    extras_require={'test': ['pytest<9', 'pytest-xdist', 'deepctr==0.9.4', 'hypothesis']},
+    # ruff and mypy: `make lint` (ruff.toml, mypy.ini), which CI runs before the tests.
+    extras_require={'test': ['pytest<9', 'pytest-xdist', 'deepctr==0.9.4', 'hypothesis'],
+                    'lint': ['ruff', 'mypy']},
 )

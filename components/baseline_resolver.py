@@ -12,6 +12,8 @@ KFP v2 compiles only TFX's own strategies (its runner uses LatestBlessedModelStr
 Pusher sees that the model already serves: `atomic_pusher`).
 """
 
+from typing import Dict
+
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
     LatestBlessedModelStrategy,
 )
@@ -30,7 +32,7 @@ class LatestBlessedOtherModelStrategy(LatestBlessedModelStrategy):
         MODEL_KEY and BLESSING_KEY ([] and [] where there is none)."""
         candidates = {artifact.id for artifact in input_dict[CANDIDATE_KEY]}
         others = [model for model in input_dict[MODEL_KEY] if model.id not in candidates]
-        resolved = {MODEL_KEY: [], BLESSING_KEY: []}
+        resolved: Dict[str, list] = {MODEL_KEY: [], BLESSING_KEY: []}
         if others and input_dict[BLESSING_KEY]:
             resolved = self._resolve({MODEL_KEY: others, BLESSING_KEY: input_dict[BLESSING_KEY]},
                                      MODEL_KEY, BLESSING_KEY)

@@ -36,10 +36,10 @@ _PARSED_TYPES = {pa.large_list(pa.int64()): tf.int64, pa.large_list(pa.float32()
 
 
 class RecordDecoder:
-    """tfx_bsl's decoder of serialized tf.Examples to an Arrow RecordBatch, made about three times
-    faster where the schema allows: TensorFlow's `parse_example` parses the batch (in C++, on
-    every core) and its values become the RecordBatch's columns (6-7 us a record for 16 features,
-    against tfx_bsl's 20 us on one core). tfx_bsl's decoder decodes the batches where parsing
+    """tfx_bsl's decoder of serialized tf.Examples to an Arrow RecordBatch, made faster where the
+    schema allows (docs/performance.md): TensorFlow's `parse_example` parses the batch (in C++, on
+    every core) and its values become the RecordBatch's columns. tfx_bsl's decoder decodes the
+    batches where parsing
     could give other than what tfx_bsl gives, or that it refuses, so every RecordBatch and every
     error is tfx_bsl's:
     - a schema with features other than plain int, float or bytes lists, or none at all;
@@ -87,12 +87,13 @@ class _DecodeFn(beam.DoFn):
     def __init__(self, schema, raw_record_column_name: Optional[str]):
         self._schema = schema.SerializeToString() if schema is not None else None
         self._raw_record_column_name = raw_record_column_name
-        self._decoder = None
+        self._decoder: Optional[RecordDecoder] = None  # made on the worker
 
     def setup(self):
         self._decoder = RecordDecoder(self._schema)
 
     def process(self, records: List[bytes]):
+        assert self._decoder is not None  # setup() ran
         decoded = self._decoder.decode(records)
         if self._raw_record_column_name is not None:
             decoded = record_based_tfxio.AppendRawRecordColumn(

@@ -161,7 +161,7 @@ def decide(tasks: List[str], evaluator_verdicts: Dict[str, Dict],
     (blessed, {task: verdict}) for every task in `tasks`: blessed when every task's Evaluator
     blessed the model on an eval split with both classes and no `significant` change test refused
     it."""
-    verdicts = {}
+    verdicts: Dict[str, Dict] = {}
     for task in tasks:
         if task not in evaluator_verdicts:
             verdicts[task] = {'blessed': False, 'failures': [],
@@ -169,7 +169,7 @@ def decide(tasks: List[str], evaluator_verdicts: Dict[str, Dict],
             continue
         verdicts[task] = dict(evaluator_verdicts[task])
         verdicts[task]['failures'] = [dict(f) for f in verdicts[task]['failures']]
-        if task in (change_tests or {}):
+        if change_tests and task in change_tests:
             _judge_change(verdicts[task], (task_intervals or {}).get(task, {}), change_tests[task])
         # TFMA may bless an AUC computed on one class only; such an evaluation judges nothing.
         reason = _one_class_reason(task, metrics.get(task, {}))

@@ -7,6 +7,8 @@ it instead. This component is the same executor with the baseline optional (abse
 `LatestIfAnyStrategy` resolves "the latest statistics, or none" without failing.
 """
 
+from typing import List
+
 from tfx import types
 from tfx.components.distribution_validator import executor
 from tfx.dsl.components.base import base_component, executor_spec
@@ -56,7 +58,7 @@ class Executor(executor.Executor):
                                keys.DISTRIBUTION_VALIDATOR_CONFIG_KEY:
                                    proto_utils.json_to_proto(config, parsed)}
         # TFX's executor reads the baseline as ExampleStatistics, with their split names.
-        baselines = []
+        baselines: List[types.Artifact] = []
         for checked in input_dict.get(keys.BASELINE_STATISTICS_KEY, []):
             baseline = standard_artifacts.ExampleStatistics()
             baseline.uri = checked.uri

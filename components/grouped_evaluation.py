@@ -2,8 +2,8 @@
 
 TFMA 0.47 runs the model on batches, then unbatches the predictions into one extract per example
 and slices those; every metric then adds the examples one by one in Python, through several layers
-of lookups per example, slice and metric: about 1 ms per example and slice, 700 eval rows/s on 2
-cores, where the model scores tens of thousands.
+of lookups per example, slice and metric: hundreds of times slower than the model scores them
+(docs/performance.md has the figures).
 
 Here the extractors up to the predictions are TFMA's own (batched); `SliceGroups` then splits each
 batch into groups of examples that belong to the same slices, and passes on one extract per group,
@@ -66,7 +66,7 @@ def SliceGroups(eval_config: config_pb2.EvalConfig) -> extractor.Extractor:  # p
 def _row_values(value, rows: int, name: str) -> List[tuple]:
     """A batched feature -> each row's values, as a tuple (empty where the row has none)."""
     if isinstance(value, types.VarLenTensorValue):
-        per_row = [[] for _ in range(rows)]
+        per_row: List[list] = [[] for _ in range(rows)]
         for row, item in zip(value.indices[:, 0].tolist(), value.values.tolist()):
             per_row[row].append(item)
         return [tuple(values) for values in per_row]
@@ -116,8 +116,8 @@ class _SliceGroupsFn(beam.DoFn):
             features = {name: np.array(values) for name, values in zip(self._features, key)
                         if values}
             slice_keys = set(slicer_lib.get_slices_for_features_dicts([], features, self._specs))
-            members = np.asarray(members)
-            group = {name: _take(value, members) for name, value in kept.items()}
+            member_rows = np.asarray(members)
+            group = {name: _take(value, member_rows) for name, value in kept.items()}
             group[tfma.SLICE_KEY_TYPES_KEY] = slicer_lib.slice_keys_to_numpy_array(
                 list(slice_keys))
             yield group

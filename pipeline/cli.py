@@ -4,6 +4,7 @@ PipelineConfig, and --beam-arg."""
 
 import argparse
 import os
+from typing import Any, Dict
 
 from pipeline.config import PipelineConfig
 
@@ -35,8 +36,8 @@ def _absolute(path: str) -> str:
 def config_from_flags(args) -> PipelineConfig:
     """The defaults, or --config; then the flags; then --set."""
     config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
-    flags = {key: _absolute(path) for key, path in (('data', args.data), ('schema', args.schema))
-             if path}
+    flags: Dict[str, Any] = {key: _absolute(path) for key, path in (('data', args.data),
+                                                                    ('schema', args.schema)) if path}
     training = {key: value for key, value in (('epochs', args.epochs),
                                               ('train_steps', args.train_steps),
                                               ('batch_size', args.batch_size)) if value is not None}

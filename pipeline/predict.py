@@ -150,9 +150,9 @@ def csv_rows(path: str, dtypes: Mapping[str, tf.DType]) -> List[Dict]:
     line and the column of the first thing that the module docstring refuses. The columns that
     are not features are named on stderr."""
     with open(path, 'rb') as f:
-        lines = list(enumerate(itertools.chain.from_iterable(csv_lines.physical_lines(f)),
+        numbered = list(enumerate(itertools.chain.from_iterable(csv_lines.physical_lines(f)),
                                start=1))
-    lines = iter(lines)
+    lines = iter(numbered)
     header = None
     for number, line in lines:
         if line:
@@ -259,7 +259,7 @@ def json_rows(path: str, dtypes: Mapping[str, tf.DType]) -> List[Dict]:
         raise ValueError(f'{path}: not JSON this command reads: nested too deeply') from None
     except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8 (-16, -32) text
         raise ValueError(f'{path}: not JSON: {e}') from None
-    if isinstance(body, dict):
+    if isinstance(body, _Object):
         unknown = sorted(set(body) - set(_BODY_KEYS))
         if body.repeated or unknown:
             keys = (f'repeats the keys {_names(body.repeated, [])}' if body.repeated else
@@ -279,7 +279,7 @@ def json_rows(path: str, dtypes: Mapping[str, tf.DType]) -> List[Dict]:
     rows = []
     for index, instance in enumerate(body):
         where = f'{path}, instance {index}'
-        if not isinstance(instance, dict):
+        if not isinstance(instance, _Object):
             raise ValueError(f'{where}: expected an object of named features, got '
                              f'{_json_shown(instance)}')
         if instance.repeated:

@@ -19,7 +19,7 @@ class ComponentProgress(logging.Handler):
         self.stream = stream
         self.log_path = log_path
         self.component = None
-        self.started = None
+        self.started = 0.0
         self.cached = False
         self.durations = {}
 
@@ -70,7 +70,7 @@ def setup_logging(log_dir: str, verbose: bool) -> ComponentProgress:
     # log file and from the progress lines: keep it at INFO for this process.
     absl_logger = logging.getLogger('absl')
     absl_logger.setLevel(logging.INFO)
-    absl_logger.setLevel = lambda level: None
+    absl_logger.setLevel = lambda level: None  # type: ignore[method-assign]
     root = logging.getLogger()
     root.handlers[:] = []
     root.setLevel(logging.INFO)

@@ -10,7 +10,7 @@ GATE_TOP_SHARE on one expert or two experts' outputs are more alike than EXPERT_
 """
 
 import math
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 import tensorflow as tf
 import tf_keras as keras
@@ -45,9 +45,10 @@ def expert_similarity(model: keras.Model, dataset: tf.data.Dataset) -> List[List
         # [batch, experts, experts] cosines, summed over the batch
         return tf.reduce_sum(tf.matmul(outputs, outputs, transpose_b=True), axis=0)
 
-    total, count = 0.0, 0
+    total: Any = 0.0  # then an [experts, experts] array
+    count = 0
     for inputs, _ in dataset:
-        total += batch_sum(inputs).numpy()
+        total = total + batch_sum(inputs).numpy()
         count += int(next(iter(inputs.values())).shape[0])
     return (total / count).round(6).tolist()
 

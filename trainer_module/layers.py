@@ -6,7 +6,7 @@ dimension in one variable: the same parameters, initial values and losses in far
 training step, which on CPU bounds the step time of models this size.
 """
 
-from typing import Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import tensorflow as tf
 import tf_keras as keras
@@ -122,11 +122,14 @@ class SparseEmbeddings(keras.layers.Layer):
         """`features`: (embedding name, vocabulary size, dimension, trainable) per input, in
         order."""
         super().__init__(**kwargs)
-        self.features = [tuple(feature) for feature in features]
+        self.features: List[Tuple[str, int, int, bool]] = [
+            (str(name), int(size), int(dimension), bool(trainable))
+            for name, size, dimension, trainable in features]
         self.l2_reg = l2_reg
         self.initializer_stddev = initializer_stddev
         self.seed = seed
-        groups = {}  # (dimension, trainable) -> {embedding name: (first row, vocabulary size)}
+        # (dimension, trainable) -> {embedding name: (first row, vocabulary size)}
+        groups: Dict[Tuple[int, bool], Dict[str, Tuple[int, int]]] = {}
         for name, vocabulary_size, dimension, trainable in self.features:
             tables = groups.setdefault((dimension, trainable), {})
             if name not in tables:
@@ -192,7 +195,7 @@ class SparseEmbeddings(keras.layers.Layer):
         if len(gathered) == 1:  # [batch, features, dimension], in feature order
             rows = gathered[0][1]
             return tf.reshape(rows, [-1, rows.shape[1] * rows.shape[2]])
-        by_feature = {}
+        by_feature: Dict[int, tf.Tensor] = {}
         for indices, rows in gathered:
             by_feature.update(zip(indices, tf.unstack(rows, axis=1)))
         return tf.concat([by_feature[i] for i in range(len(self.features))], axis=1)
@@ -210,7 +213,8 @@ class SparseEmbeddings(keras.layers.Layer):
 class MixExperts(keras.layers.Layer):
     """The gate-weighted sum of the experts: ([[batch, dim] per expert], [batch, experts]) ->
     [batch, dim]. A product per expert, not one over [batch, experts, dim] stacked: TensorFlow's
-    3-D broadcast product and its gradient took a fifth of a training step."""
+    3-D broadcast product and its gradient cost a large share of a training step
+    (docs/performance.md)."""
 
     def call(self, inputs):
         """([[batch, dim] per expert], [batch, experts]) -> [batch, dim]."""

@@ -14,6 +14,7 @@ import os
 import re
 import uuid
 from collections import Counter
+from typing import List
 
 import apache_beam as beam
 import tensorflow as tf
@@ -113,7 +114,7 @@ class _CountVocabularies(PTransformAnalyzer):
 
         def write(counted):
             tf.io.gfile.makedirs(directory)
-            by_feature = [Counter() for _ in names]
+            by_feature: List[Counter] = [Counter() for _ in names]
             for (feature, token), count in counted:
                 by_feature[feature][token] = count
             paths = []
@@ -129,7 +130,7 @@ class _CountVocabularies(PTransformAnalyzer):
 
         paths = (batches
                  | 'Pairs' >> beam.FlatMap(pairs)
-                 | 'Sum' >> beam.CombinePerKey(sum)
+                 | 'Sum' >> beam.CombinePerKey(sum)  # type: ignore[arg-type]  # Beam's stubs omit builtins
                  | 'Gather' >> beam.combiners.ToList()
                  | 'Write' >> beam.Map(write))
         return tuple(paths | f'Path{index}' >> beam.Map(lambda all_paths, i=index: all_paths[i])

@@ -16,7 +16,7 @@ server would.
 """
 
 import math
-from typing import Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -76,13 +76,13 @@ def signature_input_dtypes(signature) -> Dict[str, tf.DType]:
     return {name: spec.dtype for name, spec in signature.structured_input_signature[1].items()}
 
 
-def instances_to_inputs(instances: List[Mapping], dtypes: Mapping[str, tf.DType]
+def instances_to_inputs(instances: Sequence[Mapping], dtypes: Mapping[str, tf.DType]
                         ) -> Dict[str, tf.Tensor]:
     """TF Serving's row format: every instance names every input; each input's values, stacked in
     instance order, become one tensor of the signature's dtype."""
     if not isinstance(instances, list) or not instances:
         raise ValueError('"instances" must be a non-empty list of objects')
-    columns = {name: [] for name in dtypes}
+    columns: Dict[str, List[Any]] = {name: [] for name in dtypes}
     for index, instance in enumerate(instances):
         if not isinstance(instance, Mapping):
             raise ValueError(f'instance {index}: expected an object of named inputs, got '

@@ -21,7 +21,7 @@ import argparse
 import csv
 import os
 import time
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import numpy as np
 import tensorflow as tf
@@ -121,7 +121,7 @@ def run_sweep(correlations, repeats: int, steps: int, rows: int, eval_every: int
 
 def summary_table(final) -> Dict:
     """{p: {model: (mean, std) of the final eval loss}}"""
-    table = {}
+    table: Dict[float, Dict] = {}
     for correlation in sorted({row[1] for row in final}):
         table[correlation] = {}
         for name in MODELS:
@@ -178,7 +178,7 @@ def main(argv=None):
     parser.add_argument('--eval-every', type=int, help='steps between eval losses')
     parser.add_argument('--out', default='outputs/correlation_sweep')
     args = parser.parse_args(argv)
-    settings = dict(QUICK if args.quick else FULL)
+    settings: Dict[str, Any] = dict(QUICK if args.quick else FULL)
     if args.correlations:
         settings['correlations'] = tuple(float(p) for p in args.correlations.split(','))
     for key in ('repeats', 'steps', 'rows', 'eval_every'):
