@@ -8,14 +8,16 @@ import sys
 import pytest
 import tensorflow as tf
 from tfx.proto import example_gen_pb2
-from tfx.types import standard_artifacts, standard_component_specs as keys
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs as keys
 from tfx.utils import proto_utils
 
 from components import csv_example_gen
-from helpers import BAD, run_pipeline
 from pipeline import pipeline
 from pipeline.config import PROJECT_DIR, PipelineConfig
 from pipeline.datasets import ecommerce
+
+from helpers import BAD, run_pipeline
 
 SCHEMA = PipelineConfig().schema
 GOOD = ('u1,i1,c1,s1,city1,ios,3,F,25-34,12.5,4,1,4.2,10,1,0\n'

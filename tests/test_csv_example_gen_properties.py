@@ -12,9 +12,11 @@ from unittest import mock
 
 import pytest
 import tensorflow as tf
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from components import csv_example_gen, csv_lines
+
 from helpers import LINE_LIMIT, PROPERTY_SETTINGS, READ_SIZES, ShortReads
 
 HEADER = ('id', 'count', 'score', 'name')

@@ -8,11 +8,12 @@ import struct
 
 import pytest
 import tensorflow as tf
-from helpers import PROPERTY_SETTINGS
 from hypothesis import given
 from hypothesis import strategies as st
 
 from components.example_encoder import RowEncoder
+
+from helpers import PROPERTY_SETTINGS
 
 KINDS = {'INT': 'int64_list', 'FLOAT': 'float_list', 'BYTES': 'bytes_list'}
 FLOAT32_MAX = struct.unpack('<f', b'\xff\xff\x7f\x7f')[0]

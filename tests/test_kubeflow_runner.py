@@ -167,7 +167,8 @@ def test_module_paths_in_the_spec_import_from_the_installed_package(compiled, tm
     packaged = set(zipfile.ZipFile(tmp_path / wheel).namelist())
     for path in paths:
         module, name = path.rsplit('.', 1)
-        assert module.replace('.', '/') + '.py' in packaged, path
+        stem = module.replace('.', '/')  # a module, or a package's __init__
+        assert {stem + '.py', stem + '/__init__.py'} & packaged, path
         assert hasattr(importlib.import_module(module), name), path
 
 

@@ -60,7 +60,8 @@ def _raw_examples(csv_path, rows, drop=(), replace=None):
                 elif name in {f.name for f in CONFIG.dense_features}:
                     feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
                 else:
-                    feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+                    feature[name] = tf.train.Feature(
+                        bytes_list=tf.train.BytesList(value=[value.encode()]))
             examples.append(tf.train.Example(features=tf.train.Features(feature=feature))
                             .SerializeToString())
     return tf.constant(examples)
