@@ -1,9 +1,18 @@
-"""Compiles the MMOE pipeline for Kubeflow Pipelines 2.x or Vertex AI Pipelines (a KFP v2 spec).
+"""Compiles the MMOE pipeline for Vertex AI Pipelines or open-source Kubeflow Pipelines 2.x (a
+KFP v2 spec).
 
-    python kubeflow_runner.py --output pipeline.yaml --image IMAGE --pipeline-root gs://BUCKET/root \\
-        --data gs://BUCKET/data                      # the KFP v2 pipeline spec, for Kubeflow
-    python kubeflow_runner.py --output pipeline.json ...     # a Vertex AI PipelineJob
-    python kubeflow_runner.py --output pipeline.yaml ... --endpoint https://HOST   # and submit it
+    python kubeflow_runner.py --output pipeline.json --image IMAGE --pipeline-root gs://BUCKET/root \\
+        --data gs://BUCKET/data                      # a Vertex AI PipelineJob
+    python kubeflow_runner.py --backend kfp --output pipeline.yaml --image IMAGE \\
+        --pipeline-root minio://BUCKET/root --data minio://BUCKET/data   # for open-source Kubeflow
+    python kubeflow_runner.py --backend kfp --output pipeline.yaml ... --endpoint https://HOST
+                                                     # and submit it
+
+The two backends differ (docs/kubeflow.md): Vertex AI answers the spec's resolver tasks (the latest
+blessed model, the last checked statistics) from its metadata store; open-source Kubeflow Pipelines
+refuses resolver tasks, so there the baselines are read from the serving directory when the run
+executes (components/serving_baseline.py), every task runs through pipeline/kfp_entrypoint.py, and
+the checks Vertex AI runs before its cache become tasks of their own.
 
 Every component runs in IMAGE (built by `make image` from the Dockerfile). Without --data the run
 reads the data bundled in the image. Beam steps run where --beam-arg sends them (DirectRunner in the
@@ -15,6 +24,7 @@ Nothing touches the network unless --endpoint is given.
 """
 
 import argparse
+import copy
 import json
 import os
 import shlex
@@ -23,6 +33,7 @@ from typing import Dict, List
 
 import yaml
 
+from pipeline import kfp_entrypoint
 from pipeline.cli import add_pipeline_flags, config_from_flags
 from pipeline.config import PROJECT_DIR, ConfigError, PipelineConfig
 
@@ -31,15 +42,19 @@ CONTAINER_PROJECT_DIR = '/mmoe'
 # The Resolver's ModelBlessing query as KFP v2 compiles it matches any blessed ModelBlessing, the
 # per-task Evaluators' included; this clause keeps it to the BlessingGate's (see README).
 _BLESSING_QUERY = 'schema_title="tfx.ModelBlessing"'
+VERTEX, KFP = 'vertex', 'kfp'
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_pipeline_flags(parser)
+    parser.add_argument('--backend', choices=[VERTEX, KFP], default=VERTEX,
+                        help='where the spec runs: Vertex AI Pipelines (default), or open-source '
+                             'Kubeflow Pipelines 2.x (kfp)')
     parser.add_argument('--output', required=True,
-                        help='the compiled pipeline: .yaml for Kubeflow Pipelines 2.x, .json for '
-                             'a Vertex AI PipelineJob')
+                        help='the compiled pipeline: .yaml (the pipeline spec), or .json (a Vertex '
+                             'AI PipelineJob)')
     parser.add_argument('--image', default=os.environ.get('MMOE_IMAGE'),
                         help='the container image every component runs in (env MMOE_IMAGE)')
     parser.add_argument('--pipeline-root', default=os.environ.get('MMOE_PIPELINE_ROOT'),
@@ -66,6 +81,8 @@ def parse_args(argv=None):
         parser.error('--output must end in .yaml (Kubeflow) or .json (Vertex AI PipelineJob)')
     if args.endpoint and args.output.endswith('.json'):
         parser.error('--endpoint submits to Kubeflow Pipelines, which takes the .yaml form')
+    if args.backend == KFP and args.output.endswith('.json'):
+        parser.error('--backend kfp compiles the .yaml form (a PipelineJob is Vertex AI\'s)')
     return args
 
 
@@ -102,17 +119,90 @@ def require_gate_blessing(pipeline_job: Dict) -> int:
     return changed
 
 
+def _inputs_spec(args: List[str]) -> Dict:
+    return json.loads(args[args.index(kfp_entrypoint.INPUTS_SPEC_FLAG) + 1])
+
+
+def _set_inputs_spec(args: List[str], inputs_spec: Dict):
+    args[args.index(kfp_entrypoint.INPUTS_SPEC_FLAG) + 1] = json.dumps(inputs_spec, indent=2,
+                                                                       sort_keys=True)
+
+
+def _add_pre_cache_check(spec: Dict, name: str, check: kfp_entrypoint.PreCacheCheck):
+    """Adds task `name`'s pre-cache check as a task of its own before it, never cached, whose
+    output parameters `name` takes in place of any constants of the same names."""
+    task = spec['root']['dag']['tasks'][name]
+    component = spec['components'][task['componentRef']['name']]
+    container = spec['deploymentSpec']['executors'][component['executorLabel']]['container']
+    check_name = f'{name}-pre-cache-check'
+    label = f'{check_name}_executor'
+    spec['components'][f'comp-{check_name}'] = {
+        'executorLabel': label,
+        'inputDefinitions': {'parameters': copy.deepcopy(
+            component.get('inputDefinitions', {}).get('parameters', {}))},
+        'outputDefinitions': {'parameters': {key: {'parameterType': kind}
+                                             for key, kind in check.outputs.items()}}}
+    spec['deploymentSpec']['executors'][label] = {'container': {
+        'image': container['image'], 'command': container['command'],
+        'args': [kfp_entrypoint.PRE_CACHE_CHECK_FLAG, *container['args']]}}
+    spec['root']['dag']['tasks'][check_name] = {
+        'taskInfo': {'name': check_name}, 'componentRef': {'name': f'comp-{check_name}'},
+        'inputs': {'parameters': copy.deepcopy(task.get('inputs', {}).get('parameters', {}))},
+        'cachingOptions': {'enableCache': False}}
+    inputs_spec = _inputs_spec(container['args'])
+    for key, kind in check.outputs.items():
+        for parameters in (component.setdefault('inputDefinitions', {}).setdefault('parameters', {}),
+                           inputs_spec.setdefault('parameters', {})):
+            parameters[key] = {'parameterType': kind}
+        task.setdefault('inputs', {}).setdefault('parameters', {})[key] = {
+            'taskOutputParameter': {'producerTask': check_name, 'outputParameterKey': key}}
+    _set_inputs_spec(container['args'], inputs_spec)
+    task['dependentTasks'] = sorted({*task.get('dependentTasks', []), check_name})
+
+
+def for_open_source_kfp(spec: Dict) -> Dict:
+    """The pipeline spec made runnable on open-source Kubeflow Pipelines 2.x (in place): every task
+    runs through pipeline/kfp_entrypoint.py, with the input artifact types it repairs from in its
+    inputs spec; pre-cache checks, which that backend never runs, become tasks of their own
+    (pipeline/kfp_entrypoint.py says why). Refuses a spec with a resolver task, which that
+    backend's compiler refuses ("resolver executors not implemented")."""
+    executors = spec['deploymentSpec']['executors']
+    resolvers = sorted(label for label, executor in executors.items() if 'resolver' in executor)
+    if resolvers:
+        raise RuntimeError(f'resolver tasks, which open-source Kubeflow Pipelines refuses: '
+                           f'{resolvers}')
+    for name, task in list(spec['root']['dag']['tasks'].items()):
+        component = spec['components'][task['componentRef']['name']]
+        container = executors[component['executorLabel']]['container']
+        if container['command'][-1] != kfp_entrypoint.TFX_ENTRYPOINT:
+            raise RuntimeError(f'task {name} runs {container["command"]}, not TFX\'s entrypoint')
+        container['command'] = [*container['command'][:-1], kfp_entrypoint.__name__]
+        container.pop('lifecycle', None)  # never run there; its check becomes a task below
+        inputs_spec = _inputs_spec(container['args'])
+        artifacts = component.get('inputDefinitions', {}).get('artifacts')
+        if artifacts:
+            inputs_spec['artifacts'] = copy.deepcopy(artifacts)
+        _set_inputs_spec(container['args'], inputs_spec)
+        check = kfp_entrypoint.pre_cache_check(
+            container['args'][container['args'].index(kfp_entrypoint.EXECUTOR_FLAG) + 1])
+        if check is not None:
+            _add_pre_cache_check(spec, name, check)
+    return spec
+
+
 def compile_pipeline(config: PipelineConfig, image: str, pipeline_root: str, serving_dir: str,
-                     beam_args: List[str], output: str) -> Dict:
-    """Writes the KFP v2 form of create_pipeline() to `output`; returns the PipelineJob dict.
-    `config`'s paths must be ones the cluster can read (cluster_config())."""
+                     beam_args: List[str], output: str, backend: str = VERTEX) -> Dict:
+    """Writes the KFP v2 form of create_pipeline() for `backend` to `output`; returns the
+    PipelineJob dict. `config`'s paths must be ones the cluster can read (cluster_config())."""
     # pylint: disable=import-outside-toplevel
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-    from pipeline.pipeline import create_pipeline
+    from pipeline.pipeline import Baselines, create_pipeline
 
-    pipeline = create_pipeline(config, pipeline_root, serving_dir, beam_pipeline_args=beam_args,
-                               kfp_v2_resolvers=True, history_runs=0)
+    pipeline = create_pipeline(
+        config, pipeline_root, serving_dir, beam_pipeline_args=beam_args,
+        baselines=Baselines.SERVING_DIR if backend == KFP else Baselines.METADATA_QUERIES,
+        history_runs=0)
     # Pipeline spec schema 2.1: parameters as `constant` values, which the KFP 2.x backend's driver
     # reads (it rejects the 2.0 `constantValue`), and the executor reading the `parameterValues`
     # that the KFP 2.x driver and Vertex AI send for it (docs/kubeflow.md).
@@ -120,7 +210,9 @@ def compile_pipeline(config: PipelineConfig, image: str, pipeline_root: str, ser
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image,
                                                                 use_pipeline_spec_2_1=True))
     pipeline_job = runner.run(pipeline, write_out=False)
-    if require_gate_blessing(pipeline_job) != 1:
+    if backend == KFP:
+        for_open_source_kfp(pipeline_job['pipelineSpec'])
+    elif require_gate_blessing(pipeline_job) != 1:
         raise RuntimeError('expected one ModelBlessing query in the compiled Resolver')
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, 'w') as f:
@@ -128,7 +220,7 @@ def compile_pipeline(config: PipelineConfig, image: str, pipeline_root: str, ser
             json.dump(pipeline_job, f, indent=2, sort_keys=True)
         else:
             f.write(f'# {config.pipeline_name}: the MMOE TFX pipeline, compiled by '
-                    'kubeflow_runner.py\n')
+                    f'kubeflow_runner.py for {backend}\n')
             yaml.safe_dump(pipeline_job['pipelineSpec'], f, sort_keys=True)
     return pipeline_job
 
@@ -153,8 +245,9 @@ def main(argv=None):
         sys.exit(f'error: {e}')
     serving_dir = args.serving_dir or f'{args.pipeline_root.rstrip("/")}/serving_model'
     compile_pipeline(config, args.image, args.pipeline_root, serving_dir, args.beam_arg,
-                     args.output)
-    print(f'Compiled pipeline {config.pipeline_name!r} to {args.output} (image {args.image})')
+                     args.output, args.backend)
+    print(f'Compiled pipeline {config.pipeline_name!r} for {args.backend} to {args.output} '
+          f'(image {args.image})')
     if args.endpoint:
         print(f'Submitted: {submit(args.output, args.endpoint, args.experiment, config.pipeline_name)}')
     return 0

@@ -21,6 +21,9 @@ PushedModel artifact then says `pushed` 0 and names that version in `already_ser
 Given the raw `examples` (ExampleGen's), the push also writes `REQUEST_EXAMPLE_FILE` into the
 version directory: a TF Serving REST body that scores the first rows of the eval split with the
 raw-features signature (trainer_module/serving.py), ready for `curl -d @request_example.json`.
+Given `statistics` (AnomalyCheck's checked statistics of the data the model was trained on), it
+writes them into `TRAINING_STATISTICS_DIR` there: the drift baseline where no Resolver runs
+(components/serving_baseline.py).
 """
 
 import errno
@@ -43,6 +46,7 @@ from tfx.types import standard_component_specs as keys
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import io_utils, proto_utils
 
+from components.anomaly_check import CheckedStatistics
 from trainer_module.serving import example_to_instance
 from trainer_module.settings import RAW_SIGNATURE
 
@@ -100,6 +104,10 @@ def newest_version(base_directory: str):
 
 # Beside the SavedModel in each pushed version (TF Serving ignores files it does not know).
 REQUEST_EXAMPLE_FILE = 'request_example.json'
+# Beside it, the statistics of the data the version was trained on (its split directories).
+TRAINING_STATISTICS_DIR = 'training_statistics'
+# The files of a version that are not the model.
+_NOT_THE_MODEL = (REQUEST_EXAMPLE_FILE, TRAINING_STATISTICS_DIR)
 REQUEST_ROWS = 2
 REQUEST_SPLIT = 'eval'
 
@@ -125,10 +133,12 @@ def request_example(saved_model_dir: str, examples_uri: str) -> dict:
 
 
 class PusherSpec(keys.PusherSpec):
-    """TFX's PusherSpec with ExampleGen's raw `examples` as an optional input."""
+    """TFX's PusherSpec with ExampleGen's raw `examples` and the checked `statistics` as optional
+    inputs."""
 
     INPUTS = {**keys.PusherSpec.INPUTS,
-              keys.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True)}
+              keys.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True),
+              keys.STATISTICS_KEY: ChannelParameter(type=CheckedStatistics, optional=True)}
 
 
 class Executor(pusher_executor.Executor):
@@ -142,12 +152,11 @@ class Executor(pusher_executor.Executor):
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(exec_properties[keys.PUSH_DESTINATION_KEY], destination)
         base_directory = destination.filesystem.base_directory
-        examples = input_dict.get(keys.EXAMPLES_KEY)
         if '://' in base_directory:
             super().Do(input_dict, output_dict, exec_properties)
             pushed_model = artifact_utils.get_single_instance(output_dict[keys.PUSHED_MODEL_KEY])
-            if examples and pushed_model.get_int_custom_property('pushed') == 1:
-                self._write_request(input_dict, pushed_model.get_string_custom_property(
+            if pushed_model.get_int_custom_property('pushed') == 1:
+                self._write_beside(input_dict, pushed_model.get_string_custom_property(
                     'pushed_destination'))
             return None
 
@@ -158,7 +167,7 @@ class Executor(pusher_executor.Executor):
             return None
         model_path = self.GetModelPath(input_dict)
         serving = newest_version(base_directory)
-        if serving and _same_files(model_path, serving, ignore=[REQUEST_EXAMPLE_FILE]):
+        if serving and _same_files(model_path, serving, ignore=_NOT_THE_MODEL):
             self._MarkNotPushed(pushed_model)
             pushed_model.set_string_custom_property(ALREADY_SERVING, serving)
             return None
@@ -177,8 +186,7 @@ class Executor(pusher_executor.Executor):
         staging_path = os.path.join(base_directory, f'{STAGING_PREFIX}{version}-{os.getpid()}')
         try:
             io_utils.copy_dir(model_path, staging_path)
-            if input_dict.get(keys.EXAMPLES_KEY):
-                self._write_request(input_dict, staging_path)
+            self._write_beside(input_dict, staging_path)
             # os.rename, not fileio's: it refuses to replace a version directory that holds files.
             os.rename(staging_path, serving_path)
         except BaseException as error:
@@ -198,7 +206,14 @@ class Executor(pusher_executor.Executor):
                             'directory is as it was') from error
         return serving_path
 
-    def _write_request(self, input_dict, version_dir: str):
+    def _write_beside(self, input_dict, version_dir: str):
+        """Writes the request example and the training statistics, of the inputs given, into
+        `version_dir`."""
+        if input_dict.get(keys.STATISTICS_KEY):
+            statistics = artifact_utils.get_single_instance(input_dict[keys.STATISTICS_KEY])
+            io_utils.copy_dir(statistics.uri, os.path.join(version_dir, TRAINING_STATISTICS_DIR))
+        if not input_dict.get(keys.EXAMPLES_KEY):
+            return
         examples = artifact_utils.get_single_instance(input_dict[keys.EXAMPLES_KEY])
         body = request_example(self.GetModelPath(input_dict),
                                artifact_utils.get_split_uri([examples], REQUEST_SPLIT))
@@ -208,16 +223,16 @@ class Executor(pusher_executor.Executor):
 
 
 class Pusher(pusher_component.Pusher):
-    """TFX's Pusher with this module's executor and the optional raw `examples` it samples the
-    request example from."""
+    """TFX's Pusher with this module's executor, the optional raw `examples` it samples the
+    request example from and the checked `statistics` it keeps beside the model."""
 
     SPEC_CLASS = PusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, model, model_blessing, push_destination: pusher_pb2.PushDestination,
-                 examples=None, infra_blessing=None):
+                 examples=None, statistics=None, infra_blessing=None):
         # pylint: disable=non-parent-init-called,super-init-not-called
         base_component.BaseComponent.__init__(self, spec=PusherSpec(
             model=model, model_blessing=model_blessing, infra_blessing=infra_blessing,
-            examples=examples, push_destination=push_destination,
+            examples=examples, statistics=statistics, push_destination=push_destination,
             pushed_model=channel.Channel(type=standard_artifacts.PushedModel)))

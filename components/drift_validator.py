@@ -4,7 +4,8 @@ every check (AnomalyCheck's `checked_statistics`), if any.
 TFX's DistributionValidator rubber-stamps when it has no baseline statistics, but declares the
 baseline a required input, so that on a first run (nothing to compare with) the orchestrator fails
 it instead. This component is the same executor with the baseline optional (absent or empty), and
-`LatestIfAnyStrategy` resolves "the latest statistics, or none" without failing.
+`LatestIfAnyStrategy` resolves "the latest statistics, or none" without failing. Baseline
+statistics without splits (a ServingBaseline's where nothing serves yet) count as none.
 """
 
 from typing import List
@@ -13,6 +14,7 @@ from tfx import types
 from tfx.components.distribution_validator import executor
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
+from tfx.dsl.io import fileio
 from tfx.proto import distribution_validator_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types import standard_component_specs as keys
@@ -60,6 +62,8 @@ class Executor(executor.Executor):
         # TFX's executor reads the baseline as ExampleStatistics, with their split names.
         baselines: List[types.Artifact] = []
         for checked in input_dict.get(keys.BASELINE_STATISTICS_KEY, []):
+            if not (fileio.exists(checked.uri) and checked_split_names(checked)):
+                continue
             baseline = standard_artifacts.ExampleStatistics()
             baseline.uri = checked.uri
             baseline.split_names = artifact_utils.encode_split_names(checked_split_names(checked))

@@ -1,5 +1,6 @@
 """`create_pipeline()`: the MMOE pipeline, the same for the local and the Kubeflow runners."""
 
+import enum
 import json
 from typing import Any, Dict, List, Optional
 
@@ -25,6 +26,8 @@ from components.dashboard import COMPONENT_ID as DASHBOARD_ID
 from components.dashboard import Dashboard
 from components.drift_validator import DriftValidator, LatestIfAnyStrategy
 from components.evaluator import Evaluator
+from components.serving_baseline import COMPONENT_ID as SERVING_BASELINE_ID
+from components.serving_baseline import ServingBaseline
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import bayes_aucs, change_test, eval_config, evaluator_id
 
@@ -32,6 +35,20 @@ PREPROCESSING_FN = 'trainer_module.preprocessing.preprocessing_fn'
 RUN_FN = 'trainer_module.run.run_fn'
 # How many of the gate's past runs each task's dashboard page shows in its History.
 HISTORY_RUNS = 30
+
+
+class Baselines(enum.Enum):
+    """Where a run finds what it is judged against: the baseline model of the Evaluators and the
+    baseline statistics of the drift check."""
+
+    # Resolvers with this project's strategies over ML Metadata (local runs).
+    METADATA = 'metadata'
+    # Resolvers with TFX's own strategies, the only ones KFP v2 compiles into the metadata queries
+    # Vertex AI answers.
+    METADATA_QUERIES = 'metadata_queries'
+    # No Resolver: the serving directory, read when the run executes (open-source Kubeflow
+    # Pipelines, which runs no resolver task; components/serving_baseline.py).
+    SERVING_DIR = 'serving_dir'
 
 
 def _split_configs(config: PipelineConfig):
@@ -74,12 +91,12 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
                     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
                     beam_pipeline_args: Optional[List[str]] = None,
                     enable_cache: bool = True,
-                    kfp_v2_resolvers: bool = False,
+                    baselines: Baselines = Baselines.METADATA,
                     history_runs: int = HISTORY_RUNS) -> tfx.dsl.Pipeline:
-    """`kfp_v2_resolvers`: resolve the drift check's and the Evaluators' baselines with TFX's own
-    strategies, the only ones KFP v2 compiles. `history_runs`: how many of the gate's past verdicts
-    (from ML Metadata) the dashboards' History shows; 0 for none (KFP v2 compiles no Resolver that
-    returns more than one artifact)."""
+    """`baselines`: where the drift check's and the Evaluators' baselines come from (Baselines).
+    `history_runs`: how many of the gate's past verdicts (from ML Metadata) the dashboards'
+    History shows; 0 for none (KFP v2 compiles no Resolver that returns more than one
+    artifact)."""
     split_configs, split_off_train = _split_configs(config)
     example_gen = FileBasedExampleGen(
         input_base=config.data,
@@ -90,21 +107,28 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
     # The drift baseline: the statistics of the last data that passed every check (AnomalyCheck
     # publishes them only then), resolved before this run's exist. Not simply the previous run's:
-    # data that a check refused would become its own baseline, and pass when run again.
-    previous_statistics = tfx.dsl.Resolver(
-        strategy_class=(tfx.dsl.experimental.LatestArtifactStrategy if kfp_v2_resolvers
-                        else LatestIfAnyStrategy),
-        statistics=tfx.dsl.Channel(type=CheckedStatistics,
-                                   producer_component_id=ANOMALY_CHECK_ID,
-                                   output_key=CHECKED_STATISTICS_KEY),
-    ).with_id('previous_statistics_resolver')
-    statistics_gen.add_upstream_node(previous_statistics)
+    # data that a check refused would become its own baseline, and pass when run again. From the
+    # serving directory, the checked statistics of the data the serving model was trained on.
+    serving_baseline = None
+    if baselines is Baselines.SERVING_DIR:
+        serving_baseline = ServingBaseline(serving_dir=serving_dir).with_id(SERVING_BASELINE_ID)
+        baseline_statistics = serving_baseline.outputs['statistics']
+    else:
+        previous_statistics = tfx.dsl.Resolver(
+            strategy_class=(tfx.dsl.experimental.LatestArtifactStrategy
+                            if baselines is Baselines.METADATA_QUERIES else LatestIfAnyStrategy),
+            statistics=tfx.dsl.Channel(type=CheckedStatistics,
+                                       producer_component_id=ANOMALY_CHECK_ID,
+                                       output_key=CHECKED_STATISTICS_KEY),
+        ).with_id('previous_statistics_resolver')
+        baseline_statistics = previous_statistics.outputs['statistics']
+        statistics_gen.add_upstream_node(previous_statistics)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
     drift_validator = DriftValidator(
         statistics=statistics_gen.outputs['statistics'],
-        baseline_statistics=previous_statistics.outputs['statistics'],
+        baseline_statistics=baseline_statistics,
         config=drift_config(config))
     anomaly_check = AnomalyCheck(
         anomalies=example_validator.outputs['anomalies'],
@@ -144,27 +168,33 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         custom_executor_spec=executor_spec.ExecutorClassSpec(trainer_executor.Executor))
 
     # The baseline is the latest model the gate blessed: never one that only some tasks blessed,
-    # and (locally) never the candidate itself.
-    # Any: mypy would match the channels given by ** against Resolver's `config` argument.
-    blessed: Dict[str, Any] = {
-        MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
-                                   producer_component_id=trainer.id),
-        BLESSING_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
-                                      producer_component_id=GATE_ID)}
-    if kfp_v2_resolvers:
-        baseline_resolver = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **blessed)
+    # and (locally) never the candidate itself. From the serving directory, the model that serves.
+    resolvers: List[Any] = []
+    if serving_baseline is not None:
+        baseline_model = serving_baseline.outputs['model']
     else:
-        baseline_resolver = tfx.dsl.Resolver(
-            strategy_class=LatestBlessedOtherModelStrategy,
-            **{CANDIDATE_KEY: trainer.outputs['model'], **blessed})
-    baseline_resolver = baseline_resolver.with_id('latest_blessed_model_resolver')
+        # Any: mypy would match the channels given by ** against Resolver's `config` argument.
+        blessed: Dict[str, Any] = {
+            MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                                       producer_component_id=trainer.id),
+            BLESSING_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                          producer_component_id=GATE_ID)}
+        if baselines is Baselines.METADATA_QUERIES:
+            baseline_resolver = tfx.dsl.Resolver(
+                strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **blessed)
+        else:
+            baseline_resolver = tfx.dsl.Resolver(
+                strategy_class=LatestBlessedOtherModelStrategy,
+                **{CANDIDATE_KEY: trainer.outputs['model'], **blessed})
+        baseline_resolver = baseline_resolver.with_id('latest_blessed_model_resolver')
+        baseline_model = baseline_resolver.outputs['model']
+        resolvers = [previous_statistics, baseline_resolver]
 
     evaluators = [
         Evaluator(
             examples=example_gen.outputs['examples'],
             model=trainer.outputs['model'],
-            baseline_model=baseline_resolver.outputs['model'],
+            baseline_model=baseline_model,
             schema=schema_gen.outputs['schema'],
             eval_config=eval_config(config, task),
             example_splits=[EVAL],
@@ -194,8 +224,10 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     pusher = atomic_pusher.Pusher(
         model=trainer.outputs['model'],
         model_blessing=gate.outputs['blessing'],
-        # Its eval rows become the request example beside the pushed model.
+        # Its eval rows become the request example beside the pushed model, and the checked
+        # statistics of the data it was trained on go beside it too (the drift baseline there).
         examples=example_gen.outputs['examples'],
+        statistics=anomaly_check.outputs[CHECKED_STATISTICS_KEY],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
 
@@ -205,10 +237,9 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, previous_statistics, statistics_gen, schema_gen, example_validator,
-                    drift_validator, anomaly_check,
-                    transform, trainer, baseline_resolver, *evaluators, gate, *history, dashboard,
-                    pusher],
+        components=[example_gen, *filter(None, [serving_baseline]), *resolvers, statistics_gen,
+                    schema_gen, example_validator, drift_validator, anomaly_check, transform,
+                    trainer, *evaluators, gate, *history, dashboard, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args or []))

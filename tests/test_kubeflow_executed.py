@@ -1,27 +1,29 @@
-"""The compiled KFP v2 spec, executed task by task as a KFP v2 backend runs it, on this machine.
+"""The compiled KFP v2 spec, executed task by task as each backend runs it, on this machine.
 
-`kubeflow_runner.py --local` compiles the pipeline on small data with a local pipeline root. The
-harness walks the spec's DAG in dependency order, independent tasks side by side. For each
-container task it builds the executor input (`{{$}}`) as the backend's driver does: the task's
-constant parameters (a schema 2.1 `constant` goes into `inputs.parameterValues`, as the KFP 2.x
-driver and Vertex AI send it; a 2.0 `constantValue` would go into the deprecated
-`inputs.parameters`), its input artifacts from the upstream tasks' executor outputs, and fresh
-output artifacts (a name, the type of the output definition, a URI under the pipeline root) with an
-`outputFile`. It then runs the executor's own lifecycle pre-cache check, as Vertex AI does, and its
-`command` + `args`, exactly as written, as a subprocess in the project directory (the image's
-WORKDIR). Resolver tasks are answered as the backend answers their metadata queries: from the
-artifacts of earlier tasks and runs that match the query's filter, the newest first. What this
+`kubeflow_runner.py --local` compiles the pipeline on small data with a local pipeline root, once
+per backend: `--backend vertex` (Vertex AI Pipelines) and `--backend kfp` (open-source Kubeflow
+Pipelines 2.x). The harness walks the spec's DAG in dependency order, independent tasks side by
+side. For each container task it builds the executor input (`{{$}}`) as that backend's driver does
+(`Dialect`: each rule with its source), looks the task up in the backend's cache, and otherwise
+runs the task's `command` + `args`, exactly as written, as a subprocess in the project directory
+(the image's WORKDIR). Resolver tasks, which only Vertex AI runs, are answered as it answers their
+metadata queries: from the artifacts of earlier tasks and runs that match the query's filter, the
+newest first. Each backend's spec runs three times into one pipeline root, metadata store and
+cache: on the data, on the data with a file added, and on that data again (nothing new). What this
 proves and what only a cluster can: docs/kubeflow.md.
 """
 
 import concurrent.futures
 import copy
+import dataclasses
 import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from typing import Callable
 
 import pytest
 import tensorflow as tf
@@ -30,7 +32,10 @@ import yaml
 from components.atomic_pusher import REQUEST_EXAMPLE_FILE
 from components.blessing_gate import ALL_TASKS_BLESSED, VERDICT_FILE
 from components.blessing_gate import COMPONENT_ID as GATE_ID
+from components.serving_baseline import COMPONENT_ID as SERVING_BASELINE_ID
+from components.serving_baseline import SERVING_VERSION_KEY
 from pipeline.config import PROJECT_DIR, PipelineConfig
+from pipeline.datasets import ecommerce
 from pipeline.evaluation import evaluator_id
 from trainer_module.serving import instances_to_inputs, signature_input_dtypes
 from trainer_module.settings import RAW_SIGNATURE
@@ -39,11 +44,91 @@ from helpers import SMALL_TRAINING, SPLIT_DATA
 
 pytestmark = pytest.mark.e2e
 
-# How Vertex AI names the artifacts of its metadata store; the resolver's queries match on it.
-ARTIFACT_NAME = 'projects/0/locations/local/metadataStores/default/artifacts/{}'
 _CLAUSE = re.compile(r'^(?:schema_title="(?P<title>[^"]*)"|state=LIVE|name="(?P<name>[^"]*)"|'
                      r'metadata\.(?P<key>\w+)\.number_value=(?P<number>[-\d.]+))$')
 _INPUT_METADATA = re.compile(r"\{\{\$\.inputs\.artifacts\['(\w+)'\]\.metadata\['(\w+)'\]\}\}")
+
+
+def _from_vertex_store(artifact, key):
+    """An upstream artifact as Vertex AI passes it on: as the producer's executor output named
+    it, with the type of the producer's output definition and the metadata it wrote."""
+    return copy.deepcopy(artifact)
+
+
+def _stored_in_ml_metadata(value):
+    """A metadata value as the open-source launcher stores it in ML Metadata and the driver reads
+    it back (backend/src/v2/metadata/converter.go, StructValueToMLMDValue and toRuntimeArtifact):
+    numbers as doubles, booleans as 1 and 0, lists and structs wrapped, never unwrapped."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, list):
+        return {'list': value}
+    if isinstance(value, dict):
+        return {'struct': value}
+    return value
+
+
+def _from_open_source_store(artifact, key):
+    """An upstream artifact as the open-source driver passes it on, read back from ML Metadata
+    (backend/src/v2/metadata/client.go, GetOutputArtifactsByExecutionId, whose schema is always
+    "", and OutputArtifact.ToRuntimeArtifact): named by its ML Metadata id, its type an empty
+    instance schema, its metadata the stored custom properties, with the two the launcher's
+    RecordArtifact adds (2.3.0)."""
+    metadata = {name: _stored_in_ml_metadata(value)
+                for name, value in artifact.get('metadata', {}).items()}
+    metadata.update(display_name=key, store_session_info=json.dumps({'Provider': 'minio'}))
+    return {'name': artifact['name'], 'uri': artifact['uri'], 'type': {'instanceSchema': ''},
+            'metadata': metadata}
+
+
+@dataclasses.dataclass(frozen=True)
+class Dialect:
+    """How a backend's driver and launcher run a container task, rule by rule."""
+
+    backend: str
+    # The name its metadata store gives its n-th artifact.
+    artifact_name: Callable[[int], str]
+    # Whether the executor input names the output artifacts (by their names in the store).
+    names_outputs: bool
+    # An upstream artifact, and its producer's output key, as the driver hands it to a consumer.
+    upstream: Callable[[dict, str], dict]
+    # The executor input's `outputFile`, for the task's directory.
+    output_file: Callable[[str], str]
+    # The file of an output parameter, for the task's directory and the parameter's name.
+    parameter_file: Callable[[str, str], str]
+    # Whether it runs a container's `lifecycle.preCacheCheck`, before looking up its cache.
+    runs_pre_cache_check: bool
+    # Whether it runs resolver tasks (answers their metadata queries).
+    runs_resolvers: bool
+
+
+DIALECTS = {
+    # Vertex AI names artifacts as resources of its metadata store (what the resolver queries
+    # match on), also in the executor input, writes the executor output beside the outputs, runs
+    # TFX's pre-cache check of the ExampleGen, whose findings join the cache key, and answers
+    # resolver tasks.
+    'vertex': Dialect(
+        'vertex', 'projects/0/locations/local/metadataStores/default/artifacts/{}'.format,
+        names_outputs=True, upstream=_from_vertex_store,
+        output_file=lambda task_dir: os.path.join(task_dir, 'executor_output.json'),
+        parameter_file=lambda task_dir, key: os.path.join(task_dir, 'parameters', key),
+        runs_pre_cache_check=True, runs_resolvers=True),
+    # Open-source Kubeflow Pipelines 2.x (2.0.5 to 2.3.0 and on; the lines cited are 2.3.0's):
+    # its Argo compiler refuses resolver executors (backend/src/v2/compiler/argocompiler/dag.go,
+    # "resolver executors not implemented"); its driver leaves output artifacts unnamed
+    # (driver.go, provisionOutputs), never runs a pre-cache check (nothing in backend/src/v2
+    # reads it), and points `outputFile` at the pod's /tmp/kfp_outputs/output_metadata.json
+    # (launcher_v2.go) and each output parameter at /tmp/kfp/outputs/<name> (driver.go).
+    'kfp': Dialect(
+        'kfp', str, names_outputs=False, upstream=_from_open_source_store,
+        output_file=lambda task_dir: os.path.join(task_dir, 'pod', 'tmp', 'kfp_outputs',
+                                                  'output_metadata.json'),
+        parameter_file=lambda task_dir, key: os.path.join(task_dir, 'pod', 'tmp', 'kfp',
+                                                          'outputs', key),
+        runs_pre_cache_check=False, runs_resolvers=False),
+}
 
 
 def _schema_title(artifact_type):
@@ -54,14 +139,16 @@ def _schema_title(artifact_type):
 
 class MetadataStore:
     """The artifacts every executed task produced, in the order they were made: what the backend's
-    metadata store answers resolver queries from."""
+    metadata store answers resolver queries from; and the backend's cache of executed tasks."""
 
-    def __init__(self):
+    def __init__(self, dialect):
+        self.dialect = dialect
         self.artifacts = []
+        self.cache = {}
         self._ids = itertools.count(1)
 
     def new_name(self):
-        return ARTIFACT_NAME.format(next(self._ids))
+        return self.dialect.artifact_name(next(self._ids))
 
     def query(self, expression):
         """The artifacts matching a resolver filter (the clauses the TFX compiler writes), newest
@@ -99,27 +186,17 @@ def _waves(tasks):
     return waves
 
 
-def _parameters(task):
-    """(parameterValues, parameters): the task's constants, in the field the driver sends them in
-    for their form in the spec."""
-    values, deprecated = {}, {}
-    for name, spec in task.get('inputs', {}).get('parameters', {}).items():
-        runtime = spec['runtimeValue']
-        if 'constant' in runtime:
-            values[name] = runtime['constant']
-        else:
-            deprecated[name] = runtime['constantValue']
-    return values, deprecated
-
-
 class SpecRun:
-    """One run of a compiled spec: each task's executor input and outputs."""
+    """One run of a compiled spec: each task's executor input and outputs, which tasks came from
+    the cache, and the serving directory's versions after it."""
 
-    def __init__(self, spec, pipeline_root, run_id, store, env):
-        self.spec, self.store = spec, store
+    def __init__(self, spec, pipeline_root, run_id, store, env, serving):
+        self.spec, self.store, self.dialect = spec, store, store.dialect
         self.root = os.path.join(pipeline_root, run_id)
         self.outputs = {}  # task -> {key: [runtime artifact]}
+        self.parameters = {}  # task -> {output parameter: value}
         self.inputs = {}  # task -> its executor input
+        self.cached = set()
         tasks = spec['root']['dag']['tasks']
         for wave in _waves(tasks):
             containers = []
@@ -127,12 +204,15 @@ class SpecRun:
                 component = spec['components'][tasks[name]['componentRef']['name']]
                 executor = spec['deploymentSpec']['executors'][component['executorLabel']]
                 if 'resolver' in executor:
+                    assert self.dialect.runs_resolvers, \
+                        f'{self.dialect.backend} refuses resolver task {name}'
                     self._resolve(name, tasks[name], executor['resolver'])
                 else:
                     containers.append((name, tasks[name], component, executor['container'], env))
             with concurrent.futures.ThreadPoolExecutor(max(1, len(containers))) as pool:
                 for future in [pool.submit(self._run_container, *args) for args in containers]:
                     future.result()
+        self.serving_versions = sorted(os.listdir(serving)) if os.path.isdir(serving) else []
 
     def _input_artifacts(self, task):
         artifacts = {}
@@ -140,8 +220,23 @@ class SpecRun:
             producer = source['taskOutputArtifact']
             found = self.outputs[producer['producerTask']].get(producer['outputArtifactKey'], [])
             if found:  # a resolver that found nothing leaves the (optional) input out
-                artifacts[key] = {'artifacts': copy.deepcopy(found)}
+                artifacts[key] = {'artifacts': [self.dialect.upstream(a, producer[
+                    'outputArtifactKey']) for a in found]}
         return artifacts
+
+    def _parameters(self, task):
+        """(parameterValues, parameters): the task's constants and upstream output parameters,
+        in the field the driver sends them in for their form in the spec."""
+        values, deprecated = {}, {}
+        for name, spec in task.get('inputs', {}).get('parameters', {}).items():
+            if 'taskOutputParameter' in spec:
+                source = spec['taskOutputParameter']
+                values[name] = self.parameters[source['producerTask']][source['outputParameterKey']]
+            elif 'constant' in spec['runtimeValue']:
+                values[name] = spec['runtimeValue']['constant']
+            else:
+                deprecated[name] = spec['runtimeValue']['constantValue']
+        return values, deprecated
 
     def _resolve(self, name, task, resolver):
         inputs = self._input_artifacts(task)
@@ -152,57 +247,88 @@ class SpecRun:
                 else '', query['filter'])
             self.outputs[name][key] = self.store.query(expression)[:1]
 
+    def _command(self, name, step, executor_input):
+        command = [json.dumps(executor_input) if arg == '{{$}}' else arg
+                   for arg in step['command'] + step.get('args', [])]
+        assert not any('{{' in arg for arg in command), (name, command)
+        return command
+
+    def _execute(self, name, command, env):
+        process = subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True,
+                                 text=True, timeout=900)
+        assert process.returncode == 0, \
+            f'task {name} failed:\n{(process.stdout + process.stderr)[-6000:]}'
+
     def _run_container(self, name, task, component, container, env):
-        task_root = os.path.join(self.root, name)
-        outputs = {}
-        for key, definition in component.get('outputDefinitions', {}).get('artifacts', {}).items():
-            outputs[key] = {'artifacts': [{
-                'name': self.store.new_name(), 'type': definition['artifactType'],
-                'uri': os.path.join(task_root, key), 'metadata': {}}]}
-        values, deprecated = _parameters(task)
+        task_dir = os.path.join(self.root, name)
+        definitions = component.get('outputDefinitions', {})
+        outputs = {key: {'artifacts': [{
+            'name': self.store.new_name() if self.dialect.names_outputs else '',
+            'type': definition['artifactType'], 'uri': os.path.join(task_dir, key),
+            'metadata': {}}]}
+            for key, definition in definitions.get('artifacts', {}).items()}
+        values, deprecated = self._parameters(task)
         executor_input = {
             'inputs': {'artifacts': self._input_artifacts(task),
                        **({'parameterValues': values} if values else {}),
                        **({'parameters': deprecated} if deprecated else {})},
             'outputs': {'artifacts': outputs,
-                        'outputFile': os.path.join(task_root, 'executor_output.json')}}
+                        'outputFile': self.dialect.output_file(task_dir),
+                        **({'parameters': {
+                            key: {'outputFile': self.dialect.parameter_file(task_dir, key)}
+                            for key in definitions['parameters']}}
+                           if definitions.get('parameters') else {})}}
         self.inputs[name] = executor_input
-        serialized = json.dumps(executor_input)
-        steps = [container.get('lifecycle', {}).get('preCacheCheck'), container]
-        for step in filter(None, steps):
-            command = [serialized if arg == '{{$}}' else arg
-                       for arg in step['command'] + step.get('args', [])]
-            assert not any('{{' in arg for arg in command), (name, command)
-            process = subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True,
-                                     text=True, timeout=900)
-            assert process.returncode == 0, \
-                f'task {name} failed:\n{(process.stdout + process.stderr)[-6000:]}'
+        checked = {}
+        check = container.get('lifecycle', {}).get('preCacheCheck')
+        if check and self.dialect.runs_pre_cache_check:
+            self._execute(name, self._command(name, check, executor_input), env)
+            with open(executor_input['outputs']['outputFile']) as f:
+                checked = json.load(f).get('parameterValues', {})
+        # The cache key: the inputs' artifact names and parameter values, the outputs' definitions
+        # and the container (and on Vertex AI what the pre-cache check found).
+        cache_key = json.dumps([{k: [a['name'] for a in v['artifacts']]
+                           for k, v in executor_input['inputs']['artifacts'].items()},
+                          values, deprecated, definitions, container, checked], sort_keys=True)
+        if task.get('cachingOptions', {}).get('enableCache') and cache_key in self.store.cache:
+            self.outputs[name], self.parameters[name] = self.store.cache[cache_key]
+            self.cached.add(name)
+            return
+        self._execute(name, self._command(name, container, executor_input), env)
         with open(executor_input['outputs']['outputFile']) as f:
-            written = json.load(f).get('artifacts', {})
+            written = json.load(f)
+        self.parameters[name] = {key: written['parameterValues'][key]
+                                 for key in definitions.get('parameters', {})}
         self.outputs[name] = {}
         for key, given in outputs.items():
             runtime = given['artifacts'][0]
-            for made in written.get(key, {}).get('artifacts', [])[:1]:
+            for made in written.get('artifacts', {}).get(key, {}).get('artifacts', [])[:1]:
                 assert made.get('name', runtime['name']) == runtime['name'], (name, key, made)
                 runtime['metadata'] = made.get('metadata', {})
+            runtime['name'] = runtime['name'] or self.store.new_name()
             self.outputs[name][key] = [runtime]
             self.store.artifacts.append(
                 {'title': _schema_title(runtime['type']), 'runtime': runtime})
+        self.store.cache[cache_key] = (self.outputs[name], self.parameters[name])
 
     def metadata(self, task, key):
         return self.outputs[task][key][0]['metadata']
 
 
-@pytest.fixture(scope='module')
-def executed(tmp_path_factory, small_data):
-    """(the spec, first run, second run) of the pipeline compiled on the small data and executed
-    twice into one pipeline root and metadata store."""
-    tmp = tmp_path_factory.mktemp('kfp_executed')
-    root, serving = str(tmp / 'pipeline_root'), str(tmp / 'serving_model')
+@pytest.fixture(scope='module', params=sorted(DIALECTS))
+def executed(request, tmp_path_factory, small_data):
+    """(the dialect, the spec, three runs, the serving directory): the pipeline compiled for the
+    dialect's backend on the small data and executed three times into one pipeline root and
+    metadata store: on the data, with a file of new rows added, and again with nothing new."""
+    dialect = DIALECTS[request.param]
+    tmp = tmp_path_factory.mktemp(f'kfp_executed_{dialect.backend}')
+    root, serving, data = (str(tmp / 'pipeline_root'), str(tmp / 'serving_model'),
+                           str(tmp / 'data'))
+    shutil.copytree(small_data, data)
     compiled = subprocess.run(
-        [sys.executable, 'kubeflow_runner.py', '--local', '--output', str(tmp / 'pipeline.yaml'),
-         '--image', 'local', '--pipeline-root', root, '--serving-dir', serving,
-         '--data', small_data, *SPLIT_DATA, *SMALL_TRAINING],
+        [sys.executable, 'kubeflow_runner.py', '--local', '--backend', dialect.backend,
+         '--output', str(tmp / 'pipeline.yaml'), '--image', 'local', '--pipeline-root', root,
+         '--serving-dir', serving, '--data', data, *SPLIT_DATA, *SMALL_TRAINING],
         cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
     assert compiled.returncode == 0, compiled.stderr[-3000:]
     with open(tmp / 'pipeline.yaml') as f:
@@ -210,59 +336,72 @@ def executed(tmp_path_factory, small_data):
     # The image's environment (Dockerfile): its `python`, the project as WORKDIR, legacy Keras.
     env = {**os.environ, 'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'],
            'TF_USE_LEGACY_KERAS': '1'}
-    store = MetadataStore()
-    first = SpecRun(spec, root, 'run-1', store, env)
-    second = SpecRun(spec, root, 'run-2', store, env)
-    return spec, first, second, serving
+    store = MetadataStore(dialect)
+    runs = [SpecRun(spec, root, 'run-1', store, env, serving)]
+    more = tmp / 'more'
+    ecommerce.write(str(more), rows=400, seed=13)
+    os.rename(more / ecommerce.CSV_NAME, os.path.join(data, 'train', 'more.csv'))
+    runs.append(SpecRun(spec, root, 'run-2', store, env, serving))
+    runs.append(SpecRun(spec, root, 'run-3', store, env, serving))
+    return dialect, spec, runs, serving
+
+
+def _executor(spec, name):
+    return spec['deploymentSpec']['executors'][
+        spec['components'][spec['root']['dag']['tasks'][name]['componentRef']['name']][
+            'executorLabel']]
 
 
 def _container_tasks(spec):
-    tasks = spec['root']['dag']['tasks']
-    return [name for name, task in tasks.items()
-            if 'container' in spec['deploymentSpec']['executors'][
-                spec['components'][task['componentRef']['name']]['executorLabel']]]
+    return [name for name in spec['root']['dag']['tasks'] if 'container' in _executor(spec, name)]
 
 
 def test_the_spec_sends_parameters_as_kfp_2_and_vertex_do(executed):
-    spec, first, _, _ = executed
+    _, spec, (first, *_), _ = executed
     assert spec['schemaVersion'] == '2.1.0'
     for name in _container_tasks(spec):
-        args = spec['deploymentSpec']['executors'][spec['components'][
-            spec['root']['dag']['tasks'][name]['componentRef']['name']]['executorLabel']][
-                'container']['args']
         # Without it, TFX's entrypoint reads the deprecated inputs.parameters, which neither sends.
-        assert '--json_serialized_inputs_spec_args' in args, name
+        assert '--json_serialized_inputs_spec_args' in _executor(spec, name)['container']['args']
         assert 'parameters' not in first.inputs[name]['inputs'], name
 
 
-def test_every_task_of_both_runs_wrote_its_artifacts_and_their_metadata(executed):
-    """Each output artifact of each container task holds files under its URI, and one with
-    splits (as its metadata names them, which the next task reads) a directory per split."""
-    spec, first, second, _ = executed
-    # The first run's drift check has no baseline yet: TFX's validator writes no anomalies then.
-    for run, without_files in ((first, [('DriftValidator', 'anomalies')]), (second, [])):
+def test_every_task_of_every_run_wrote_its_artifacts_and_their_metadata(executed):
+    """Each output artifact of each container task that ran holds files under its URI, and one
+    with splits (as its metadata names them, which the next task reads) a directory per split;
+    but for what has nothing to hold: the first run's drift check (no baseline yet: TFX's
+    validator writes no anomalies then) and baselines from an empty serving directory, and a
+    push that did not push."""
+    dialect, spec, runs, _ = executed
+    for number, run in enumerate(runs, 1):
         assert set(run.outputs) == set(spec['root']['dag']['tasks'])
-        empty = []
-        for name in _container_tasks(spec):
+        without_files = set()
+        if number == 1:
+            without_files.add(('DriftValidator', 'anomalies'))
+            if not dialect.runs_resolvers:
+                without_files |= {(SERVING_BASELINE_ID, 'model'), (SERVING_BASELINE_ID, 'statistics')}
+        if run.metadata('Pusher', 'pushed_model')['pushed'] == 0:
+            without_files.add(('Pusher', 'pushed_model'))
+        empty = set()
+        for name in set(_container_tasks(spec)) - run.cached:
             for key, (artifact,) in run.outputs[name].items():
                 if not any(files for _, _, files in os.walk(artifact['uri'])):
-                    empty.append((name, key))
+                    empty.add((name, key))
                 splits = artifact['metadata'].get('split_names')
                 if splits and (name, key) not in without_files:
                     # Split-<split>, or SplitPair-<split>_<baseline split> of a drift check.
                     assert sorted(json.loads(splits)) == sorted(
                         entry.split('-', 1)[1] for entry in os.listdir(artifact['uri'])
                         if entry.startswith(('Split-', 'SplitPair-'))), (name, key)
-        assert empty == without_files
+        assert empty == {(name, key) for name, key in without_files if name not in run.cached}
 
 
 def test_first_run_blesses_and_pushes_a_model_that_scores_raw_rows(executed):
-    _, first, _, serving = executed
+    _, _, (first, *_), serving = executed
     for task in PipelineConfig().task_names:
         assert first.metadata(evaluator_id(task), 'blessing')['blessed'] == 1.0, task
     blessing = first.metadata(GATE_ID, 'blessing')
     assert blessing['blessed'] == 1.0 and blessing[ALL_TASKS_BLESSED] == 1.0
-    # The model's artifact name, which the baseline query's second step matches on.
+    # The model's artifact name, which Vertex AI's baseline query's second step matches on.
     assert blessing['current_model_id'] == first.outputs['Trainer']['model'][0]['name']
     with open(os.path.join(first.outputs[GATE_ID]['blessing'][0]['uri'], VERDICT_FILE)) as f:
         assert json.load(f)['blessed'] is True
@@ -279,30 +418,73 @@ def test_first_run_blesses_and_pushes_a_model_that_scores_raw_rows(executed):
     assert all(values.shape == (2, 1) for values in scores.values())
 
 
-def test_first_run_resolves_no_baseline_and_no_previous_statistics(executed):
-    _, first, _, _ = executed
-    assert first.outputs['previous_statistics_resolver']['statistics'] == []
+def test_first_run_judges_without_a_baseline_model_or_statistics(executed):
+    dialect, _, (first, *_), _ = executed
     for task in PipelineConfig().task_names:
-        assert 'baseline_model' not in first.inputs[evaluator_id(task)]['inputs']['artifacts']
+        assert 'baseline_model' not in first.metadata(evaluator_id(task), 'blessing'), task
+    if dialect.runs_resolvers:
+        assert first.outputs['previous_statistics_resolver']['statistics'] == []
+        for task in PipelineConfig().task_names:
+            assert 'baseline_model' not in first.inputs[evaluator_id(task)]['inputs']['artifacts']
 
 
-def test_second_run_takes_the_first_model_the_gate_blessed_as_baseline(executed):
-    _, first, second, _ = executed
+def _files(directory):
+    return sorted((os.path.relpath(os.path.join(path, name), directory), os.path.getsize(
+        os.path.join(path, name))) for path, _, names in os.walk(directory) for name in names)
+
+
+def test_second_run_judges_a_new_model_against_the_first_and_its_data(executed):
+    dialect, _, (first, second, _), _ = executed
     first_model = first.outputs['Trainer']['model'][0]
+    assert second.outputs['Trainer']['model'][0]['uri'] != first_model['uri']
+    checked = first.outputs['AnomalyCheck']['checked_statistics'][0]['uri']
+    if dialect.runs_resolvers:
+        for task in PipelineConfig().task_names:
+            baseline = second.inputs[evaluator_id(task)]['inputs']['artifacts']['baseline_model']
+            assert [a['uri'] for a in baseline['artifacts']] == [first_model['uri']], task
+            # Its evaluation compared the candidate with that baseline.
+            assert second.metadata(evaluator_id(task), 'blessing').get('baseline_model') \
+                == first_model['uri'], task
+        previous = second.outputs['previous_statistics_resolver']['statistics']
+        assert [a['uri'] for a in previous] == [checked]
+        return
+    # From the serving directory: the version the first run pushed, and the statistics beside it.
+    model, statistics = (second.outputs[SERVING_BASELINE_ID][key][0]
+                         for key in ('model', 'statistics'))
+    assert model['metadata'][SERVING_VERSION_KEY] == first.metadata(
+        'Pusher', 'pushed_model')['pushed_destination']
     for task in PipelineConfig().task_names:
-        baseline = second.inputs[evaluator_id(task)]['inputs']['artifacts']['baseline_model']
-        assert [a['uri'] for a in baseline['artifacts']] == [first_model['uri']], task
-        # Its evaluation compared the candidate with that baseline.
         assert second.metadata(evaluator_id(task), 'blessing').get('baseline_model') \
-            == first_model['uri'], task
-    previous = second.outputs['previous_statistics_resolver']['statistics']
-    assert [a['uri'] for a in previous] == [
-        first.outputs['AnomalyCheck']['checked_statistics'][0]['uri']]
+            == model['uri'], task
+    assert _files(statistics['uri']) == _files(checked)
+    assert second.inputs['DriftValidator']['inputs']['artifacts']['baseline_statistics'][
+        'artifacts'][0]['uri'] == statistics['uri']
+
+
+def test_a_run_with_nothing_new_trains_nothing_and_pushes_nothing(executed):
+    dialect, spec, (_, second, third), _ = executed
+    assert {'CsvExampleGen', 'Transform', 'Trainer'} <= third.cached
+    assert third.outputs['Trainer'] == second.outputs['Trainer']
+    assert third.serving_versions == second.serving_versions
+    if 'Pusher' not in third.cached:
+        assert third.metadata('Pusher', 'pushed_model')['pushed'] == 0.0
+    # A check that a backend never caches runs every time.
+    never_cached = {name for name, task in spec['root']['dag']['tasks'].items()
+                    if not task.get('cachingOptions', {}).get('enableCache')
+                    and 'container' in _executor(spec, name)}
+    assert not never_cached & third.cached
+    if dialect.backend == 'kfp':
+        assert never_cached == {'CsvExampleGen-pre-cache-check',
+                                f'{SERVING_BASELINE_ID}-pre-cache-check'}
 
 
 def test_the_baseline_query_skips_blessings_of_single_evaluators(executed):
     """Evaluator blessings carry `blessed=1` too; only the gate's also carry all_tasks_blessed."""
-    spec, first, _, _ = executed
+    dialect, spec, (first, *_), _ = executed
+    if not dialect.runs_resolvers:
+        assert not [name for name in spec['root']['dag']['tasks']
+                    if 'resolver' in _executor(spec, name)]
+        return
     query = next(q['filter'] for e in spec['deploymentSpec']['executors'].values()
                  if 'resolver' in e for q in e['resolver']['outputArtifactQueries'].values()
                  if 'tfx.ModelBlessing' in q['filter'])

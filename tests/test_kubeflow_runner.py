@@ -16,6 +16,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 import kubeflow_runner
 from components.blessing_gate import ALL_TASKS_BLESSED, evaluation_key
 from components.blessing_gate import COMPONENT_ID as GATE_ID
+from pipeline import kfp_entrypoint
 from pipeline.config import PROJECT_DIR, PipelineConfig
 from pipeline.evaluation import evaluator_id
 
@@ -75,12 +76,13 @@ def test_every_component_runs_in_the_image(compiled):
 
 
 def test_dag_edges_equal_the_local_pipeline(compiled):
-    from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    from pipeline.pipeline import Baselines, create_pipeline
     _, spec = compiled
     # As kubeflow_runner builds it: TFX's own resolver strategies, no History (KFP v2 resolves at
     # most one artifact).
-    local = create_pipeline(PipelineConfig(), '/root', '/serving', kfp_v2_resolvers=True,
-                            history_runs=0)
+    local = create_pipeline(PipelineConfig(), '/root', '/serving',
+                            baselines=Baselines.METADATA_QUERIES, history_runs=0)
     local_edges = {(upstream.id, component.id) for component in local.components
                    for upstream in component.upstream_nodes}
     compiled_edges = {(_resolver_node(upstream), _resolver_node(name))
@@ -208,6 +210,55 @@ def test_json_output_is_a_vertex_pipeline_job(tmp_path):
     assert job['runtimeConfig']['gcsOutputDirectory'] == PIPELINE_ROOT
     assert job['pipelineSpec']['pipelineInfo']['name'] == PipelineConfig().pipeline_name
     assert job['displayName'] == PipelineConfig().pipeline_name
+
+
+def test_open_source_kfp_gets_a_spec_without_resolvers_through_our_entrypoint(tmp_path):
+    """--backend kfp: no resolver task (open-source Kubeflow Pipelines refuses them); each task
+    runs pipeline/kfp_entrypoint.py with its input artifacts' types in its inputs spec; the
+    ExampleGen's and the ServingBaseline's checks run as tasks that are never cached, and their
+    findings are the parameters of the task they check."""
+    output = tmp_path / 'pipeline.yaml'
+    kubeflow_runner.main(['--backend', 'kfp', '--output', str(output), '--image', IMAGE,
+                          '--pipeline-root', PIPELINE_ROOT, '--data', DATA])
+    spec = json_format.ParseDict(yaml.safe_load(output.read_text()),
+                                 pipeline_spec_pb2.PipelineSpec())
+    tasks = spec.root.dag.tasks
+    assert not [name for name in tasks if 'container' not in _executor(spec, name)]
+    checks = {}
+    for name, task in tasks.items():
+        container = _executor(spec, name)['container']
+        assert container['command'] == ['python', '-m', kfp_entrypoint.__name__], name
+        assert 'lifecycle' not in container, name
+        args = container['args']
+        inputs_spec = json.loads(args[args.index(kfp_entrypoint.INPUTS_SPEC_FLAG) + 1])
+        declared = json_format.MessageToDict(
+            spec.components[task.component_ref.name].input_definitions).get('artifacts', {})
+        assert inputs_spec.get('artifacts', {}) == declared, name
+        if kfp_entrypoint.PRE_CACHE_CHECK_FLAG in args:
+            assert not task.caching_options.enable_cache, name
+            checks[name] = args[args.index(kfp_entrypoint.EXECUTOR_FLAG) + 1]
+        else:
+            assert task.caching_options.enable_cache, name
+    assert sorted(checks) == ['CsvExampleGen-pre-cache-check', 'ServingBaseline-pre-cache-check']
+    for name, executor_path in checks.items():
+        checked = tasks[name.removesuffix('-pre-cache-check')]
+        for key in kfp_entrypoint.pre_cache_check(executor_path).outputs:
+            source = checked.inputs.parameters[key].task_output_parameter
+            assert (source.producer_task, source.output_parameter_key) == (name, key)
+    for consumer, key in [(evaluator_id(task), 'baseline_model')
+                          for task in PipelineConfig().task_names] + [
+                              ('DriftValidator', 'baseline_statistics')]:
+        assert tasks[consumer].inputs.artifacts[key].task_output_artifact.producer_task \
+            == 'ServingBaseline', consumer
+    assert tasks['Pusher'].inputs.artifacts['statistics'].task_output_artifact.producer_task \
+        == 'AnomalyCheck'
+
+
+def test_a_spec_with_a_resolver_is_refused_for_open_source_kfp(compiled):
+    _, spec = compiled
+    with pytest.raises(RuntimeError, match='resolver tasks, which open-source Kubeflow '
+                                           'Pipelines refuses'):
+        kubeflow_runner.for_open_source_kfp(json_format.MessageToDict(spec))
 
 
 def test_a_local_data_path_is_refused(tmp_path):
