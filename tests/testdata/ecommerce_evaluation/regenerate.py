@@ -9,7 +9,6 @@ tests of the dashboard (tests/test_dashboard.py); rerun when what the Evaluators
     .venv/bin/python tests/testdata/ecommerce_evaluation/regenerate.py
 """
 
-import csv
 import json
 import os
 import shutil
@@ -18,23 +17,24 @@ import tempfile
 
 import tensorflow as tf
 import tensorflow_transform as tft
-from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_model_analysis.proto import metrics_for_slice_pb2
-from tfx.types import artifact_utils, standard_artifacts
+from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs as keys
-from tfx.utils import io_utils, path_utils, proto_utils
+from tfx.utils import path_utils, proto_utils
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(HERE))))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from bundled_examples import bundled_examples  # noqa: E402
 
 from components import evaluator, grouped_evaluation  # noqa: E402
 from local_runner import LOCAL_BEAM_ARGS  # noqa: E402
-from pipeline.config import PROJECT_DIR, PipelineConfig  # noqa: E402
+from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.evaluation import eval_config  # noqa: E402
 from trainer_module.build import build_model  # noqa: E402
 from trainer_module.export import export_serving_model  # noqa: E402
 from trainer_module.feature_column import feature_columns_from_transform  # noqa: E402
-from trainer_module.serving import row_to_example  # noqa: E402
 
 ROWS = 300
 TASK = 'ctr'
@@ -74,22 +74,8 @@ def _keep_overall_plots(evaluation_dir: str):
 def main():
     config = PipelineConfig()
     task = next(task for task in config.tasks if task.name == TASK)
-    schema = io_utils.parse_pbtxt_file(config.schema, schema_pb2.Schema())
-    types = {feature.name: feature.type for feature in schema.feature}
-    with open(os.path.join(PROJECT_DIR, 'data', 'ecommerce', 'ecommerce.csv')) as f:
-        rows = [{name: float(value) if types[name] == schema_pb2.FLOAT else value
-                 for name, value in row.items()} for row in list(csv.DictReader(f))[:ROWS]]
     with tempfile.TemporaryDirectory() as scratch:
-        examples = standard_artifacts.Examples()
-        examples.uri = os.path.join(scratch, 'examples')
-        examples.split_names = artifact_utils.encode_split_names(['eval'])
-        os.makedirs(os.path.join(examples.uri, 'Split-eval'))
-        with tf.io.TFRecordWriter(os.path.join(examples.uri, 'Split-eval', 'data.gz'),
-                                  options='GZIP') as writer:
-            for row in rows:
-                writer.write(row_to_example(row, types))
-        schema_artifact = standard_artifacts.Schema()
-        schema_artifact.uri = os.path.dirname(config.schema)
+        examples, schema_artifact = bundled_examples(scratch, 'eval', ROWS)
         evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
         evaluation.uri, blessing.uri = (os.path.join(scratch, 'evaluation'),
                                         os.path.join(scratch, 'blessing'))

@@ -6,28 +6,27 @@ the export and serving (tests/test_serving.py); rerun when preprocessing's outpu
     .venv/bin/python tests/testdata/ecommerce_transform/regenerate.py
 """
 
-import csv
 import json
 import os
 import shutil
 import sys
 import tempfile
 
-import tensorflow as tf
-from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.proto import transform_pb2
-from tfx.types import artifact_utils, standard_artifacts
+from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs as keys
-from tfx.utils import io_utils, proto_utils
+from tfx.utils import proto_utils
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(HERE))))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from bundled_examples import bundled_examples  # noqa: E402
 
 from components import transform  # noqa: E402
 from local_runner import LOCAL_BEAM_ARGS  # noqa: E402
-from pipeline.config import PROJECT_DIR, PipelineConfig  # noqa: E402
+from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.pipeline import PREPROCESSING_FN  # noqa: E402
-from trainer_module.serving import row_to_example  # noqa: E402
 
 ROWS = 50
 OUTPUT = os.path.join(HERE, 'transform_graph')
@@ -35,22 +34,8 @@ OUTPUT = os.path.join(HERE, 'transform_graph')
 
 def main():
     config = PipelineConfig()
-    schema = io_utils.parse_pbtxt_file(config.schema, schema_pb2.Schema())
-    types = {feature.name: feature.type for feature in schema.feature}
-    with open(os.path.join(PROJECT_DIR, 'data', 'ecommerce', 'ecommerce.csv')) as f:
-        rows = [{name: float(value) if types[name] == schema_pb2.FLOAT else value
-                 for name, value in row.items()} for row in list(csv.DictReader(f))[:ROWS]]
     with tempfile.TemporaryDirectory() as scratch:
-        examples = standard_artifacts.Examples()
-        examples.uri = os.path.join(scratch, 'examples')
-        examples.split_names = artifact_utils.encode_split_names(['train'])
-        os.makedirs(os.path.join(examples.uri, 'Split-train'))
-        with tf.io.TFRecordWriter(os.path.join(examples.uri, 'Split-train', 'data.gz'),
-                                  options='GZIP') as writer:
-            for row in rows:
-                writer.write(row_to_example(row, types))
-        schema_artifact = standard_artifacts.Schema()
-        schema_artifact.uri = os.path.dirname(config.schema)
+        examples, schema_artifact = bundled_examples(scratch, 'train', ROWS)
         graph, transformed = standard_artifacts.TransformGraph(), standard_artifacts.Examples()
         graph.uri, transformed.uri = (os.path.join(scratch, 'graph'),
                                       os.path.join(scratch, 'transformed'))
