@@ -238,6 +238,7 @@ def test_a_bad_row_stops_the_run_before_statistics_with_one_message(tmp_path):
     assert 'StatisticsGen' not in run.stdout
 
 
+@pytest.mark.slow
 def test_a_row_serializes_to_the_same_bytes_in_every_process(tmp_path):
     """The train/eval split hashes these bytes: another process (another run, a Beam worker)
     must not put the same row into another split."""

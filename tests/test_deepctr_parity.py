@@ -181,6 +181,7 @@ def fit_loss(module, fc, seed):
     return history.history['loss'][-1], evaluated[0]
 
 
+@pytest.mark.slow
 def test_fit_ends_within_noise_of_deepctr():
     """Both from their own initial weights, as users run them: the difference between DeepCTR and
     us is no larger than what another seed makes."""

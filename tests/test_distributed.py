@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from pipeline.config import PROJECT_DIR
 
@@ -25,6 +26,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_train_in_step_and_agree_on_the_weights(tmp_path):
     train_file = str(tmp_path / 'train.tfrecord.gz')
     multi_worker_train.write_examples(train_file)

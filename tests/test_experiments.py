@@ -42,6 +42,7 @@ def test_task_weights_have_the_asked_cosine():
     assert np.linalg.norm(tasks.w2) == pytest.approx(2.0)
 
 
+@pytest.mark.slow
 def test_sweep_writes_its_tables_and_figure(tmp_path, capsys):
     correlation_sweep.main(['--correlations', '0.5,1.0', '--repeats', '1', '--steps', '40',
                             '--eval-every', '20', '--rows', '400', '--out', str(tmp_path)])

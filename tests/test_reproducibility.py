@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from pipeline.config import PROJECT_DIR
 
@@ -55,6 +56,7 @@ def _train_each(tmp_path, runs):
     return results
 
 
+@pytest.mark.slow
 def test_same_data_in_another_order_and_seed_train_the_same_weights(tmp_path):
     multi_worker_train.write_examples(str(tmp_path / 'a.tfrecord.gz'))
     multi_worker_train.write_examples(str(tmp_path / 'b.tfrecord.gz'), reverse=True)
