@@ -224,10 +224,13 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     pusher = atomic_pusher.Pusher(
         model=trainer.outputs['model'],
         model_blessing=gate.outputs['blessing'],
-        # Its eval rows become the request example beside the pushed model, and the checked
-        # statistics of the data it was trained on go beside it too (the drift baseline there).
+        # Its eval rows become the request example beside the pushed model. Where the serving
+        # directory holds the baselines, the checked statistics of the data it was trained on go
+        # beside it too (elsewhere they would make a run with nothing new push again: the drift
+        # check, and so the statistics, run again whenever the resolved baseline moves on).
         examples=example_gen.outputs['examples'],
-        statistics=anomaly_check.outputs[CHECKED_STATISTICS_KEY],
+        statistics=(anomaly_check.outputs[CHECKED_STATISTICS_KEY] if serving_baseline is not None
+                    else None),
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
 

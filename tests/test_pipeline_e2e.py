@@ -177,9 +177,11 @@ def test_transform_features_signature_maps_unseen_values_to_oov(first_run, small
             example.features.feature[label].int64_list.value.append(0)
     transformed = model.signatures['transform_features'](
         examples=tf.constant([e.SerializeToString() for e in parsed]))
-    user_ids = transformed['user_id'].numpy()
-    assert np.all(user_ids >= 0)
-    assert len(set(user_ids.tolist())) == 1  # both unseen users share the OOV id
+    # Ids 0 .. size-1 are the vocabulary's; with one OOV bucket, the OOV id is the next one.
+    assert CONFIG.num_oov_buckets == 1
+    vocabulary_size = tft.TFTransformOutput(first_run.summary['nodes']['Transform']['outputs'][
+        'transform_graph'][0]['uri']).vocabulary_size_by_name('user_id')
+    assert transformed['user_id'].numpy().tolist() == [vocabulary_size] * 2
 
 
 def test_gate_report_beside_the_model_and_gate_signature(first_run, small_csv):
