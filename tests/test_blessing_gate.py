@@ -4,6 +4,7 @@ import json
 import os
 import tempfile
 
+import pytest
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_model_analysis.proto import validation_result_pb2
@@ -65,6 +66,19 @@ def test_one_refused_task_refuses_the_model_and_names_metric_value_and_bound():
     assert not blessed and verdicts['ctcvr']['blessed']
     assert describe(verdicts['ctr']) == (
         'refused: auc = 0.6123 on Overall (bound {"valueThreshold": {"lowerBound": 0.99}})')
+
+
+@pytest.mark.parametrize('refusal', ['missing_thresholds: true',
+                                     'missing_slices { feature_keys: "device" }'])
+def test_tfmas_refusal_without_a_failing_metric_refuses(refusal):
+    """TFMA refuses, with no metric failing, when a threshold's metric was not computed or a slice
+    of the config is missing from the data: the verdict is TFMA's, not "no failures"."""
+    verdict = _evaluator_verdict(text_format.Parse(
+        f'validation_ok: false {refusal}', validation_result_pb2.ValidationResult()))
+    assert verdict['blessed'] is False and verdict['failures'] == []
+    blessed, verdicts = decide(['ctr', 'ctcvr'], {'ctr': verdict, 'ctcvr': BLESSED},
+                               {'ctr': METRICS, 'ctcvr': METRICS})
+    assert not blessed and not verdicts['ctr']['blessed']
 
 
 def test_refuses_when_a_task_has_no_evaluation():
