@@ -12,7 +12,7 @@ input, which kubeflow_runner.py adds to the inputs spec the task passes. The pro
 TFX's entrypoint (exec), with the repaired input in place of the one given.
 
 With `--pre_cache_check`, the entrypoint instead runs a component's check before the cache
-(PRE_CACHE_CHECKS) and writes what it finds as the task's output parameters. Vertex AI runs such a
+(`pre_cache_check()`) and writes what it finds as the task's output parameters. Vertex AI runs such a
 check (TFX's `lifecycle.preCacheCheck` of the ExampleGen) and makes its result part of the cache
 key; the open-source backend never runs it, and would reuse the ExampleGen's output forever once
 cached. kubeflow_runner.py compiles each check as a task of its own, never cached, whose outputs
