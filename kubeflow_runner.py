@@ -120,7 +120,7 @@ def require_gate_blessing(pipeline_job: Dict) -> int:
 
 
 def _inputs_spec(args: List[str]) -> Dict:
-    return json.loads(args[args.index(kfp_entrypoint.INPUTS_SPEC_FLAG) + 1])
+    return json.loads(kfp_entrypoint.flag_value(args, kfp_entrypoint.INPUTS_SPEC_FLAG) or '{}')
 
 
 def _set_inputs_spec(args: List[str], inputs_spec: Dict):
@@ -184,7 +184,7 @@ def for_open_source_kfp(spec: Dict) -> Dict:
             inputs_spec['artifacts'] = copy.deepcopy(artifacts)
         _set_inputs_spec(container['args'], inputs_spec)
         check = kfp_entrypoint.pre_cache_check(
-            container['args'][container['args'].index(kfp_entrypoint.EXECUTOR_FLAG) + 1])
+            kfp_entrypoint.flag_value(container['args'], kfp_entrypoint.EXECUTOR_FLAG) or '')
         if check is not None:
             _add_pre_cache_check(spec, name, check)
     return spec

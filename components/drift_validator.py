@@ -62,11 +62,12 @@ class Executor(executor.Executor):
         # TFX's executor reads the baseline as ExampleStatistics, with their split names.
         baselines: List[types.Artifact] = []
         for checked in input_dict.get(keys.BASELINE_STATISTICS_KEY, []):
-            if not (fileio.exists(checked.uri) and checked_split_names(checked)):
+            splits = checked_split_names(checked) if fileio.exists(checked.uri) else []
+            if not splits:
                 continue
             baseline = standard_artifacts.ExampleStatistics()
             baseline.uri = checked.uri
-            baseline.split_names = artifact_utils.encode_split_names(checked_split_names(checked))
+            baseline.split_names = artifact_utils.encode_split_names(splits)
             baselines.append(baseline)
         return super().Do({**input_dict, keys.BASELINE_STATISTICS_KEY: baselines}, output_dict,
                           exec_properties)

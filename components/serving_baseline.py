@@ -15,6 +15,7 @@ this task (and everything after it) is reused exactly while the same version ser
 """
 
 import os
+import re
 
 from tfx import types
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
@@ -60,9 +61,10 @@ class Executor(base_executor.BaseExecutor):
         if not version:
             return
         source = os.path.join(serving_dir, version)
-        io_utils.copy_dir(source, path_utils.serving_model_path(model.uri))
-        model.set_string_custom_property(SERVING_VERSION_KEY, source)
         trained_on = os.path.join(source, TRAINING_STATISTICS_DIR)
+        io_utils.copy_dir(source, path_utils.serving_model_path(model.uri),
+                          deny_regex_patterns=[re.escape(trained_on)])
+        model.set_string_custom_property(SERVING_VERSION_KEY, source)
         if fileio.exists(trained_on):
             io_utils.copy_dir(trained_on, statistics.uri)
 

@@ -23,6 +23,7 @@ same thing.
 import argparse
 import copy
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -105,6 +106,12 @@ def _serving_version(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
         exec_properties[serving_baseline.SERVING_DIR_KEY])}
 
 
+def executor_path(executor: type) -> str:
+    """An executor class's path as the compiled spec names it (`--executor_class_path`)."""
+    return f'{executor.__module__}.{executor.__qualname__}'
+
+
+@functools.lru_cache(maxsize=None)
 def _pre_cache_checks() -> Dict[str, PreCacheCheck]:
     """{executor class path: its check}."""
     # pylint: disable=import-outside-toplevel
@@ -113,15 +120,12 @@ def _pre_cache_checks() -> Dict[str, PreCacheCheck]:
 
     from components import csv_example_gen, serving_baseline
 
-    def path(executor) -> str:
-        return f'{executor.__module__}.{executor.__qualname__}'
-
     return {
-        path(csv_example_gen.Executor): PreCacheCheck(
+        executor_path(csv_example_gen.Executor): PreCacheCheck(
             {example_gen_utils.SPAN_PROPERTY_NAME: 'NUMBER_INTEGER',
              example_gen_utils.FINGERPRINT_PROPERTY_NAME: 'STRING',
              keys.INPUT_CONFIG_KEY: 'STRING'}, _example_gen_inputs),
-        path(serving_baseline.Executor): PreCacheCheck(
+        executor_path(serving_baseline.Executor): PreCacheCheck(
             {serving_baseline.SERVING_VERSION_KEY: 'STRING'}, _serving_version),
     }
 
@@ -131,7 +135,8 @@ def pre_cache_check(executor_path: str) -> Optional[PreCacheCheck]:
     return _pre_cache_checks().get(executor_path)
 
 
-def _flag(argv: List[str], flag: str) -> Optional[str]:
+def flag_value(argv: List[str], flag: str) -> Optional[str]:
+    """The value after `flag` in `argv` (a task's command line), or None."""
     return argv[argv.index(flag) + 1] if flag in argv else None
 
 
@@ -170,12 +175,12 @@ def main(argv: List[str]):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument(PRE_CACHE_CHECK_FLAG, action='store_true')
     args, tfx_argv = parser.parse_known_args(argv)
-    invocation, spec = _flag(tfx_argv, INVOCATION_FLAG), _flag(tfx_argv, INPUTS_SPEC_FLAG)
+    invocation, spec = flag_value(tfx_argv, INVOCATION_FLAG), flag_value(tfx_argv, INPUTS_SPEC_FLAG)
     if invocation is None:
         parser.error(f'{INVOCATION_FLAG} is required')
     executor_input, inputs_spec = json.loads(invocation), json.loads(spec or '{}')
     if args.pre_cache_check:
-        run_pre_cache_check(_flag(tfx_argv, EXECUTOR_FLAG) or '', executor_input, inputs_spec)
+        run_pre_cache_check(flag_value(tfx_argv, EXECUTOR_FLAG) or '', executor_input, inputs_spec)
         return
     tfx_argv[tfx_argv.index(INVOCATION_FLAG) + 1] = json.dumps(
         repair_executor_input(executor_input, inputs_spec))

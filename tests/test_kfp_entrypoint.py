@@ -78,7 +78,7 @@ def _example_gen_check(tmp_path, data, pattern):
     """(ours, TFX's driver's) findings on the same invocation, as {parameter: value}."""
     executor_input, inputs_spec, output_file = _example_gen_invocation(tmp_path, data, pattern)
     kfp_entrypoint.run_pre_cache_check(
-        f'{csv_example_gen.Executor.__module__}.{csv_example_gen.Executor.__qualname__}',
+        kfp_entrypoint.executor_path(csv_example_gen.Executor),
         executor_input, inputs_spec)
     ours = json.loads(output_file.read_text())['parameterValues']
     tfx_example_gen_driver.main(argparse.Namespace(
@@ -96,7 +96,7 @@ def test_the_example_gen_check_finds_what_tfx_s_driver_finds_and_sees_a_new_file
     ours, theirs = _example_gen_check(tmp_path, data, 'span-{SPAN}/*.csv')
     assert ours == {key: theirs[key] for key in ours}
     assert set(ours) == set(kfp_entrypoint.pre_cache_check(
-        f'{csv_example_gen.Executor.__module__}.{csv_example_gen.Executor.__qualname__}').outputs)
+        kfp_entrypoint.executor_path(csv_example_gen.Executor)).outputs)
     assert ours['span'] == 2
     assert json.loads(ours['input_config'])['splits'][0]['pattern'] == 'span-2/*.csv'
     (data / 'span-2' / 'more.csv').write_text('a,b\n3,4\n')
@@ -106,7 +106,7 @@ def test_the_example_gen_check_finds_what_tfx_s_driver_finds_and_sees_a_new_file
 
 
 def test_the_serving_check_names_the_newest_version(tmp_path):
-    path = f'{serving_baseline.Executor.__module__}.{serving_baseline.Executor.__qualname__}'
+    path = kfp_entrypoint.executor_path(serving_baseline.Executor)
     serving = tmp_path / 'serving'
 
     def check():

@@ -57,9 +57,7 @@ def _stored_in_ml_metadata(value):
     """A metadata value as the open-source launcher stores it in ML Metadata and the driver reads
     it back (backend/src/v2/metadata/converter.go, StructValueToMLMDValue and toRuntimeArtifact):
     numbers as doubles, booleans as 1 and 0, lists and structs wrapped, never unwrapped."""
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
+    if isinstance(value, (bool, int, float)):
         return float(value)
     if isinstance(value, list):
         return {'list': value}
