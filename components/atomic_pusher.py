@@ -47,7 +47,7 @@ from tfx.types.component_spec import ChannelParameter
 from tfx.utils import io_utils, proto_utils
 
 from components.anomaly_check import CheckedStatistics
-from trainer_module.serving import example_to_instance
+from trainer_module.serving import example_to_instance, list_separators
 from trainer_module.settings import RAW_SIGNATURE
 
 STAGING_PREFIX = '.incomplete-'
@@ -127,7 +127,9 @@ def request_example(saved_model_dir: str, examples_uri: str) -> dict:
     dtypes = raw_signature_dtypes(saved_model_dir)
     files = sorted(fileio.glob(os.path.join(examples_uri, '*')))
     records = tf.data.TFRecordDataset(files, compression_type='GZIP').take(REQUEST_ROWS)
-    instances = [example_to_instance(tf.train.Example.FromString(record.numpy()), dtypes)
+    separators = list_separators(saved_model_dir)
+    instances = [example_to_instance(tf.train.Example.FromString(record.numpy()), dtypes,
+                                     separators)
                  for record in records]
     return {'signature_name': RAW_SIGNATURE, 'instances': instances}
 

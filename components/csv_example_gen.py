@@ -70,13 +70,15 @@ class CsvRowsError(ValueError):
 
 
 def custom_config(schema_file: str, bad_rows: str,
-                  split_off_train: Optional[Dict[str, int]] = None
-                  ) -> example_gen_pb2.CustomConfig:
+                  split_off_train: Optional[Dict[str, int]] = None,
+                  separators: Optional[Dict[str, str]] = None) -> example_gen_pb2.CustomConfig:
     """The executor's settings, as FileBasedExampleGen carries them. `split_off_train`: {split:
     hash buckets}, train first, when the train files are to be split (e.g. into train and
-    validation)."""
+    validation). `separators`: {column: separator} of the list columns, whose cells hold several
+    values."""
     settings = struct_pb2.Struct()
     settings.update({'schema_file': schema_file, 'bad_rows': bad_rows,
+                     'separators': dict(separators or {}),
                      'split_off_train': [[name, buckets]
                                          for name, buckets in (split_off_train or {}).items()]})
     config = example_gen_pb2.CustomConfig()
@@ -125,11 +127,13 @@ def _as_read(line: bytes) -> str:
         '\0', '\\x00')
 
 
-def read_csv(stream: BinaryIO, path: str, types: Dict[str, str]
+def read_csv(stream: BinaryIO, path: str, types: Dict[str, str],
+             separators: Optional[Dict[str, str]] = None
              ) -> Iterator[Union[List[bytes], BadRow]]:
     """The rows of one CSV file (`stream`, binary; `path`, its name in messages), in order: batches
     (lists) of serialized tf.Examples of the good ones, typed by `types` ({column: 'INT' | 'FLOAT'
-    | 'BYTES'}, as column_types gives), and a BadRow for each bad one, each batch's bad rows after
+    | 'BYTES'}, as column_types gives), a column of `separators` ({column: separator}) holding its
+    values with the separator between them, and a BadRow for each bad one, each batch's bad rows after
     it in line order. The rows of both are the file's data rows (the module docstring says which
     lines those are). CsvRowsError if the header cannot be read or repeats a name."""
     lines = itertools.chain.from_iterable(csv_lines.physical_lines(stream))
@@ -149,7 +153,7 @@ def read_csv(stream: BinaryIO, path: str, types: Dict[str, str]
     if repeated:
         raise CsvRowsError(f'{path}:{number}: the header repeats {repeated}; '
                            'no row of the file can be read')
-    encoder = _RowEncoder(header, types)
+    encoder = _RowEncoder(header, types, separators or {})
     rows, numbers, bad = [], [], []  # the rows not yet encoded, their lines; the bad lines
     for line in lines:
         number += 1
@@ -183,13 +187,14 @@ class _ParseCsvFile(beam.DoFn):
     """A CSV file -> batches (lists) of serialized tf.Examples (read_csv); bad rows go to the
     'bad' output as lines of BadRows/."""
 
-    def __init__(self, types: Dict[str, str]):
+    def __init__(self, types: Dict[str, str], separators: Dict[str, str]):
         self._types = types
+        self._separators = separators
 
     def process(self, readable: beam_fileio.ReadableFile):
         path = readable.metadata.path
         with readable.open(mime_type='application/octet-stream') as stream:
-            for output in read_csv(stream, path, self._types):
+            for output in read_csv(stream, path, self._types, self._separators):
                 yield (beam.pvalue.TaggedOutput(_BAD, _csv_line(output))
                        if isinstance(output, BadRow) else output)
 
@@ -206,7 +211,8 @@ def _CsvToExamples(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
     parsed = (pipeline
               | 'Match' >> beam_fileio.MatchFiles(pattern)
               | 'Read' >> beam_fileio.ReadMatches()
-              | 'Parse' >> beam.ParDo(_ParseCsvFile(column_types(settings['schema_file'])))
+              | 'Parse' >> beam.ParDo(_ParseCsvFile(column_types(settings['schema_file']),
+                                                    settings.get('separators', {})))
               .with_outputs(_BAD, main='examples'))
     name = re.sub(r'[^A-Za-z0-9_.-]+', '_', split_pattern)
     _ = parsed[_BAD] | 'WriteBadRows' >> beam.io.WriteToText(

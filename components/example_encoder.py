@@ -6,8 +6,9 @@ was most of its time; `RowEncoder` writes the same bytes directly, a batch of ro
 each column's encoded entry cached per distinct text, so that a row costs a lookup per field and
 a join.
 
-The bytes are protobuf's deterministic serialization of the tf.Example holding one value per
-non-empty field (tensorflow/core/example/{example,feature}.proto), every field of every message
+The bytes are protobuf's deterministic serialization of the tf.Example holding the value of each
+non-empty field (the values, for a column of a list feature, whose cells hold several with a
+separator between them) (tensorflow/core/example/{example,feature}.proto), every field of every message
 length-delimited (a tag byte, the payload's length as a varint, the payload):
 - Example: field 1, `features` (a Features), absent when the row has no value: then the example
   is b'', as protobuf writes an empty message;
@@ -17,9 +18,9 @@ length-delimited (a tag byte, the payload's length as a varint, the payload):
   UTF-8) and its value (field 2, a Feature);
 - Feature: one of bytes_list (field 1), float_list (field 2) or int64_list (field 3), by the
   column's type: INT, FLOAT, or any other (BYTES);
-- each list: its field 1, `value`, holding the one value: an int64 as a varint (a negative one
-  in two's complement, 10 bytes), a float as 4 little-endian bytes (packed, as proto3 writes
-  repeated numbers), bytes as they are (the text in UTF-8).
+- each list: its field 1, `value`: numbers packed into one such field (as proto3 writes repeated
+  numbers), an int64 as a varint (a negative one in two's complement, 10 bytes), a float as 4
+  little-endian bytes; bytes one field per value, as they are (the text in UTF-8).
 An empty field is a missing feature. A value its type refuses (not an integer, an integer
 outside the 64-bit range, not a number) is a problem of its row, which gets no example.
 
@@ -29,7 +30,7 @@ land in the same split on any run, runner or worker.
 
 import math
 import struct
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 # The tags (field number and wire type 2, length-delimited) of the fields written, by message
 # (tensorflow/core/example/{example,feature}.proto); the module docstring says how they nest.
@@ -58,17 +59,17 @@ def _field(tag: bytes, payload: bytes) -> bytes:
     return tag + _varint(len(payload)) + payload
 
 
-def _int64_list(text: str) -> bytes:
+def _int64_value(text: str) -> bytes:
     try:
         value = int(text)
     except ValueError:
         raise ValueError(f'{text!r} is not an integer') from None
     if value not in _INT64_RANGE:
         raise ValueError(f'{text!r} is out of the 64-bit integer range')
-    return _field(_INT64_LIST, _field(_LIST_VALUES, _varint(value & 0xffffffffffffffff)))
+    return _varint(value & 0xffffffffffffffff)
 
 
-def _float_list(text: str) -> bytes:
+def _float_value(text: str) -> bytes:
     try:
         value = float(text)
     except ValueError:
@@ -79,14 +80,27 @@ def _float_list(text: str) -> bytes:
     if _FLOAT32_MAX < abs(value) < math.inf:
         value = math.copysign(
             _FLOAT32_MAX if abs(value) <= _FLOAT32_MAX_HALF_STEP_ABOVE else math.inf, value)
-    return _field(_FLOAT_LIST, _field(_LIST_VALUES, struct.pack('<f', value)))
+    return struct.pack('<f', value)
 
 
-def _bytes_list(text: str) -> bytes:
-    return _field(_BYTES_LIST, _field(_LIST_VALUES, text.encode()))
+# {type: (its list's tag, one value's bytes)}: numbers are packed, all values in one field.
+_NUMBERS = {'INT': (_INT64_LIST, _int64_value), 'FLOAT': (_FLOAT_LIST, _float_value)}
 
 
-_LISTS = {'INT': _int64_list, 'FLOAT': _float_list}
+def _list(column_type: str, texts: List[str]) -> bytes:
+    """The Feature of `texts`, values of a column of `column_type` (INT, FLOAT, else BYTES)."""
+    if column_type in _NUMBERS:
+        tag, value = _NUMBERS[column_type]
+        return _field(tag, _field(_LIST_VALUES, b''.join(map(value, texts))))
+    return _field(_BYTES_LIST, b''.join(_field(_LIST_VALUES, text.encode()) for text in texts))
+
+
+def _values(column_type: str, separator: Optional[str]) -> Callable[[str], bytes]:
+    """A cell's text -> its Feature: one value, or with a `separator` the values between them
+    (an empty value between two separators is one empty value)."""
+    if separator is None:
+        return lambda text: _list(column_type, [text])
+    return lambda text: _list(column_type, text.split(separator))
 
 
 def _example(features: bytes) -> bytes:
@@ -107,9 +121,10 @@ class RowEncoder:
     join. Deterministic, because the train/eval split hashes these bytes: the same row must land
     in the same split on any run, runner or worker."""
 
-    def __init__(self, header: List[str], types: Dict[str, str]):
+    def __init__(self, header: List[str], types: Dict[str, str],
+                 separators: Mapping[str, str] = {}):
         self._header = header
-        self._lists = [_LISTS.get(types.get(name, 'BYTES'), _bytes_list) for name in header]
+        self._lists = [_values(types.get(name, 'BYTES'), separators.get(name)) for name in header]
         self._keys = [_field(_ENTRY_KEY, name.encode()) for name in header]
         self._caches = [{'': b''} for _ in header]
         self._order = sorted(range(len(header)), key=lambda column: header[column])

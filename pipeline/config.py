@@ -14,13 +14,14 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 from pipeline.datasets import ecommerce
+from trainer_module import features
 from trainer_module.architectures import ARCHITECTURES
+from trainer_module.features import DenseFeature, SequenceFeature, SparseFeature
 from trainer_module.settings import (
     DISTRIBUTIONS,
     LOSS_WEIGHTINGS,
     TASK_TYPES,
     ModelConfig,
-    SparseFeature,
     TaskColumns,
     TaskHead,
     TrainerSettings,
@@ -41,14 +42,6 @@ MAX_AUC_DECREASE = 0.5
 
 class ConfigError(ValueError):
     """A config that cannot describe a pipeline; the message names the offending key."""
-
-
-@dataclasses.dataclass(frozen=True)
-class DenseFeature:
-    """A numeric column, scaled to z-scores by Transform (DeepCTR's DenseFeat of dimension 1);
-    `log1p` first takes log(1 + x) of heavy-tailed values such as prices and counts."""
-    name: str
-    log1p: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +92,8 @@ class PipelineConfig(TaskColumns):
     dense_features: Tuple[DenseFeature, ...] = tuple(
         DenseFeature(name, log1p=name in ecommerce.HEAVY_TAILED_COLUMNS)
         for name in ecommerce.DENSE_COLUMNS)
+    # Columns of several values per row, such as behaviour histories (trainer_module/features/).
+    sequence_features: Tuple[SequenceFeature, ...] = ()
     tasks: Tuple[Task, ...] = tuple(
         Task(name, label) for name, label in ecommerce.TASK_LABELS.items())
     slice_features: Tuple[str, ...] = ('device',)
@@ -125,13 +120,22 @@ class PipelineConfig(TaskColumns):
         for where, value in _numbers(self, ''):
             if not math.isfinite(value):
                 raise ConfigError(f'{where}: must be a finite number, got {value}')
-        columns = ([f.name for f in self.sparse_features] + [f.name for f in self.dense_features]
+        columns = ([f.name for section in features.SECTIONS for f in getattr(self, section)]
                    + list(self.label_columns))
         repeated = sorted({c for c in columns if columns.count(c) > 1})
         if repeated:
             raise ConfigError(f'columns used twice (as features or labels): {repeated}')
-        if not self.sparse_features and not self.dense_features:
-            raise ConfigError('sparse_features and dense_features are both empty')
+        if not any(getattr(self, section) for section in features.SECTIONS):
+            raise ConfigError(f'no features: {", ".join(features.SECTIONS)} are all empty')
+        # A transformed feature a kind adds (a list's length) must not be another column.
+        for output, owner in features.outputs(self).items():
+            if output != owner and output in columns:
+                raise ConfigError(f'{output!r}: a column of the data, and the name of a feature '
+                                  f'that {owner!r} outputs; rename one')
+        try:
+            features.check_features(self)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         names = self.task_names
         # MMOE's own checks, here so that they stop a run before any component starts.
         if len(names) < 2:
@@ -188,10 +192,6 @@ class PipelineConfig(TaskColumns):
         if self.training.learning_rate <= 0:
             raise ConfigError('training.learning_rate: must be more than 0, got '
                               f'{self.training.learning_rate}')
-        for feature in self.sparse_features:
-            if not isinstance(feature.embedding_dim, int) or feature.embedding_dim < 1:
-                raise ConfigError(f'sparse_features.{feature.name}.embedding_dim: must be a whole '
-                                  f'number, at least 1, got {feature.embedding_dim!r}')
         for setting in ('expert_dnn_hidden_units', 'tower_dnn_hidden_units',
                         'gate_dnn_hidden_units'):
             units = getattr(self.model, setting)
@@ -237,16 +237,14 @@ class PipelineConfig(TaskColumns):
         """What the Trainer's custom_config holds: only what training reads, so that changing a
         gate, a slice or a drift bound leaves the Trainer execution cached."""
         return TrainerSettings(
-            sparse_features=self.sparse_features,
-            dense_features=tuple(f.name for f in self.dense_features),
+            **{section: getattr(self, section) for section in features.SECTIONS},
             tasks=tuple(TaskHead(t.name, t.label, t.type, t.loss_weight) for t in self.tasks),
             num_oov_buckets=self.num_oov_buckets, model=self.model, training=self.training)
 
     def transform_dict(self) -> Dict[str, Any]:
         """What Transform's custom_config holds: only what preprocessing reads, so that changing
         training or evaluation settings leaves the Transform execution cached."""
-        return {'sparse_features': [f.name for f in self.sparse_features],
-                'dense_features': [dataclasses.asdict(f) for f in self.dense_features],
+        return {**features.to_dicts(self),
                 'label_columns': list(self.label_columns),
                 'num_oov_buckets': self.num_oov_buckets}
 
@@ -363,7 +361,7 @@ def _replace(instance, values: Dict[str, Any], where: str):
         raise ConfigError(f'{where}: {e}') from None
 
 
-_ITEM_TYPES = {'sparse_features': SparseFeature, 'dense_features': DenseFeature, 'tasks': Task,
+_ITEM_TYPES = {**{kind.section: kind.config for kind in features.KINDS}, 'tasks': Task,
                'drift': DriftBound}
 
 

@@ -30,6 +30,7 @@ from components.serving_baseline import COMPONENT_ID as SERVING_BASELINE_ID
 from components.serving_baseline import ServingBaseline
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import bayes_aucs, change_test, eval_config, evaluator_id
+from trainer_module import features
 
 PREPROCESSING_FN = 'trainer_module.preprocessing.preprocessing_fn'
 RUN_FN = 'trainer_module.run.run_fn'
@@ -101,7 +102,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     example_gen = FileBasedExampleGen(
         input_base=config.data,
         custom_config=csv_example_gen.custom_config(config.schema, config.bad_rows,
-                                                    split_off_train),
+                                                    split_off_train, features.separators(config)),
         custom_executor_spec=executor_spec.BeamExecutorSpec(csv_example_gen.Executor),
         **split_configs).with_id('CsvExampleGen')
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])

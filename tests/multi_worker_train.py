@@ -15,12 +15,19 @@ from trainer_module.build import build_model
 from trainer_module.data import make_dataset
 from trainer_module.feature_column import DenseFeat, SparseFeat
 from trainer_module.runtime import distribution_strategy, is_chief
-from trainer_module.settings import ModelConfig, SparseFeature, TaskHead, TrainerSettings, TrainingConfig
+from trainer_module.settings import (
+    DenseFeature,
+    ModelConfig,
+    SparseFeature,
+    TaskHead,
+    TrainerSettings,
+    TrainingConfig,
+)
 
 STEPS = 6
 VOCABULARY = 20
 SETTINGS = TrainerSettings(
-    sparse_features=(SparseFeature('user', 4),), dense_features=('price',),
+    sparse_features=(SparseFeature('user', 4),), dense_features=(DenseFeature('price'),),
     tasks=(TaskHead('ctr', 'click'), TaskHead('ctcvr', 'purchase')),
     model=ModelConfig(expert_dnn_hidden_units=(16,), tower_dnn_hidden_units=(8,)),
     training=TrainingConfig(batch_size=32, distribution='multi_worker_mirrored'))

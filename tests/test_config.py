@@ -169,7 +169,7 @@ def test_trainer_settings_survive_the_trip_through_custom_config():
         '{name: b, label: purchase, type: regression, max_mse: 1.0}]']).trainer_settings()
     assert TrainerSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
     assert settings.task_types == ('binary', 'regression')
-    assert settings.dense_features == tuple(f.name for f in PipelineConfig().dense_features)
+    assert settings.dense_features == PipelineConfig().dense_features
     # The gate's settings are not the Trainer's.
     assert 'max_mse' not in json.dumps(settings.to_dict())
 

@@ -7,12 +7,12 @@ import tf_keras as keras
 from trainer_module.build import build_model
 from trainer_module.callbacks import TaskUncertaintyLog, task_log_variances
 from trainer_module.feature_column import DenseFeat
-from trainer_module.settings import ModelConfig, TaskHead, TrainerSettings, TrainingConfig
+from trainer_module.settings import DenseFeature, ModelConfig, TaskHead, TrainerSettings, TrainingConfig
 
 
 def settings(loss_weighting, task_type='regression'):
     return TrainerSettings(
-        sparse_features=(), dense_features=('x',),
+        sparse_features=(), dense_features=(DenseFeature('x'),),
         tasks=(TaskHead('clean', 'clean', task_type), TaskHead('noisy', 'noisy', task_type)),
         model=ModelConfig(expert_dnn_hidden_units=(16,), tower_dnn_hidden_units=()),
         training=TrainingConfig(loss_weighting=loss_weighting, learning_rate=0.02,

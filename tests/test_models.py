@@ -246,7 +246,7 @@ def test_trainer_builds_trains_and_predicts_at_the_edges_of_the_config(edge):
     from pipeline.config import PipelineConfig
     from trainer_module.build import build_model
     from trainer_module.data import model_inputs, training_batches
-    from trainer_module.feature_column import feature_columns_from_transform
+    from trainer_module.features import feature_columns_from_transform
     architecture, sparse, dense, task_types = CONFIG_EDGES[edge]
     tasks = [f'{{name: task{i}, label: label{i}, type: {task_type}, max_mse: 1.0}}'
              for i, task_type in enumerate(task_types)]

@@ -419,9 +419,9 @@ def model(tmp_path_factory):
                 'price': tf.io.VarLenFeature(tf.float32),
                 'item_rating': tf.io.FixedLenFeature([], tf.float32, default_value=0.0)}
 
-    @tf.function(input_signature=[raw_input_specs(raw_spec, DENSE)])
+    @tf.function(input_signature=[raw_input_specs(raw_spec, DENSE, {})])
     def serve_raw(features):
-        parsed = parsed_features(features, raw_spec)
+        parsed = parsed_features(features, raw_spec, {})
         logit = (0.1 * tf.sparse.to_dense(parsed['price'])[:, 0] + 0.01 * parsed['item_rating']
                  + 0.001 * tf.cast(parsed['hour'], tf.float32)
                  + 0.01 * tf.cast(tf.strings.length(parsed['user_id']), tf.float32))

@@ -23,7 +23,7 @@ from pipeline import predict
 from pipeline.config import PROJECT_DIR, PipelineConfig
 from trainer_module.build import build_model
 from trainer_module.export import export_serving_model
-from trainer_module.feature_column import feature_columns_from_transform
+from trainer_module.features import feature_columns_from_transform
 from trainer_module.serving import instances_to_inputs, row_to_example, signature_input_dtypes
 from trainer_module.settings import RAW_SIGNATURE
 

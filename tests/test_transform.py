@@ -24,7 +24,7 @@ from pipeline.config import PROJECT_DIR, PipelineConfig
 from pipeline.pipeline import PREPROCESSING_FN
 from trainer_module.build import build_model
 from trainer_module.data import load_rows, model_inputs
-from trainer_module.feature_column import feature_columns_from_transform
+from trainer_module.features import feature_columns_from_transform
 from trainer_module.serving import row_to_example
 
 CONFIG = PipelineConfig()

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from trainer_module.feature_column import DenseFeat
+from trainer_module.feature_column import LENGTH_DTYPE, DenseFeat, VarLenSparseFeat
 from trainer_module.settings import TrainerSettings
 
 # Examples parsed per call when the training split is loaded.
@@ -25,13 +25,21 @@ _FNV_PRIME = np.uint64(0x100000001b3)
 
 
 def model_inputs(transformed, feature_columns):
-    """Transformed [batch] features -> the model's inputs: [batch, dimension] in each column's
-    dtype."""
-    return {
-        column.name: tf.reshape(tf.cast(transformed[column.name], column.dtype),
-                                [-1, column.dimension if isinstance(column, DenseFeat) else 1])
-        for column in feature_columns
-    }
+    """Transformed [batch] (or [batch, max_length]) features -> the model's inputs, each
+    [batch, its width] in its column's dtype: a dense feature's dimension, a list's `maxlen`
+    (with its length, [batch, 1], where the column names one), 1 for a sparse id."""
+    inputs = {}
+    for column in feature_columns:
+        if isinstance(column, VarLenSparseFeat):
+            width = column.maxlen
+            if column.length_name is not None:
+                inputs[column.length_name] = tf.reshape(
+                    tf.cast(transformed[column.length_name], LENGTH_DTYPE), [-1, 1])
+        else:
+            width = column.dimension if isinstance(column, DenseFeat) else 1
+        inputs[column.name] = tf.reshape(tf.cast(transformed[column.name], column.dtype),
+                                         [-1, width])
+    return inputs
 
 
 def _inputs_and_labels(features, settings: TrainerSettings, feature_columns):

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
+from trainer_module import features
 from trainer_module.data import model_inputs
 from trainer_module.models import gate_weights_model, has_gates
 from trainer_module.serving import parsed_features, raw_input_specs
@@ -29,6 +30,8 @@ def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransfor
     raw_spec = tf_transform_output.raw_feature_spec()
     serving_spec = {k: v for k, v in raw_spec.items() if k not in settings.label_columns}
     examples = tf.TensorSpec([None], tf.string, name='examples')
+    separators = features.separators(settings)
+    dense = [feature.name for feature in settings.dense_features]
 
     @tf.function(input_signature=[examples])
     def serve(serialized):
@@ -36,9 +39,9 @@ def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransfor
         outputs = model(model_inputs(transformed, feature_columns), training=False)
         return dict(zip(settings.task_names, outputs))
 
-    @tf.function(input_signature=[raw_input_specs(serving_spec, settings.dense_features)])
-    def serve_raw(features):
-        transformed = model.tft_layer(parsed_features(features, serving_spec))
+    @tf.function(input_signature=[raw_input_specs(serving_spec, dense, separators)])
+    def serve_raw(raw):
+        transformed = model.tft_layer(parsed_features(raw, serving_spec, separators))
         outputs = model(model_inputs(transformed, feature_columns), training=False)
         return dict(zip(settings.task_names, outputs))
 

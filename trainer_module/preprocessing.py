@@ -1,11 +1,13 @@
-"""Transform's `preprocessing_fn`: vocabularies for sparse features, scaling for dense ones, labels
-as is.
+"""Transform's `preprocessing_fn`: each kind of feature transformed as its definition says
+(`trainer_module/features/`), the vocabularies they share counted in one pass, labels as they are,
+and the tensor helpers the kinds build on.
 
 The transformed features keep their raw names. Rules for missing values, applied inside the TFT graph
 and therefore identically in training and serving:
 - a missing categorical value becomes the empty string, which no vocabulary holds (a text
   vocabulary file cannot have an empty line, as in TFT's own): like an unseen value, it gets an
-  OOV id (never -1);
+  OOV id (never -1); a hashed feature hashes it as any other value;
+- a missing list is an empty one;
 - a missing or NaN numeric value becomes the feature's training mean (after `log1p` where the
   feature has it), so 0 after scaling.
 """
@@ -14,7 +16,8 @@ import os
 import re
 import uuid
 from collections import Counter
-from typing import List
+from types import SimpleNamespace
+from typing import Dict, List, Mapping
 
 import apache_beam as beam
 import tensorflow as tf
@@ -22,6 +25,8 @@ import tensorflow_transform as tft
 from tensorflow_transform.beam.experimental import PTransformAnalyzer
 
 from compat import autograph  # noqa: F401  (autograph leaves TFT alone)
+from trainer_module import features
+from trainer_module.features.kind import Vocabulary
 
 
 def _dense_column(values: tf.Tensor, default) -> tf.Tensor:
@@ -39,14 +44,14 @@ def _map_values(fn, values: tf.Tensor) -> tf.Tensor:
     return fn(values)
 
 
-def _categorical(values: tf.Tensor) -> tf.Tensor:
+def categorical_values(values: tf.Tensor) -> tf.Tensor:
     """Strings (integer categories such as an hour become their decimal text), '' where missing."""
     if values.dtype != tf.string:
         values = _map_values(tf.strings.as_string, values)
     return _dense_column(values, '')
 
 
-def _numeric(values: tf.Tensor, dtype=tf.float32) -> tf.Tensor:
+def numeric_values(values: tf.Tensor, dtype=tf.float32) -> tf.Tensor:
     """Floats, NaN where the value is missing."""
     return _dense_column(_map_values(lambda v: tf.cast(v, dtype), values), float('nan'))
 
@@ -65,7 +70,20 @@ def _per_column(analyzer, values: tf.Tensor) -> tf.Tensor:
     return tf.reshape(analyzer(values, reduce_instance_dims=False), [values.shape[1]])
 
 
-def _z_scores(values: tf.Tensor) -> tf.Tensor:
+def list_values(values: tf.Tensor, max_length: int) -> tf.RaggedTensor:
+    """A [batch, (values)] ragged tensor of strings from a multi-valued input (a [batch, n] sparse
+    or dense tensor), each row cut to its last `max_length` values (integers become their decimal
+    text, as in `categorical_values`)."""
+    if isinstance(values, tf.sparse.SparseTensor):
+        ragged = tf.RaggedTensor.from_sparse(values)
+    else:
+        ragged = tf.RaggedTensor.from_tensor(tf.reshape(values, [tf.shape(values)[0], -1]))
+    if ragged.dtype != tf.string:
+        ragged = ragged.with_flat_values(tf.strings.as_string(ragged.flat_values))
+    return ragged[:, -max_length:]
+
+
+def z_scores(values: tf.Tensor) -> tf.Tensor:
     """[batch, columns] float64 with NaN where missing -> float32 z-scores, 0 where missing.
 
     One analyzer for all columns, in one pass: TFT's element-wise mean and variance skip
@@ -95,33 +113,35 @@ def vocabulary_asset(index: int, name: str) -> str:
 
 
 class _CountVocabularies(PTransformAnalyzer):
-    """All sparse features' vocabularies in one pass: Beam adds up the (feature, token) counts of
-    every batch, then writes one file per feature, tokens by decreasing count (ties by token),
-    and outputs their paths. TFT's own vocabulary is a separate chain of Beam stages per feature,
-    whose fixed cost made Transform grow with the number of columns even on a few rows."""
+    """All vocabularies in one pass: Beam adds up the (vocabulary, token) counts of every batch,
+    then writes one file per vocabulary, its tokens by decreasing count (ties by token), the
+    `top_k` first of those seen at least `min_frequency` times, and outputs their paths. TFT's own
+    vocabulary is a separate chain of Beam stages per feature, whose fixed cost made Transform
+    grow with the number of columns even on a few rows."""
 
-    def __init__(self, names):
+    def __init__(self, vocabularies: List[Vocabulary]):
         super().__init__()
-        self._names = names
+        self._vocabularies = vocabularies
 
     def expand(self, batches):
-        names = self._names
+        vocabularies = self._vocabularies
         directory = os.path.join(self.base_temp_dir, 'vocabularies', uuid.uuid4().hex)
 
         def pairs(batch):
-            features, tokens, counts = batch
-            return zip(zip(features.tolist(), tokens.tolist()), counts.tolist())
+            owners, tokens, counts = batch
+            return zip(zip(owners.tolist(), tokens.tolist()), counts.tolist())
 
         def write(counted):
             tf.io.gfile.makedirs(directory)
-            by_feature: List[Counter] = [Counter() for _ in names]
-            for (feature, token), count in counted:
-                by_feature[feature][token] = count
+            by_vocabulary: List[Counter] = [Counter() for _ in vocabularies]
+            for (owner, token), count in counted:
+                by_vocabulary[owner][token] = count
             paths = []
-            for index, counts in enumerate(by_feature):
-                path = os.path.join(directory, vocabulary_asset(index, names[index]))
-                tokens = [token for token, _ in
-                          sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+            for index, (vocabulary, counts) in enumerate(zip(vocabularies, by_vocabulary)):
+                path = os.path.join(directory, vocabulary_asset(index, vocabulary.name))
+                ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+                tokens = [token for token, count in ranked
+                          if count >= vocabulary.min_frequency][:vocabulary.top_k]
                 with tf.io.gfile.GFile(path, 'wb') as f:
                     # A lookup table cannot be built from an empty file.
                     f.write(b''.join(token + b'\n' for token in tokens or [_PLACEHOLDER_TOKEN]))
@@ -134,59 +154,64 @@ class _CountVocabularies(PTransformAnalyzer):
                  | 'Gather' >> beam.combiners.ToList()
                  | 'Write' >> beam.Map(write))
         return tuple(paths | f'Path{index}' >> beam.Map(lambda all_paths, i=index: all_paths[i])
-                     for index in range(len(names)))
+                     for index in range(len(vocabularies)))
 
 
-def _vocabulary_ids(columns, num_oov_buckets: int):
-    """{name: [batch] strings} -> {name: [batch] int64 ids}: a vocabulary per feature, counted in
-    one pass (`_CountVocabularies`); an unseen value gets one of `num_oov_buckets` ids after the
-    vocabulary. The empty string (a missing value) and a value with a line break cannot be a line
-    of the vocabulary file (TensorFlow's text tables refuse an empty line): they get an OOV id, as
-    in TFT's own vocabularies."""
-    names = list(columns)
-    features, tokens, counts = [], [], []
-    for index, name in enumerate(names):
-        values = columns[name]
+def _vocabulary_paths(tokens: Mapping[str, tf.Tensor], vocabularies: List[Vocabulary]
+                      ) -> Dict[str, tf.Tensor]:
+    """{vocabulary name: its file's path}, each counted from `tokens[name]` ([n] strings) in one
+    pass (`_CountVocabularies`). The empty string (a missing value) and a value with a line break
+    cannot be a line of the vocabulary file (TensorFlow's text tables refuse an empty line): they
+    get an OOV id, as in TFT's own vocabularies."""
+    owners, unique_tokens, counts = [], [], []
+    for index, vocabulary in enumerate(vocabularies):
+        values = tokens[vocabulary.name]
         values = tf.boolean_mask(values, tf.logical_not(
             tf.strings.regex_full_match(values, r'(?s)|.*[\r\n].*')))
         unique, _, count = tf.unique_with_counts(values, out_idx=tf.int64)
-        features.append(tf.fill(tf.shape(unique), index))
-        tokens.append(unique)
+        owners.append(tf.fill(tf.shape(unique), index))
+        unique_tokens.append(unique)
         counts.append(count)
     paths = tft.experimental.ptransform_analyzer(
-        inputs=[tf.concat(features, 0), tf.concat(tokens, 0), tf.concat(counts, 0)],
-        ptransform=_CountVocabularies(names),
-        output_dtypes=[tf.string] * len(names),
-        output_shapes=[[]] * len(names),
+        inputs=[tf.concat(owners, 0), tf.concat(unique_tokens, 0), tf.concat(counts, 0)],
+        ptransform=_CountVocabularies(vocabularies),
+        output_dtypes=[tf.string] * len(vocabularies),
+        output_shapes=[[]] * len(vocabularies),
         # What the tables hold while TFT traces the graph, before the counts exist.
-        output_asset_default_values=[_PLACEHOLDER_TOKEN + b'\n'] * len(names),
+        output_asset_default_values=[_PLACEHOLDER_TOKEN + b'\n'] * len(vocabularies),
         name='vocabularies')
-    ids = {}
-    for index, (name, path) in enumerate(zip(names, paths)):
-        tft.annotate_asset(name, vocabulary_asset(index, name))
-        ids[name] = tft.apply_vocabulary(columns[name], path, num_oov_buckets=num_oov_buckets)
-    return ids
+    for index, vocabulary in enumerate(vocabularies):
+        # Named after its owner: `TFTransformOutput.vocabulary_size_by_name(owner)`.
+        tft.annotate_asset(vocabulary.name, vocabulary_asset(index, vocabulary.name))
+    return {vocabulary.name: path for vocabulary, path in zip(vocabularies, paths)}
 
 
 def preprocessing_fn(inputs, custom_config):
-    """`custom_config` is `PipelineConfig.transform_dict()`."""
+    """`custom_config` is `PipelineConfig.transform_dict()`: the features of each kind (by
+    section), the label columns and the default number of OOV buckets."""
+    settings = SimpleNamespace(**features.from_dicts(custom_config))
+    ids_of = features.feature_ids(settings, custom_config['num_oov_buckets'])
+    vocabularies = list({ids.vocabulary.name: ids.vocabulary for ids in ids_of.values()
+                         if ids.vocabulary is not None}.values())
+    tokens: Dict[str, List[tf.Tensor]] = {vocabulary.name: [] for vocabulary in vocabularies}
+    for feature in features.features_by_name(settings).values():
+        for name, values in features.kind_of(feature).tokens(feature, inputs).items():
+            if name in tokens:  # a hashed feature has no vocabulary to count
+                tokens[name].append(values)
+    paths = _vocabulary_paths({name: tf.concat(values, 0) for name, values in tokens.items()},
+                              vocabularies) if vocabularies else {}
+
+    def ids(name: str, strings: tf.Tensor) -> tf.Tensor:
+        """Feature `name`'s ids of `strings`: its vocabulary's, or its hash buckets."""
+        spec = ids_of[name]
+        if spec.vocabulary is None:
+            return tf.strings.to_hash_bucket_fast(strings, spec.hash_buckets)
+        return tft.apply_vocabulary(strings, paths[spec.vocabulary.name],
+                                    num_oov_buckets=spec.vocabulary.num_oov_buckets)
+
     outputs = {}
-    sparse = custom_config['sparse_features']
-    if sparse:
-        outputs.update(_vocabulary_ids({name: _categorical(inputs[name]) for name in sparse},
-                                       custom_config['num_oov_buckets']))
-    dense = custom_config['dense_features']
-    if dense:
-        columns = []
-        for feature in dense:
-            values = _numeric(inputs[feature['name']], tf.float64)
-            if feature['log1p']:
-                # Negative values count as 0; NaN (missing) stays NaN.
-                values = tf.math.log1p(tf.where(values < 0, tf.zeros_like(values), values))
-            columns.append(values)
-        scaled = _z_scores(tf.stack(columns, axis=1))
-        for i, feature in enumerate(dense):
-            outputs[feature['name']] = scaled[:, i]
+    for kind in features.KINDS:
+        outputs.update(kind.transform(getattr(settings, kind.section), inputs, ids))
     for label in custom_config['label_columns']:
-        outputs[label] = _numeric(inputs[label])
+        outputs[label] = numeric_values(inputs[label])
     return outputs

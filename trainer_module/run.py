@@ -15,7 +15,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from trainer_module.build import build_model
 from trainer_module.export import export_serving_model
-from trainer_module.feature_column import feature_columns_from_transform
+from trainer_module.features import feature_columns_from_transform
 from trainer_module.gate_report import gate_report, write_gate_report
 from trainer_module.plan import read_splits
 from trainer_module.provenance import write_provenance

@@ -15,24 +15,33 @@ instance and stacks each input's values into one tensor of the signature's dtype
 server would.
 """
 
+import json
 import math
+import os
 from typing import Any, Dict, List, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from trainer_module.settings import RAW_SIGNATURE
+from trainer_module import features
+from trainer_module.settings import PROVENANCE_FILE, RAW_SIGNATURE, TrainerSettings
 
 # The dtype of dense features in RAW_SIGNATURE: any JSON number, NaN where missing; an integer
 # feature's values are exact up to 2**53.
 DENSE_DTYPE = tf.float64
 
 
-def raw_input_specs(raw_spec: Mapping, dense_features) -> Dict[str, tf.TensorSpec]:
-    """RAW_SIGNATURE's inputs for the (label-free) raw feature spec `raw_spec`: {name: [batch]}."""
+def raw_input_specs(raw_spec: Mapping, dense_features, separators: Mapping[str, str]
+                    ) -> Dict[str, tf.TensorSpec]:
+    """RAW_SIGNATURE's inputs for the (label-free) raw feature spec `raw_spec`: {name: [batch]}; a
+    list feature (one of `separators`) is a [batch] string of its values with its separator
+    between them, as the CSV cell holds them (TF Serving's REST API takes no ragged input)."""
     specs = {}
     for name, spec in raw_spec.items():
+        if name in separators:
+            specs[name] = tf.TensorSpec([None], tf.string, name=name)
+            continue
         if not isinstance(spec, (tf.io.VarLenFeature, tf.io.FixedLenFeature)) or (
                 isinstance(spec, tf.io.FixedLenFeature) and spec.shape not in ([], [1], (), (1,))):
             raise ValueError(f'feature {name!r}: {spec} is not a single value per row, which '
@@ -42,9 +51,24 @@ def raw_input_specs(raw_spec: Mapping, dense_features) -> Dict[str, tf.TensorSpe
     return specs
 
 
-def parsed_features(inputs: Mapping[str, tf.Tensor], raw_spec: Mapping) -> Dict:
+def split_values(strings: tf.Tensor, separator: str, dtype: tf.DType) -> tf.SparseTensor:
+    """[batch] delimited strings -> the [batch, values] sparse tensor of their values in `dtype`, as
+    ExampleGen writes a CSV cell of a list feature: an empty string is an empty list, and an empty
+    value between two separators is one empty value."""
+    split = tf.strings.split(strings, separator)
+    present = tf.repeat(strings != '', split.row_lengths())
+    values = tf.RaggedTensor.from_row_lengths(
+        tf.boolean_mask(split.flat_values, present),
+        tf.where(strings != '', split.row_lengths(), tf.zeros_like(split.row_lengths())))
+    if dtype != tf.string:
+        values = values.with_flat_values(tf.strings.to_number(values.flat_values, dtype))
+    return values.to_sparse()
+
+
+def parsed_features(inputs: Mapping[str, tf.Tensor], raw_spec: Mapping,
+                    separators: Mapping[str, str]) -> Dict:
     """RAW_SIGNATURE's inputs -> what tf.io.parse_example(rows, raw_spec) gives for the same rows:
-    a dense NaN is an absent value."""
+    a dense NaN is an absent value, a list feature's string its values split at its separator."""
     parsed = {}
     batch = tf.shape(next(iter(inputs.values())), out_type=tf.int64)[0]
     dense_shape = tf.stack([batch, 1])
@@ -52,7 +76,9 @@ def parsed_features(inputs: Mapping[str, tf.Tensor], raw_spec: Mapping) -> Dict:
     every_row = tf.stack([tf.range(batch), tf.zeros([batch], tf.int64)], axis=1)
     for name, spec in raw_spec.items():
         values = inputs[name]
-        if isinstance(spec, tf.io.VarLenFeature):
+        if name in separators:
+            parsed[name] = split_values(values, separators[name], spec.dtype)
+        elif isinstance(spec, tf.io.VarLenFeature):
             if values.dtype.is_floating:
                 present = tf.logical_not(tf.math.is_nan(values))
                 parsed[name] = tf.SparseTensor(
@@ -104,14 +130,31 @@ def instances_to_inputs(instances: Sequence[Mapping], dtypes: Mapping[str, tf.DT
     return inputs
 
 
-def example_to_instance(example: tf.train.Example, dtypes: Mapping[str, tf.DType]) -> Dict:
-    """A raw tf.Example as a row-format instance of RAW_SIGNATURE (NaN for a missing number)."""
+def list_separators(saved_model_dir: str) -> Dict[str, str]:
+    """{list feature: its separator} of an exported model, from the Trainer's settings in its
+    provenance (a SavedModel without one has no list features)."""
+    path = os.path.join(saved_model_dir, PROVENANCE_FILE)
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        settings = TrainerSettings.from_dict(json.load(f)['settings'])
+    return features.separators(settings)
+
+
+def example_to_instance(example: tf.train.Example, dtypes: Mapping[str, tf.DType],
+                        separators: Mapping[str, str]) -> Dict:
+    """A raw tf.Example as a row-format instance of RAW_SIGNATURE (NaN for a missing number; a
+    list feature's values joined by its separator, '' for none)."""
     instance = {}
     for name, dtype in dtypes.items():
         feature = example.features.feature.get(name)
         kind = feature.WhichOneof('kind') if feature is not None else None
         values = list(getattr(feature, kind).value) if kind else []
-        if not values:
+        if name in separators:
+            instance[name] = separators[name].join(
+                value.decode('utf-8') if isinstance(value, bytes) else str(value)
+                for value in values)
+        elif not values:
             if not dtype.is_floating:
                 raise ValueError(f'feature {name!r} is missing, and only numbers may be')
             instance[name] = math.nan

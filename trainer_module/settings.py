@@ -12,6 +12,9 @@ import dataclasses
 import os
 from typing import Any, Dict, Optional, Tuple
 
+from trainer_module import features
+from trainer_module.features import DenseFeature, SequenceFeature, SparseFeature
+
 # The kinds of task an MMOE output can be (DeepCTR's `task_types`).
 TASK_TYPES = ('binary', 'regression')
 # tf.distribute strategies the Trainer can train with; 'multi_worker_mirrored' reads the cluster
@@ -29,13 +32,6 @@ PROGRESS_LOGGER = 'mmoe.progress'
 PROVENANCE_FILE = os.path.join('assets.extra', 'provenance.json')
 # The SavedModel's signature on raw feature values by name, for JSON clients (trainer_module/serving.py).
 RAW_SIGNATURE = 'serving_raw'
-
-
-@dataclasses.dataclass(frozen=True)
-class SparseFeature:
-    """A categorical column: a Transform vocabulary, then an embedding (DeepCTR's SparseFeat)."""
-    name: str
-    embedding_dim: int = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,9 +128,10 @@ class TaskColumns:
 class TrainerSettings(TaskColumns):
     """Everything `trainer_module.run.run_fn` reads, as the Trainer's custom_config carries it."""
     sparse_features: Tuple[SparseFeature, ...]
-    dense_features: Tuple[str, ...]
+    dense_features: Tuple[DenseFeature, ...]
     tasks: Tuple[TaskHead, ...]
     num_oov_buckets: int = 1
+    sequence_features: Tuple[SequenceFeature, ...] = ()
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
 
@@ -146,8 +143,7 @@ class TrainerSettings(TaskColumns):
     def from_dict(cls, values: Dict[str, Any]) -> 'TrainerSettings':
         """The inverse of `to_dict`, also after a JSON round trip (lists for tuples)."""
         return cls(
-            sparse_features=tuple(SparseFeature(**f) for f in values['sparse_features']),
-            dense_features=tuple(values['dense_features']),
+            **features.from_dicts(values),
             tasks=tuple(TaskHead(**t) for t in values['tasks']),
             num_oov_buckets=values['num_oov_buckets'],
             model=ModelConfig(**_tuples(values['model'])),

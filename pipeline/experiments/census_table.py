@@ -120,7 +120,7 @@ def parameter_count(summary: Dict, config: PipelineConfig, architecture: str) ->
     import tensorflow_transform as tft
 
     from trainer_module.build import build_model
-    from trainer_module.feature_column import feature_columns_from_transform
+    from trainer_module.features import feature_columns_from_transform
     settings = dataclasses.replace(
         config, model=dataclasses.replace(config.model, architecture=architecture)
     ).trainer_settings()

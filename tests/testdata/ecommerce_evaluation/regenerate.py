@@ -34,7 +34,7 @@ from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.evaluation import eval_config  # noqa: E402
 from trainer_module.build import build_model  # noqa: E402
 from trainer_module.export import export_serving_model  # noqa: E402
-from trainer_module.feature_column import feature_columns_from_transform  # noqa: E402
+from trainer_module.features import feature_columns_from_transform  # noqa: E402
 
 ROWS = 300
 TASK = 'ctr'

@@ -1,0 +1,198 @@
+"""List features (DeepCTR's VarLenSparseFeat): several values per row, such as a behaviour history.
+
+A CSV cell holds the values with a `separator` between them ('c12|c45|c45|c18'): ExampleGen writes
+them as one multi-valued tf.Example feature (so TFDV counts values per row, and drift and slices
+see each value), the raw serving signature takes the same delimited string, and Transform keeps the
+last `max_length` values (the most recent, as logs append), each an id, left-aligned and padded with
+0, with the list's length beside it (`length_name`). The model embeds the ids and pools them by its
+`combiner` ('mean', 'sum', 'max', or 'attention': each value weighed by its match with the `query`
+feature's embedding, as in DIN), masked by the length: an empty list is allowed and pools to zeros.
+
+Ids come from a vocabulary of the list's own values (bounded as a categorical feature's), or, with
+`embedding_name`, from another categorical feature's: a history of item ids looks its values up in
+the `item_id` vocabulary, whose counts then include the history's values, and shares its embedding
+table (DeepCTR's `embedding_name`).
+"""
+
+import dataclasses
+from typing import Any, Mapping, Optional, Sequence
+
+from trainer_module.features.categorical import Categorical, SparseFeature
+from trainer_module.features.kind import CSV_RESERVED, FeatureKind, Ids, positive_int
+
+COMBINERS = ('mean', 'sum', 'max', 'attention')
+DEFAULT_SEPARATOR = '|'
+# A feature's embedding dimension when it names neither one nor a table to share.
+DEFAULT_EMBEDDING_DIM = SparseFeature.__dataclass_fields__['embedding_dim'].default
+# The draft takes a text column for a list when at least this share of its non-empty cells hold
+# the default separator...
+LIST_SHARE = 0.3
+# ... proposes to keep this quantile of the list lengths, at most DRAFT_MAX_LENGTH values...
+LENGTH_QUANTILE = 0.95
+DRAFT_MAX_LENGTH = 50
+# ... and to share another column's vocabulary and table when that column holds at least this
+# share of the list's values.
+SHARED_SHARE = 0.5
+
+
+def length_name(name: str) -> str:
+    """The transformed feature (and model input) holding the length of list feature `name`."""
+    return f'{name}_length'
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceFeature:
+    """A list column: its last `max_length` values embedded and pooled by `combiner`.
+
+    `separator`: between the values of a cell. `embedding_name`: a categorical feature whose
+    vocabulary and embedding the values share (then the vocabulary settings below are that
+    feature's, and `embedding_dim` is its dimension or left out). Otherwise the list has its own
+    vocabulary, bounded by `top_k`, `min_frequency` and `num_oov_buckets`, or `hash_buckets`, as a
+    categorical feature's. `query`: the categorical feature the 'attention' combiner matches each
+    value against (the target item or its category), of the same embedding dimension.
+    """
+    name: str
+    max_length: int = 20
+    combiner: str = 'mean'
+    separator: str = DEFAULT_SEPARATOR
+    embedding_name: Optional[str] = None
+    embedding_dim: Optional[int] = None
+    top_k: Optional[int] = None
+    min_frequency: int = 1
+    num_oov_buckets: Optional[int] = None
+    hash_buckets: Optional[int] = None
+    query: Optional[str] = None
+
+
+def _own_ids(feature: SequenceFeature) -> SparseFeature:
+    """The categorical feature whose ids a list without a shared table has."""
+    return SparseFeature(feature.name, feature.embedding_dim or DEFAULT_EMBEDDING_DIM,
+                         feature.top_k, feature.min_frequency, feature.num_oov_buckets,
+                         feature.hash_buckets)
+
+
+def dimension(feature: SequenceFeature, features: Mapping[str, Any]) -> int:
+    """The list's embedding dimension: its table's."""
+    if feature.embedding_name is not None:
+        return features[feature.embedding_name].embedding_dim
+    return feature.embedding_dim or DEFAULT_EMBEDDING_DIM
+
+
+class List(FeatureKind):
+    section = 'sequence_features'
+    config = SequenceFeature
+    _categorical = Categorical()
+
+    def check(self, feature: SequenceFeature, where: str, features: Mapping[str, Any]) -> None:
+        positive_int(feature.max_length, f'{where}.max_length')
+        if feature.combiner not in COMBINERS:
+            raise ValueError(f'{where}.combiner: {feature.combiner!r} is not one of {COMBINERS}')
+        if not isinstance(feature.separator, str) or not feature.separator:
+            raise ValueError(f'{where}.separator: must be a non-empty string, got '
+                             f'{feature.separator!r}')
+        reserved = [c for c in CSV_RESERVED if c in feature.separator]
+        if reserved:
+            raise ValueError(f'{where}.separator: {feature.separator!r} holds {reserved[0]!r}, '
+                             "which delimits or quotes the CSV's fields")
+        if feature.embedding_name is not None:
+            shared = features.get(feature.embedding_name)
+            if not isinstance(shared, SparseFeature):
+                raise ValueError(f'{where}.embedding_name: {feature.embedding_name!r} is not a '
+                                 'categorical feature (sparse_features) to share a table with')
+            own = [setting for setting, unset in (('top_k', None), ('min_frequency', 1),
+                                                  ('num_oov_buckets', None),
+                                                  ('hash_buckets', None))
+                   if getattr(feature, setting) != unset]
+            if own:
+                raise ValueError(f'{where}.{own[0]}: the list shares the vocabulary of '
+                                 f'{feature.embedding_name!r}; set it there')
+            if feature.embedding_dim not in (None, shared.embedding_dim):
+                raise ValueError(f'{where}.embedding_dim: {feature.embedding_dim} where the shared '
+                                 f'table {feature.embedding_name!r} has {shared.embedding_dim}')
+        else:
+            if feature.embedding_dim is not None:
+                positive_int(feature.embedding_dim, f'{where}.embedding_dim')
+            self._categorical.check(_own_ids(feature), where, features)
+        if (feature.combiner == 'attention') != (feature.query is not None):
+            raise ValueError(f'{where}.query: the attention combiner needs a query feature, and '
+                             'only it reads one' if feature.query is not None else
+                             f'{where}.query: the attention combiner needs a query (a '
+                             'categorical feature such as the target item)')
+        if feature.query is not None:
+            query = features.get(feature.query)
+            if not isinstance(query, SparseFeature):
+                raise ValueError(f'{where}.query: {feature.query!r} is not a categorical feature')
+            if query.embedding_dim != dimension(feature, features):
+                raise ValueError(f'{where}.query: {feature.query!r} has embedding_dim '
+                                 f'{query.embedding_dim}, the list '
+                                 f'{dimension(feature, features)}')
+
+    def outputs(self, feature: SequenceFeature):
+        return (feature.name, length_name(feature.name))
+
+    def separator(self, feature: SequenceFeature) -> str:
+        return feature.separator
+
+    def _owner(self, feature: SequenceFeature) -> str:
+        return feature.embedding_name or feature.name
+
+    def ids(self, feature: SequenceFeature, features, default_oov_buckets: int) -> Ids:
+        if feature.embedding_name is not None:
+            return self._categorical.ids(features[feature.embedding_name], features,
+                                         default_oov_buckets)
+        return self._categorical.ids(_own_ids(feature), features, default_oov_buckets)
+
+    def tokens(self, feature: SequenceFeature, inputs):
+        from trainer_module.preprocessing import list_values
+        return {self._owner(feature): list_values(inputs[feature.name], feature.max_length).values}
+
+    def transform(self, features: Sequence[SequenceFeature], inputs, ids):
+        import tensorflow as tf
+        from trainer_module.preprocessing import list_values
+        outputs = {}
+        for feature in features:
+            values = list_values(inputs[feature.name], feature.max_length)
+            ragged = values.with_flat_values(ids(self._owner(feature), values.flat_values))
+            outputs[feature.name] = ragged.to_tensor(0, shape=[None, feature.max_length])
+            outputs[length_name(feature.name)] = tf.cast(ragged.row_lengths(), tf.int64)
+        return outputs
+
+    def model_columns(self, feature: SequenceFeature, features, sizes):
+        from trainer_module.feature_column import SparseFeat, VarLenSparseFeat
+        owner = self._owner(feature)
+        return [VarLenSparseFeat(
+            SparseFeat(feature.name, vocabulary_size=sizes[owner],
+                       embedding_dim=dimension(feature, features), embedding_name=owner),
+            maxlen=feature.max_length, combiner=feature.combiner,
+            length_name=length_name(feature.name), query_name=feature.query)]
+
+    def draft(self, name: str, column, frame):
+        import pandas as pd
+        if pd.api.types.is_numeric_dtype(column):
+            return None
+        cells = column.dropna().astype(str)
+        cells = cells[cells != '']
+        if not len(cells) or cells.str.contains(DEFAULT_SEPARATOR, regex=False).mean() < LIST_SHARE:
+            return None
+        lists = cells.str.split(DEFAULT_SEPARATOR, regex=False)
+        lengths = lists.map(len)
+        max_length = int(min(DRAFT_MAX_LENGTH, max(1, lengths.quantile(LENGTH_QUANTILE))))
+        values = pd.Series([value for values in lists for value in values])
+        shared, share = None, 0.0
+        for other in frame.columns:
+            if other == name or pd.api.types.is_float_dtype(frame[other]):
+                continue
+            known = set(frame[other].dropna().astype(str))
+            covered = float(values.isin(known).mean())
+            if covered >= SHARED_SHARE and covered > share:
+                shared, share = other, covered
+        why = (f"values separated by '{DEFAULT_SEPARATOR}' in "
+               f'{cells.str.contains(DEFAULT_SEPARATOR, regex=False).mean():.0%} of its cells, '
+               f'{lengths.quantile(LENGTH_QUANTILE):.0f} values or fewer in '
+               f'{LENGTH_QUANTILE:.0%}: the last {max_length} kept, mean-pooled')
+        if shared is not None:
+            why += f"; {share:.0%} of its values are {shared!r} values: it shares that table"
+        return SequenceFeature(name, max_length=max_length, embedding_name=shared), why
+
+
+KIND = List()
