@@ -4,28 +4,33 @@
 
 Column roles are guessed: label columns by name (click, label, conversion, purchase, target, ...) unless
 `--labels` names them, a label with only 0/1 values is a binary task and any other a regression task;
-text columns and integer columns with few distinct values (or named like ids) are sparse features; other
-numbers are dense features. Check every role, then run
+every other column is asked of each kind of feature in turn (trainer_module/features/): a text column
+whose cells hold several values with '|' between them is a list (sharing the vocabulary of a column
+that holds its values, such as an item id for a history of items); a text column, or an integer one
+with few distinct values (or named like an id), is categorical, with a bounded vocabulary where most
+of its many values are rare; other numbers are numeric. Each guess is printed with why.
+Check every role, then run
 `python local_runner.py --config my_project/config.yaml`.
 """
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pandas as pd
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipeline.config import DenseFeature, PipelineConfig, SparseFeature, Task
+from pipeline.config import PipelineConfig, Task
+from trainer_module import features
 
 LABEL_NAME = re.compile(r'^(is_)?(label|target|y|click|clicked|conversion|converted|purchase|purchased|'
                         r'buy|like|liked)$|^label_|_label$|_target$', re.IGNORECASE)
-ID_NAME = re.compile(r'(^|_)id$', re.IGNORECASE)
-MAX_CATEGORICAL_INTEGERS = 50  # an integer column with at most this many values is categorical
 SAMPLE_ROWS = 200000
+_SPARSE, _LIST = features.categorical.KIND.role, features.sequence.KIND.role
 
 
 class DraftError(ValueError):
@@ -36,29 +41,37 @@ def _is_binary(column: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(column) and set(column.dropna().unique()) <= {0, 1}
 
 
-def guess_roles(frame: pd.DataFrame, labels: Optional[List[str]] = None) -> Dict[str, str]:
-    """{column: 'binary_label' | 'regression_label' | 'sparse' | 'dense'}"""
+def guess_roles(frame: pd.DataFrame, labels: Optional[List[str]] = None
+                ) -> Dict[str, Tuple[str, Optional[Any], str]]:
+    """{column: (role, feature, why)}: the role is 'binary_label', 'regression_label' or a kind's
+    `role` ('sparse', 'sequence', 'dense'), the feature its config (None for a label)."""
     if labels:
         unknown = [label for label in labels if label not in frame.columns]
         if unknown:
             raise DraftError(f'--labels: {unknown} are not columns of the CSV '
                              f'(columns: {list(frame.columns)})')
-    roles = {}
+    roles: Dict[str, Tuple[str, Optional[Any], str]] = {}
     for name in frame.columns:
         column = frame[name]
         is_label = name in labels if labels else bool(LABEL_NAME.search(name))
         if is_label:
             if not pd.api.types.is_numeric_dtype(column):
                 raise DraftError(f'label column {name!r} is not numeric')
-            roles[name] = 'binary_label' if _is_binary(column) else 'regression_label'
-        elif not pd.api.types.is_numeric_dtype(column):
-            roles[name] = 'sparse'
-        elif pd.api.types.is_integer_dtype(column) and (
-                ID_NAME.search(name) or column.nunique() <= MAX_CATEGORICAL_INTEGERS):
-            roles[name] = 'sparse'
-        else:
-            roles[name] = 'dense'
-    if not any(role.endswith('_label') for role in roles.values()):
+            roles[name] = (('binary_label', None, '0/1 values') if _is_binary(column) else
+                           ('regression_label', None, 'numbers'))
+            continue
+        for kind in features.DRAFT_ORDER:
+            guess = kind.draft(name, column, frame)
+            if guess is not None:
+                roles[name] = (kind.role, *guess)
+                break
+    # A list shares the table of a column drafted as categorical only.
+    for name, (role, feature, why) in roles.items():
+        shared = getattr(feature, 'embedding_name', None)
+        if shared is not None and roles[shared][0] != _SPARSE:
+            roles[name] = (role, dataclasses.replace(feature, embedding_name=None),
+                           why.split('; ')[0])
+    if not any(role.endswith('_label') for role, _, _ in roles.values()):
         raise DraftError('no label column found: name them with --labels col1,col2')
     return roles
 
@@ -68,7 +81,7 @@ def draft_schema(frame: pd.DataFrame, roles: Dict[str, str]) -> schema_pb2.Schem
     Labels, and categorical columns the sample always fills, are required; numbers are optional,
     since Transform fills a missing one with the mean."""
     schema = schema_pb2.Schema()
-    for name, role in roles.items():
+    for name, (role, _, _) in roles.items():
         column = frame[name]
         feature = schema.feature.add(name=name)
         if not pd.api.types.is_numeric_dtype(column):
@@ -77,47 +90,45 @@ def draft_schema(frame: pd.DataFrame, roles: Dict[str, str]) -> schema_pb2.Schem
             feature.type = schema_pb2.INT
         else:
             feature.type = schema_pb2.FLOAT
-        required = role.endswith('_label') or (role == 'sparse' and not column.isna().any())
+        required = role.endswith('_label') or (role == _SPARSE and not column.isna().any())
         feature.presence.min_count = 1
         if required:
             feature.presence.min_fraction = 1.0
         feature.value_count.min = 1
-        feature.value_count.max = 1
+        if role != _LIST:  # a list: any number of values (none: absent)
+            feature.value_count.max = 1
         if role == 'binary_label':
             feature.int_domain.min = 0
             feature.int_domain.max = 1
-        elif role == 'sparse' and feature.type == schema_pb2.INT:
+        elif role == _SPARSE and feature.type == schema_pb2.INT:
             feature.int_domain.is_categorical = True
     return schema
 
 
-def draft_config(frame: pd.DataFrame, roles: Dict[str, str], data_dir: str, schema_path: str,
-                 pipeline_name: str) -> PipelineConfig:
-    sparse = [name for name, role in roles.items() if role == 'sparse']
-    dense = [name for name, role in roles.items() if role == 'dense']
+def draft_config(frame: pd.DataFrame, roles: Dict[str, Tuple[str, Optional[Any], str]],
+                 data_dir: str, schema_path: str, pipeline_name: str) -> PipelineConfig:
     # A regression task's gate starts at the label variance: no worse than predicting the mean.
     tasks = [Task(name=name, label=name, type='binary') if role == 'binary_label' else
              Task(name=name, label=name, type='regression',
                   max_mse=round(float(frame[name].var()), 6))
-             for name, role in roles.items() if role.endswith('_label')]
-
-    def heavy_tailed(name):
-        values = frame[name].dropna()
-        return bool(values.min() >= 0 and values.skew() > 2)
-
-    # The sparse feature with the fewest values is the likeliest useful slice (device, country, ...).
-    slices = sorted(sparse, key=lambda name: frame[name].nunique())[:1]
+             for name, (role, _, _) in roles.items() if role.endswith('_label')]
+    drafted = {kind.section: tuple(feature for role, feature, _ in roles.values()
+                                   if role == kind.role)
+               for kind in features.KINDS}
+    # The categorical feature with the fewest values is the likeliest useful slice (device,
+    # country, ...).
+    slices = sorted((feature.name for feature in drafted[features.categorical.KIND.section]),
+                    key=lambda name: frame[name].nunique())[:1]
     return PipelineConfig(
-        pipeline_name=pipeline_name, data=data_dir, schema=schema_path,
-        sparse_features=tuple(SparseFeature(name, embedding_dim=8) for name in sparse),
-        dense_features=tuple(DenseFeature(name, log1p=heavy_tailed(name)) for name in dense),
+        pipeline_name=pipeline_name, data=data_dir, schema=schema_path, **drafted,
         tasks=tuple(tasks), slice_features=tuple(slices),
         drift=())  # the default bounds name the bundled data's columns
 
 
 def draft(csv_path: str, out_dir: str, labels: Optional[List[str]] = None,
-          pipeline_name: Optional[str] = None) -> Dict[str, str]:
-    """Writes `schema.pbtxt` and `config.yaml` into `out_dir`; returns {column: role}."""
+          pipeline_name: Optional[str] = None) -> Dict[str, Tuple[str, Optional[Any], str]]:
+    """Writes `schema.pbtxt` and `config.yaml` into `out_dir`; returns guess_roles' {column:
+    (role, feature, why)}."""
     if not os.path.isfile(csv_path):
         raise DraftError(f'{csv_path}: no such file')
     try:
@@ -155,8 +166,9 @@ def main(argv=None):
     except DraftError as e:
         sys.exit(f'error: {e}')
     width = max(len(name) for name in roles)
-    for name, role in roles.items():
-        print(f'  {name:<{width}}  {role}')
+    role_width = max(len(role) for role, _, _ in roles.values())
+    for name, (role, _, why) in roles.items():
+        print(f'  {name:<{width}}  {role:<{role_width}}  {why}')
     print(f'wrote {os.path.join(args.out, "schema.pbtxt")} and {os.path.join(args.out, "config.yaml")}: '
           'check the roles above, then run python local_runner.py --config '
           f'{os.path.join(args.out, "config.yaml")}')

@@ -51,9 +51,10 @@ def drafted(tmp_path_factory):
 
 def test_draft_guesses_roles(drafted):
     _, roles = drafted
-    assert roles == {'country': 'sparse', 'app_version': 'sparse', 'song': 'sparse',
-                     'duration_sec': 'dense', 'age': 'dense', 'liked': 'binary_label',
-                     'shared': 'binary_label', 'listen_minutes': 'regression_label'}
+    assert {name: role for name, (role, _, _) in roles.items()} == {
+        'country': 'sparse', 'app_version': 'sparse', 'song': 'sparse', 'duration_sec': 'dense',
+        'age': 'dense', 'liked': 'binary_label', 'shared': 'binary_label',
+        'listen_minutes': 'regression_label'}
 
 
 def test_draft_writes_a_schema_and_a_config_that_loads(drafted):

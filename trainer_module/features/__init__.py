@@ -23,9 +23,13 @@ from trainer_module.features.sequence import SequenceFeature
 
 KINDS: Tuple[FeatureKind, ...] = (categorical.KIND, sequence.KIND, numeric.KIND)
 SECTIONS = tuple(kind.section for kind in KINDS)
+# The order the draft asks the kinds in, the most particular first: a text column whose cells hold
+# separators is a list before it is a categorical column; a number is numeric only when no kind
+# before took it.
+DRAFT_ORDER: Tuple[FeatureKind, ...] = (sequence.KIND, categorical.KIND, numeric.KIND)
 _BY_TYPE = {kind.config: kind for kind in KINDS}
 
-__all__ = ['KINDS', 'SECTIONS', 'DenseFeature', 'SequenceFeature', 'SparseFeature', 'kind_of',
+__all__ = ['KINDS', 'SECTIONS', 'DRAFT_ORDER', 'DenseFeature', 'SequenceFeature', 'SparseFeature', 'kind_of',
            'features_by_name', 'check_features', 'feature_ids', 'separators', 'outputs',
            'feature_columns', 'feature_columns_from_transform', 'from_dicts', 'to_dicts']
 

@@ -44,6 +44,7 @@ class SparseFeature:
 
 class Categorical(FeatureKind):
     section = 'sparse_features'
+    role = 'sparse'
     config = SparseFeature
 
     def check(self, feature: SparseFeature, where: str, features: Mapping[str, Any]) -> None:

@@ -24,6 +24,7 @@ class DenseFeature:
 
 class Numeric(FeatureKind):
     section = 'dense_features'
+    role = 'dense'
     config = DenseFeature
 
     def check(self, feature: DenseFeature, where, features) -> None:

@@ -80,6 +80,7 @@ def dimension(feature: SequenceFeature, features: Mapping[str, Any]) -> int:
 
 class List(FeatureKind):
     section = 'sequence_features'
+    role = 'sequence'
     config = SequenceFeature
     _categorical = Categorical()
 
