@@ -94,6 +94,23 @@ def test_feature_columns_take_deepctrs_positional_arguments():
             == deepctr_feature_column.get_feature_names(count_columns(deepctr_feature_column)))
 
 
+def test_varlen_feature_columns_take_deepctrs_positional_arguments():
+    """DeepCTR's fields in its order, then our query_name (None); its properties read through."""
+    args = ('user', 100, 8, False, None, 'int64', None, 'user_table', 'users', False)
+    ours = feature_column.VarLenSparseFeat(feature_column.SparseFeat(*args), 7, 'sum', 'user_n',
+                                           'user_w', False)
+    theirs = deepctr_feature_column.VarLenSparseFeat(deepctr_feature_column.SparseFeat(*args), 7,
+                                                     'sum', 'user_n', 'user_w', False)
+    assert ours._fields == theirs._fields + ('query_name',)
+    assert tuple(ours)[1:] == tuple(theirs)[1:] + (None,)
+    for field in ('name', 'vocabulary_size', 'embedding_dim', 'use_hash', 'vocabulary_path',
+                  'dtype', 'embedding_name', 'group_name', 'trainable'):
+        assert getattr(ours, field) == getattr(theirs, field), field
+    assert ours.embeddings_initializer is None
+    assert (feature_column.VarLenSparseFeat(feature_column.SparseFeat('genres', 20), 5)
+            == (feature_column.SparseFeat('genres', 20), 5, 'mean', None, None, True, None))
+
+
 # Feature columns of the weight-copy checks: embeddings of two dimensions interleaved, two
 # embedding groups (DeepCTR orders the DNN input by group), a table two features share, and dense
 # inputs of dimension 1 and 3.
@@ -195,15 +212,199 @@ def test_fit_ends_within_noise_of_deepctr():
 
 
 @pytest.mark.parametrize('build, message', [
-    (lambda: feature_column.SparseFeat('user', 100, 8, True), r"'user': use_hash=True .*ids in"),
     (lambda: feature_column.SparseFeat('user', 100, vocabulary_path='v.txt'),
      r"'user': vocabulary_path .*Transform"),
     (lambda: feature_column.SparseFeat('user', 100, embeddings_initializer='zeros'),
      r"'user': embeddings_initializer .*RandomNormal"),
+    (lambda: feature_column.SparseFeat('user', 100, dtype='string'),
+     r"'user': dtype='string' needs use_hash=True"),
     (lambda: feature_column.DenseFeat('price', 1, 'float32', abs), r"'price': transform_fn"),
-    (lambda: feature_column.VarLenSparseFeat(feature_column.SparseFeat('genres', 20), 5),
-     r"VarLenSparseFeat 'genres'.* not supported"),
+    (lambda: feature_column.VarLenSparseFeat(feature_column.SparseFeat('genres', 20), 5, 'attn'),
+     r"'genres': combiner must be one of"),
+    (lambda: feature_column.VarLenSparseFeat(feature_column.SparseFeat('genres', 20), 0),
+     r"'genres': maxlen must be a positive integer"),
+    (lambda: feature_column.VarLenSparseFeat(feature_column.SparseFeat('genres', 20), 5,
+                                             query_name='item'),
+     r"'genres': combiner='attention' takes query_name"),
+    (lambda: feature_column.VarLenSparseFeat(feature_column.SparseFeat('genres', 20), 5,
+                                             'attention'),
+     r"'genres': combiner='attention' takes query_name"),
+    (lambda: feature_column.VarLenSparseFeat(feature_column.SparseFeat('genres', 20), 5,
+                                             'attention', weight_name='w', query_name='item'),
+     r"'genres': weight_name with combiner='attention' is not supported"),
+    (lambda: feature_column.VarLenSparseFeat(
+        deepctr_feature_column.SparseFeat('genres', 20), 5),
+     r"'genres': sparsefeat must be a trainer_module.feature_column.SparseFeat"),
 ])
 def test_unsupported_deepctr_arguments_say_what_to_do(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+# Sequences (VarLenSparseFeat) of every combiner DeepCTR has, their positions counted by a length
+# input or by non-zero ids, hashed columns (strings and integers; single ids and sequences), and
+# tables shared between single features and sequences, over three groups.
+def sequence_columns(fc):
+    return {
+        'by_length': [
+            fc.SparseFeat('item', 30, 4),
+            fc.VarLenSparseFeat(fc.SparseFeat('clicks', 30, 4), 6, 'mean', length_name='clicks_n'),
+            fc.VarLenSparseFeat(fc.SparseFeat('carts', 12, 8), 4, 'sum', length_name='carts_n'),
+            fc.VarLenSparseFeat(fc.SparseFeat('views', 9, 4), 5, 'max', length_name='views_n'),
+            fc.DenseFeat('price')],
+        'by_zero_id': [
+            fc.VarLenSparseFeat(fc.SparseFeat('genres', 20, 4), 5, 'mean'),
+            fc.SparseFeat('user', 40, 8),
+            fc.VarLenSparseFeat(fc.SparseFeat('tags', 15, 8), 3, 'sum'),
+            fc.VarLenSparseFeat(fc.SparseFeat('brands', 11, 4), 4, 'max'),
+            fc.DenseFeat('age', 2)],
+        'shared_tables_and_groups': [
+            # 'item' is a single feature's table and two sequences'; DeepCTR keeps the last
+            # sequence's layer (named after it, its vocabulary), and looks 'item' up in it too.
+            fc.SparseFeat('item', 30, 4),
+            fc.VarLenSparseFeat(fc.SparseFeat('history', 30, 4, embedding_name='item'), 5,
+                                'mean', length_name='history_n'),
+            fc.VarLenSparseFeat(fc.SparseFeat('later', 32, 4, embedding_name='item',
+                                              group_name='later'), 3, 'max'),
+            fc.SparseFeat('shop', 10, 8, group_name='shops'),
+            fc.VarLenSparseFeat(fc.SparseFeat('shops_seen', 10, 8, embedding_name='shop',
+                                              group_name='shops'), 4, 'sum'),
+            fc.SparseFeat('city', 6, 4, group_name='later'),
+            fc.SparseFeat('item_again', 30, 4, embedding_name='item'),
+            fc.DenseFeat('price')],
+        'hashed': [
+            fc.SparseFeat('user', 50, 4, use_hash=True, dtype='string'),
+            fc.SparseFeat('zip', 40, 4, use_hash=True, dtype='int64'),
+            fc.VarLenSparseFeat(fc.SparseFeat('queries', 25, 4, use_hash=True, dtype='string'),
+                                4, 'mean'),
+            fc.VarLenSparseFeat(fc.SparseFeat('codes', 18, 8, use_hash=True, dtype='int32'),
+                                3, 'max', length_name='codes_n'),
+            fc.SparseFeat('item', 9, 8),
+            fc.DenseFeat('price')],
+        'weighted': [
+            fc.VarLenSparseFeat(fc.SparseFeat('rated', 20, 4), 5, 'sum', length_name='rated_n',
+                                weight_name='ratings'),
+            fc.VarLenSparseFeat(fc.SparseFeat('bought', 14, 4), 4, 'mean', weight_name='counts',
+                                weight_norm=False),
+            fc.VarLenSparseFeat(fc.SparseFeat('kept', 8, 4), 3, 'max', weight_name='days',
+                                length_name='kept_n', weight_norm=False),
+            fc.SparseFeat('user', 40, 4),
+            fc.DenseFeat('price')],
+    }
+
+
+TOKENS = np.array(['0', 'a', 'b', 'cc', 'd d', '', 'é', '17'])
+
+
+def sequence_inputs(columns, rows, rng):
+    """Random inputs of `columns`: ids within each column's vocabulary, raw strings or numbers of
+    hashed columns ('0' and 0 among them), lengths from 0 to maxlen and zero ids among the ids.
+    A 'max' sequence counts at least one position in every row: on none DeepCTR's gives -1e9 and
+    ours 0 (test_sequence_features.py)."""
+    x = {}
+    for column in columns:
+        if isinstance(column, (feature_column.DenseFeat, deepctr_feature_column.DenseFeat)):
+            x[column.name] = rng.normal(size=(rows, column.dimension)).astype('float32')
+            continue
+        sequence = hasattr(column, 'maxlen')
+        shape = (rows, column.maxlen) if sequence else (rows, 1)
+        if column.use_hash and column.dtype == 'string':
+            values = rng.choice(TOKENS, shape)
+        elif column.use_hash:
+            values = rng.integers(0, 4, shape).astype(column.dtype)
+        else:
+            values = rng.integers(0, column.vocabulary_size, shape).astype(column.dtype)
+        if sequence:
+            empty = TOKENS[0] if values.dtype.kind == 'U' else 0
+            values[rng.random(shape) < 0.3] = empty
+            lowest = 1 if column.combiner == 'max' else 0
+            if column.length_name is not None:
+                x[column.length_name] = rng.integers(lowest, column.maxlen + 1,
+                                                     (rows, 1)).astype('int32')
+            elif lowest:
+                values[:, 0] = (TOKENS[1] if values.dtype.kind == 'U' else
+                                rng.integers(1, min(column.vocabulary_size, 4), rows))
+            if column.weight_name is not None:
+                x[column.weight_name] = rng.normal(size=(rows, column.maxlen, 1)).astype('float32')
+        x[column.name] = values
+    return x
+
+
+SEQUENCE_COPY_CONFIGS = {  # (model, columns of sequence_columns, arguments)
+    'mmoe_by_length': ('MMOE', 'by_length', {}),
+    'mmoe_by_zero_id_bn': ('MMOE', 'by_zero_id', dict(gate_dnn_hidden_units=(8,),
+                                                      dnn_use_bn=True)),
+    'mmoe_shared_tables': ('MMOE', 'shared_tables_and_groups',
+                           dict(task_types=('binary', 'regression'))),
+    'mmoe_hashed': ('MMOE', 'hashed', dict(num_experts=4, tower_dnn_hidden_units=(16, 8))),
+    'mmoe_weighted': ('MMOE', 'weighted', {}),
+    'shared_bottom_shared_tables': ('SharedBottom', 'shared_tables_and_groups', {}),
+}
+
+
+@pytest.mark.parametrize('config', list(SEQUENCE_COPY_CONFIGS))
+def test_deepctr_weights_copied_give_the_same_predictions_with_sequences(config):
+    model_name, columns, kwargs = SEQUENCE_COPY_CONFIGS[config]
+    rng = np.random.default_rng(11)
+    theirs_columns = sequence_columns(deepctr_feature_column)[columns]
+    ours_columns = sequence_columns(feature_column)[columns]
+    assert (feature_column.get_feature_names(ours_columns)
+            == deepctr_feature_column.get_feature_names(theirs_columns))
+    theirs = getattr(deepctr_models, model_name)(theirs_columns, **kwargs)
+    ours = getattr(models, model_name)(ours_columns, **kwargs)
+    assert _counts(ours) == _counts(theirs)
+    theirs.set_weights([rng.uniform(0.5, 1.5, w.shape) if 'moving_variance' in w.name else
+                        rng.normal(0, 0.3, w.shape) for w in theirs.weights])
+    copy_deepctr_weights(theirs, ours)
+    x = sequence_inputs(ours_columns, 256, rng)
+    expected = theirs.predict(x, batch_size=256, verbose=0)
+    got = ours.predict(x, batch_size=256, verbose=0)
+    for e, g in zip(expected, got):
+        assert np.std(e) > 1e-3
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+
+
+def test_each_sequence_input_moves_the_predictions_as_deepctrs():
+    """Every input counts in both models alike: changing one input's values (another length,
+    other ids) changes the copied model's predictions as it changes DeepCTR's."""
+    rng = np.random.default_rng(12)
+    theirs_columns = sequence_columns(deepctr_feature_column)['shared_tables_and_groups']
+    ours_columns = sequence_columns(feature_column)['shared_tables_and_groups']
+    theirs = deepctr_models.MMOE(theirs_columns)
+    theirs.set_weights([rng.normal(0, 0.3, w.shape) for w in theirs.weights])
+    ours = copy_deepctr_weights(theirs, models.MMOE(ours_columns))
+    x = sequence_inputs(ours_columns, 64, rng)
+    other = sequence_inputs(ours_columns, 64, rng)
+    for name in feature_column.get_feature_names(ours_columns):
+        changed = dict(x, **{name: other[name]})
+        expected = theirs.predict(changed, verbose=0)[0] - theirs.predict(x, verbose=0)[0]
+        got = ours.predict(changed, verbose=0)[0] - ours.predict(x, verbose=0)[0]
+        assert np.abs(expected).max() > 1e-4, name
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_hashed_ids_are_deepctrs():
+    """Our Hash gives DeepCTR's ids: a single feature's over [0, buckets), a sequence's with 0
+    for the value 0 (strings, integers and floats)."""
+    from deepctr.layers.utils import Hash as DeepCtrHash
+
+    from trainer_module.layers import Hash
+    values = [np.array([['0', 'a', ''], ['é', 'lake', '0.0']]),
+              np.array([[0, 1, 12345], [-3, 7, 0]], 'int64'),
+              np.array([[0, 1, 2]], 'int32'),
+              np.array([[0.0, 1.5, -2.25]], 'float32')]
+    for value in values:
+        for mask_zero in (False, True):
+            np.testing.assert_array_equal(
+                Hash(37, mask_zero=mask_zero)(value).numpy(),
+                DeepCtrHash(37, mask_zero=mask_zero)(value).numpy())
+
+
+def test_attention_models_are_not_copied_from_deepctr():
+    sparse = feature_column.SparseFeat('item', 10, 4)
+    ours = models.MMOE([sparse, feature_column.VarLenSparseFeat(
+        feature_column.SparseFeat('history', 10, 4, embedding_name='item'), 3, 'attention',
+        query_name='item')])
+    theirs = deepctr_models.MMOE([deepctr_feature_column.SparseFeat('item', 10, 4)])
+    with pytest.raises(ValueError, match='no attention combiner'):
+        copy_deepctr_weights(theirs, ours)

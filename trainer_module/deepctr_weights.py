@@ -3,19 +3,23 @@
 `copy_deepctr_weights(deepctr_model, model)` takes a DeepCTR 0.9.x `MMOE` or `SharedBottom` (a Keras 2
 model as `deepctr.models` builds it) and our model built with the same arguments and feature columns
 (`trainer_module.models.MMOE` / `SharedBottom`), and sets every weight of ours from DeepCTR's: the same
-predictions for the same inputs (tests/test_deepctr_parity.py checks them to 1e-5). The layouts
-differ: DeepCTR has an `Embedding` layer per table, ours one variable per embedding dimension
-(`layers.SparseEmbeddings`); DeepCTR's logit layers have no names, and are found as the layers that
-feed each task's prediction layer. DeepCTR itself is not imported: only its model's layers are read.
+predictions for the same inputs (tests/test_deepctr_parity.py checks them to 1e-5), with sparse
+features, hashed ones, sequences (`VarLenSparseFeat`, any of DeepCTR's combiners, with or without a
+length or weights) and tables shared between them. The layouts differ: DeepCTR has an `Embedding`
+layer per table, ours one variable per embedding dimension (`layers.SparseEmbeddings`), and
+DeepCTR names a table after a feature or after a sequence, so each table is found as the one that
+embeds the same model input in both (through the `Hash` layers of hashed inputs); DeepCTR's logit
+layers have no names, and are found as the layers that feed each task's prediction layer. DeepCTR
+itself is not imported: only its model's layers are read.
 """
+
+from typing import Dict
 
 import numpy as np
 import tf_keras as keras
 
-from trainer_module.layers import DNN, Experts, SparseEmbeddings
+from trainer_module.layers import DNN, AttentionSequencePooling, Experts, Hash, SparseEmbeddings
 from trainer_module.models import GATE_PREFIX, SHARED_GATE
-
-_DEEPCTR_EMBEDDING_PREFIX = 'sparse_emb_'  # deepctr.inputs.create_embedding_dict's layer names
 
 
 def copy_deepctr_weights(deepctr_model: keras.Model, model: keras.Model) -> keras.Model:
@@ -31,11 +35,12 @@ def copy_deepctr_weights(deepctr_model: keras.Model, model: keras.Model) -> kera
                              'other arguments or task names?')
         return theirs[name]
 
-    embeddings = [layer for layer in model.layers if isinstance(layer, SparseEmbeddings)]
-    for layer in embeddings:
-        layer.set_tables({
-            feature[0]: theirs_named(_DEEPCTR_EMBEDDING_PREFIX + feature[0]).get_weights()[0]
-            for feature in layer.features})
+    if any(isinstance(layer, AttentionSequencePooling) for layer in model.layers):
+        raise ValueError("DeepCTR's multi-task models have no attention combiner to copy from")
+    embeds = _deepctr_embeddings(deepctr_model)
+    for layer in model.layers:
+        if isinstance(layer, SparseEmbeddings):
+            _copy_embeddings(embeds, layer)
 
     if 'experts' in ours:
         experts = ours['experts']
@@ -62,6 +67,41 @@ def copy_deepctr_weights(deepctr_model: keras.Model, model: keras.Model) -> kera
         _assign(ours[f'logit_{task}'], _feeding(prediction).get_weights())
         _assign(ours[task], prediction.get_weights())
     return model
+
+
+def _model_input(layer):
+    """The name of the model input that `layer` is, or that it hashes (a `Hash` layer: ours, or
+    DeepCTR's, known by its class name)."""
+    while isinstance(layer, Hash) or type(layer).__name__ == 'Hash':
+        layer = _feeding(layer)
+    if not isinstance(layer, keras.layers.InputLayer):
+        raise ValueError(f'layer {layer.name!r} feeds an embedding, and is no model input')
+    return layer.name
+
+
+def _deepctr_embeddings(deepctr_model):
+    """{model input name: the DeepCTR `Embedding` layer that looks it up}."""
+    embeds = {}
+    for layer in deepctr_model.layers:
+        if isinstance(layer, keras.layers.Embedding):
+            for node in layer.inbound_nodes:
+                embeds[_model_input(node.inbound_layers)] = layer
+    return embeds
+
+
+def _copy_embeddings(embeds, layer: SparseEmbeddings):
+    """Each table of `layer` from the DeepCTR `Embedding` that looks up the same model input."""
+    tables: Dict[str, keras.layers.Layer] = {}
+    for feature, source in zip(layer.features, layer.inbound_nodes[0].inbound_layers):
+        name = _model_input(source)
+        if name not in embeds:
+            raise ValueError(f'the DeepCTR model embeds no input {name!r} (ours does): built '
+                             'with other feature columns?')
+        theirs = embeds[name]
+        if tables.setdefault(feature[0], theirs) is not theirs:
+            raise ValueError(f'table {feature[0]!r}: DeepCTR looks its inputs up in two tables, '
+                             f'{tables[feature[0]].name!r} and {theirs.name!r}')
+    layer.set_tables({name: theirs.get_weights()[0] for name, theirs in tables.items()})
 
 
 def _feeding(layer):

@@ -6,8 +6,26 @@ from typing import Dict, Sequence
 import tf_keras as keras
 
 from compat import autograph  # noqa: F401  (autograph leaves Keras alone)
-from trainer_module.feature_column import DenseFeat, FeatureColumn, SparseFeat
-from trainer_module.layers import DNN, Experts, MixExperts, PredictionLayer, SparseEmbeddings
+from trainer_module.feature_column import (
+    ATTENTION_COMBINER,
+    LENGTH_DTYPE,
+    DenseFeat,
+    FeatureColumn,
+    SparseFeat,
+    VarLenSparseFeat,
+)
+from trainer_module.layers import (
+    DNN,
+    PADDING_BY_LENGTH,
+    PADDING_BY_ZERO_ID,
+    AttentionSequencePooling,
+    Experts,
+    Hash,
+    MixExperts,
+    PredictionLayer,
+    SequencePooling,
+    SparseEmbeddings,
+)
 from trainer_module.settings import TASK_TYPES
 
 EMBEDDING_SEED = 2020  # DeepCTR's default embeddings_initializer seed
@@ -16,33 +34,124 @@ SHARED_GATE = 'shared'
 
 
 def build_input_features(feature_columns: Sequence[FeatureColumn]) -> Dict[str, keras.Input]:
-    """One Keras Input per feature column, named after it: shape (1,) for sparse ids, (dimension,)
-    for dense values."""
-    inputs = OrderedDict()
+    """One Keras Input per model input, named after it, as DeepCTR's `build_input_features`:
+    shape (1,) for sparse ids (or raw values, hashed in the model), (dimension,) for dense values,
+    (maxlen,) for a sequence, then (maxlen, 1) float32 for its weights and (1,) `LENGTH_DTYPE`
+    for its length where it names them."""
+    inputs: Dict[str, keras.Input] = OrderedDict()
+
+    def add(name, shape, dtype):
+        if name not in inputs:
+            inputs[name] = keras.Input(shape=shape, name=name, dtype=dtype)
+
     for column in feature_columns:
-        shape = (1,) if isinstance(column, SparseFeat) else (column.dimension,)
-        inputs[column.name] = keras.Input(shape=shape, name=column.name, dtype=column.dtype)
+        if isinstance(column, VarLenSparseFeat):
+            add(column.name, (column.maxlen,), column.dtype)
+            if column.weight_name is not None:
+                add(column.weight_name, (column.maxlen, 1), 'float32')
+            if column.length_name is not None:
+                add(column.length_name, (1,), LENGTH_DTYPE)
+        elif isinstance(column, SparseFeat):
+            add(column.name, (1,), column.dtype)
+        elif isinstance(column, DenseFeat):
+            add(column.name, (column.dimension,), column.dtype)
+        else:
+            raise ValueError(f'unknown feature column {column!r}')
     return inputs
 
 
-def _dnn_input(inputs, feature_columns, l2_reg_embedding):
-    """Embeddings of the sparse features concatenated with the dense values, as DeepCTR's
-    `input_from_feature_columns` + `combined_dnn_input` build them."""
+def _tables(columns):
+    """{embedding name: (vocabulary size, dimension, trainable)} of the table each name looks up,
+    as DeepCTR's `create_embedding_dict` keeps it: one `Embedding` per name, a sequence's made
+    after the single features' and the last made kept."""
+    tables = {}
+    for column in sorted(columns, key=lambda column: isinstance(column, VarLenSparseFeat)):
+        tables[column.embedding_name] = (column.vocabulary_size, column.embedding_dim,
+                                         column.trainable)
+    return tables
+
+
+def _queries(sequences, sparse):
+    """{sequence name: the SparseFeat its attention queries with}, checked."""
+    by_name = {column.name: column for column in sparse}
+    queries = {}
+    for column in sequences:
+        if column.combiner != ATTENTION_COMBINER:
+            continue
+        query = by_name.get(column.query_name)
+        where = f'VarLenSparseFeat {column.name!r}: query_name {column.query_name!r}'
+        if query is None:
+            raise ValueError(f'{where} is not a SparseFeat of the feature columns')
+        if query.embedding_dim != column.embedding_dim:
+            raise ValueError(f'{where} has embedding_dim {query.embedding_dim}, the sequence '
+                             f'{column.embedding_dim}; attention needs them equal')
+        queries[column.name] = query
+    return queries
+
+
+def _pooled(column, embeddings, inputs, ids, query, seed):
+    """A sequence's [batch, maxlen, dim] embeddings pooled into [batch, dim] by its combiner, the
+    positions that count read from its length input, else from its ids (0: padding)."""
+    if column.length_name is not None:
+        padding, mask_source = PADDING_BY_LENGTH, inputs[column.length_name]
+    else:
+        padding, mask_source = PADDING_BY_ZERO_ID, ids
+    if column.combiner == ATTENTION_COMBINER:
+        return AttentionSequencePooling(padding=padding, seed=seed,
+                                        name=f'attention_{column.name}')(
+            [query, embeddings, mask_source])
+    weights = [inputs[column.weight_name]] if column.weight_name is not None else []
+    return SequencePooling(column.combiner, padding, column.weight_norm,
+                           name=f'pooling_{column.name}')([embeddings, mask_source, *weights])
+
+
+def _dnn_input(inputs, feature_columns, l2_reg_embedding, seed):
+    """Embeddings of the sparse features and pooled sequences, concatenated with the dense
+    values, as DeepCTR's `input_from_feature_columns` + `combined_dnn_input` build them."""
     sparse = [column for column in feature_columns if isinstance(column, SparseFeat)]
+    sequences = [column for column in feature_columns if isinstance(column, VarLenSparseFeat)]
     dense = [column for column in feature_columns if isinstance(column, DenseFeat)]
-    unknown = [column for column in feature_columns if column not in sparse + dense]
+    unknown = [column for column in feature_columns if column not in sparse + sequences + dense]
     if unknown:
         raise ValueError(f'unknown feature column {unknown[0]!r}')
-    # DeepCTR concatenates the embeddings group by group (`group_name`), groups in order of first use.
-    groups = list(dict.fromkeys(column.group_name for column in sparse))
-    sparse.sort(key=lambda column: groups.index(column.group_name))
+    queries = _queries(sequences, sparse)
+    # DeepCTR concatenates the embeddings group by group (`group_name`), groups in order of first
+    # use by the single features, then by the sequences (`mergeDict`); in a group, the single
+    # features, then the pooled sequences.
+    groups = list(dict.fromkeys(column.group_name for column in sparse + sequences))
+    embedded = [column for group in groups for column in sparse + sequences
+                if column.group_name == group]
+    tables = _tables(sparse + sequences)
+    ids = {}
+    for column in embedded:
+        # DeepCTR's Hash: a sequence's with mask_zero (its padding stays 0), a single feature's
+        # without.
+        ids[column.name] = (Hash(column.vocabulary_size,
+                                 mask_zero=isinstance(column, VarLenSparseFeat),
+                                 name=f'hash_{column.name}')(inputs[column.name])
+                            if column.use_hash else inputs[column.name])
+    # Each query's embedding comes out on its own, as a sequence of one id after the others.
+    looked_up = embedded + list(queries.values())
     parts = []
-    if sparse:
-        parts.append(SparseEmbeddings(
-            [(column.embedding_name, column.vocabulary_size, column.embedding_dim,
-              column.trainable) for column in sparse],
+    if embedded:
+        outputs = SparseEmbeddings(
+            [(column.embedding_name, *tables[column.embedding_name],
+              column.maxlen if isinstance(column, VarLenSparseFeat) else None)
+             for column in embedded]
+            + [(query.embedding_name, *tables[query.embedding_name], 1)
+               for query in queries.values()],
             l2_reg=l2_reg_embedding, seed=EMBEDDING_SEED, name='sparse_embeddings')(
-                [inputs[column.name] for column in sparse]))
+                [ids[column.name] for column in looked_up])
+        outputs = outputs if isinstance(outputs, list) else [outputs]
+        query_embeddings = dict(zip(queries, outputs[len(outputs) - len(queries):]))
+        outputs = iter(outputs)
+        for i, column in enumerate(embedded):
+            if isinstance(column, SparseFeat):  # a run of single features is one output
+                if not i or isinstance(embedded[i - 1], VarLenSparseFeat):
+                    parts.append(next(outputs))
+            else:
+                parts.append(_pooled(column, next(outputs), inputs, ids[column.name],
+                                     query_embeddings.get(column.name), seed))
     if dense:
         values = [inputs[column.name] for column in dense]
         parts.append(values[0] if len(values) == 1 else keras.layers.Concatenate(axis=-1)(values))
@@ -101,7 +210,7 @@ def _mixture_of_experts(dnn_feature_columns, num_experts, expert_dnn_hidden_unit
     dnn = _DnnFactory(dnn_activation, l2_reg_dnn, dnn_dropout, dnn_use_bn, seed)
 
     inputs = build_input_features(dnn_feature_columns)
-    dnn_input = _dnn_input(inputs, dnn_feature_columns, l2_reg_embedding)
+    dnn_input = _dnn_input(inputs, dnn_feature_columns, l2_reg_embedding, seed)
     expert_outputs = Experts(num_experts, expert_dnn_hidden_units, activation=dnn_activation,
                              l2_reg=l2_reg_dnn, dropout_rate=dnn_dropout, use_bn=dnn_use_bn,
                              seed=seed, name='experts')(dnn_input)
@@ -161,7 +270,7 @@ def SharedBottom(dnn_feature_columns, bottom_dnn_hidden_units=(256, 128),
     dnn = _DnnFactory(dnn_activation, l2_reg_dnn, dnn_dropout, dnn_use_bn, seed)
     inputs = build_input_features(dnn_feature_columns)
     bottom = dnn(bottom_dnn_hidden_units, 'shared_bottom')(
-        _dnn_input(inputs, dnn_feature_columns, l2_reg_embedding))
+        _dnn_input(inputs, dnn_feature_columns, l2_reg_embedding, seed))
     return _multi_task_model(inputs, [bottom] * len(task_names), tower_dnn_hidden_units,
                              task_types, task_names, dnn)
 
