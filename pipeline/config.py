@@ -128,7 +128,7 @@ class PipelineConfig(TaskColumns):
         if not any(getattr(self, section) for section in features.SECTIONS):
             raise ConfigError(f'no features: {", ".join(features.SECTIONS)} are all empty')
         # A transformed feature a kind adds (a list's length) must not be another column.
-        for output, owner in features.outputs(self).items():
+        for output, owner in features.outputs(self):
             if output != owner and output in columns:
                 raise ConfigError(f'{output!r}: a column of the data, and the name of a feature '
                                   f'that {owner!r} outputs; rename one')

@@ -32,7 +32,10 @@ as TF Serving does, a key that is no feature is refused. A dense feature that is
 TF Serving accepts, and request_example.json holds for a missing number) or absent is missing;
 otherwise it is a number within float32's range (not Infinity, a bool, a string, a list or an
 object). A categorical feature is a JSON integer within int64's range or a string, as its input
-is, and present.
+is, and present. A list feature (a model's `sequence_features`) is the string a CSV cell of it
+holds, its values with the feature's separator between them, or a JSON list of strings and
+integers (none of which holds the separator); null, absent or "" is an empty list, as an empty
+CSV cell is.
 
 The scores are written as CSV, one row per input row, to the terminal or to `--output`, a file
 written whole or not at all (beside it first, then renamed over it; it is opened before the model
@@ -48,13 +51,13 @@ import math
 import os
 import re
 import sys
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from components import csv_lines
-from trainer_module.serving import instances_to_inputs, signature_input_dtypes
+from trainer_module.serving import instances_to_inputs, list_separators, signature_input_dtypes
 from trainer_module.settings import RAW_SIGNATURE
 
 # Rows scored per call.
@@ -144,11 +147,14 @@ def _csv_value(text: str, dtype: tf.DType):
     return text
 
 
-def csv_rows(path: str, dtypes: Mapping[str, tf.DType]) -> List[Dict]:
+def csv_rows(path: str, dtypes: Mapping[str, tf.DType],
+             separators: Optional[Mapping[str, str]] = None) -> List[Dict]:
     """The rows of the CSV file `path` as {feature: value}, for a signature of inputs `dtypes`
-    ({name: dtype}): floats (NaN where missing), ints and strs. ValueError naming the file, the
-    line and the column of the first thing that the module docstring refuses. The columns that
-    are not features are named on stderr."""
+    ({name: dtype}): floats (NaN where missing), ints and strs; a list feature (one of
+    `separators`) its cell as it is, '' for an empty list. ValueError naming the file, the line
+    and the column of the first thing that the module docstring refuses. The columns that are
+    not features are named on stderr."""
+    separators = separators or {}
     with open(path, 'rb') as f:
         numbered = list(enumerate(itertools.chain.from_iterable(csv_lines.physical_lines(f)),
                                start=1))
@@ -189,6 +195,9 @@ def csv_rows(path: str, dtypes: Mapping[str, tf.DType]) -> List[Dict]:
                              f'{len(header)}')
         row = {}
         for name, dtype in dtypes.items():
+            if name in separators:
+                row[name] = fields[columns[name]]
+                continue
             try:
                 row[name] = _csv_value(fields[columns[name]], dtype)
             except ValueError as e:
@@ -247,10 +256,35 @@ def _json_value(value, dtype: tf.DType):
     return float(value) if dtype.is_floating else value
 
 
-def json_rows(path: str, dtypes: Mapping[str, tf.DType]) -> List[Dict]:
+def _json_list(value, separator: str) -> str:
+    """A list feature's JSON value (its values' delimited string, or a list of strings and
+    integers; null or absent: an empty list) as the delimited string its input takes, or
+    ValueError saying why not."""
+    if value is None:
+        return ''
+    if isinstance(value, str):
+        return _json_value(value, tf.string)
+    if not isinstance(value, list):
+        raise ValueError(f'expected a list of values or their {separator!r}-separated string, '
+                         f'got {_json_shown(value)}')
+    texts = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise ValueError(f'a list of strings or integers, got {_json_shown(item)} in it')
+        text = _json_value(item, tf.string) if isinstance(item, str) else str(item)
+        if separator in text:
+            raise ValueError(f'the value {_json_shown(item)} holds the separator {separator!r}')
+        texts.append(text)
+    return separator.join(texts)
+
+
+def json_rows(path: str, dtypes: Mapping[str, tf.DType],
+              separators: Optional[Mapping[str, str]] = None) -> List[Dict]:
     """The instances of the JSON file `path` as {feature: value}, for a signature of inputs
-    `dtypes` ({name: dtype}): floats (NaN where missing), ints and strs. ValueError naming the
-    file, the instance and the feature of the first thing that the module docstring refuses."""
+    `dtypes` ({name: dtype}): floats (NaN where missing), ints and strs; a list feature (one of
+    `separators`) the delimited string of its values. ValueError naming the file, the instance
+    and the feature of the first thing that the module docstring refuses."""
+    separators = separators or {}
     with open(path, 'rb') as f:
         data = f.read()
     try:
@@ -292,7 +326,8 @@ def json_rows(path: str, dtypes: Mapping[str, tf.DType]) -> List[Dict]:
         row = {}
         for name, dtype in dtypes.items():
             try:
-                row[name] = _json_value(instance.get(name), dtype)
+                row[name] = (_json_list(instance.get(name), separators[name])
+                             if name in separators else _json_value(instance.get(name), dtype))
             except ValueError as e:
                 raise ValueError(f'{where}, feature {name!r}: {e}') from None
         rows.append(row)
@@ -364,7 +399,9 @@ def main(argv=None):
                              'older version: retrain it)')
         signature = loaded.signatures[RAW_SIGNATURE]
         dtypes = signature_input_dtypes(signature)
-        rows = (csv_rows(args.csv, dtypes) if args.csv else json_rows(args.json, dtypes))
+        separators = list_separators(model_path)
+        rows = (csv_rows(args.csv, dtypes, separators) if args.csv else
+                json_rows(args.json, dtypes, separators))
         if not rows:
             raise ValueError(f'{args.csv or args.json}: no rows')
         scores = predict(signature, rows)

@@ -13,7 +13,7 @@ differs between kinds is asked of the kind, here or where a component needs it:
 - the draft's guess of a column's kind (`pipeline/draft.py`).
 """
 
-from typing import Any, Callable, Dict, Mapping, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 from trainer_module.features import categorical, numeric, sequence
 from trainer_module.features.categorical import SparseFeature
@@ -77,13 +77,11 @@ def check_features(settings) -> None:
             kind.check(feature, f'{kind.section}.{feature.name}', features)
 
 
-def outputs(settings) -> Dict[str, str]:
-    """{transformed feature name: the feature that outputs it}."""
-    named = {}
-    for name, feature in features_by_name(settings).items():
-        for output in kind_of(feature).outputs(feature):
-            named.setdefault(output, name)
-    return named
+def outputs(settings) -> List[Tuple[str, str]]:
+    """(transformed feature name, the feature that outputs it), for every output of every
+    feature."""
+    return [(output, name) for name, feature in features_by_name(settings).items()
+            for output in kind_of(feature).outputs(feature)]
 
 
 def feature_ids(settings, num_oov_buckets: int) -> Dict[str, Ids]:
