@@ -408,3 +408,13 @@ def test_attention_models_are_not_copied_from_deepctr():
     theirs = deepctr_models.MMOE([deepctr_feature_column.SparseFeat('item', 10, 4)])
     with pytest.raises(ValueError, match='no attention combiner'):
         copy_deepctr_weights(theirs, ours)
+
+
+@pytest.mark.parametrize('columns', list(sequence_columns(feature_column)))
+def test_model_inputs_are_deepctrs(columns):
+    """The same inputs in the same order: names, shapes and dtypes (a sequence's weights and
+    length beside it)."""
+    def inputs(module, fc):
+        return [(i.name, tuple(i.shape), i.dtype.name)
+                for i in module.MMOE(sequence_columns(fc)[columns]).inputs]
+    assert inputs(models, feature_column) == inputs(deepctr_models, deepctr_feature_column)

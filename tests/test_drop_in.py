@@ -77,3 +77,68 @@ def test_deepctr_script_runs_with_its_imports_changed(tmp_path, package, census_
     predictions = result['predictions']
     assert [p.shape for p in predictions] == [(len(result['test']), 1)] * 2
     assert all(np.all((p >= 0) & (p <= 1)) for p in predictions)
+
+
+# A DeepCTR user's multi-value script, as DeepCTR's docs write one (its movielens multi-value
+# examples): genres split on '|' and padded after, a vocabulary of them or their hash, a length
+# column, a hashed user id, then MMOE, fit and predict. Run as it is on DeepCTR and on ours.
+MULTI_VALUE_SCRIPT = '''
+import numpy as np
+import pandas as pd
+
+from {package}.feature_column import SparseFeat, VarLenSparseFeat, get_feature_names
+from {package}.models import MMOE
+
+rng = np.random.default_rng(0)
+GENRES = ['action', 'comedy', 'drama', 'horror', 'kids', 'noir']
+rows = 1024
+data = pd.DataFrame({{
+    'user_id': [f'u{{i}}' for i in rng.integers(0, 50, rows)],
+    'movie_id': rng.integers(0, 30, rows),
+    'genres': ['|'.join(rng.choice(GENRES, rng.integers(1, 4), replace=False))
+               for _ in range(rows)]}})
+data['like'] = data['genres'].str.contains('comedy').astype('float32')
+data['watch'] = data['genres'].str.contains('horror|noir').astype('float32')
+
+key2index = {{}}
+genres_list = [[key2index.setdefault(key, len(key2index) + 1) for key in value.split('|')]
+               for value in data['genres']]
+max_len = max(len(x) for x in genres_list)
+genres_ids = np.array([x + [0] * (max_len - len(x)) for x in genres_list], 'int32')
+genres_length = np.array([[len(x)] for x in genres_list], 'int32')
+genres_text = np.array([x.split('|') + ['0'] * (max_len - len(x.split('|')))
+                        for x in data['genres']], dtype=object).astype(str)
+
+columns = [SparseFeat('user_id', 100, embedding_dim=4, use_hash=True, dtype='string'),
+           SparseFeat('movie_id', 30, embedding_dim=4),
+           VarLenSparseFeat(SparseFeat('genres', len(key2index) + 1, embedding_dim=4), max_len,
+                            'mean', length_name='genres_length'),
+           VarLenSparseFeat(SparseFeat('genres_hashed', 20, embedding_dim=4, use_hash=True,
+                                       dtype='string'), max_len, 'sum')]
+feature_names = get_feature_names(columns)
+x = {{'user_id': data['user_id'].values, 'movie_id': data['movie_id'].values,
+      'genres': genres_ids, 'genres_length': genres_length, 'genres_hashed': genres_text}}
+model = MMOE(columns, expert_dnn_hidden_units=(32,), tower_dnn_hidden_units=(8,),
+             task_names=('like', 'watch'))
+model.compile('adam', loss=['binary_crossentropy', 'binary_crossentropy'])
+history = model.fit({{name: x[name] for name in feature_names}},
+                    [data['like'].values, data['watch'].values], batch_size=32, epochs=10,
+                    verbose=0)
+predictions = model.predict({{name: x[name] for name in feature_names}}, batch_size=256)
+'''
+
+
+@pytest.mark.parametrize('package', ['trainer_module', 'deepctr'])
+def test_deepctr_multi_value_script_runs_with_its_imports_changed(package):
+    result = {}
+    exec(compile(MULTI_VALUE_SCRIPT.format(package=package), f'multi_value_{package}', 'exec'),
+         result)
+    assert result['feature_names'] == ['user_id', 'movie_id', 'genres', 'genres_length',
+                                       'genres_hashed']
+    assert result['MMOE'].__module__.startswith(f'{package}.models')
+    loss = result['history'].history['loss']
+    assert loss[-1] < 0.5 * loss[0]  # the labels are read off the genres
+    like, watch = result['predictions']
+    data = result['data']
+    assert like.shape == watch.shape == (len(data), 1)
+    assert np.mean((like[:, 0] > 0.5) == (data['like'] > 0.5)) > 0.9
