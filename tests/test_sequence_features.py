@@ -208,3 +208,11 @@ def test_a_model_learns_from_the_sequence_the_query_attends_to():
 def test_attention_queries_are_checked(columns, message):
     with pytest.raises(ValueError, match=message):
         MMOE(columns, **SMALL)
+
+
+def test_maxlen_may_be_a_numpy_integer():
+    """As a script computes it (`max(lengths)` of an array)."""
+    column = VarLenSparseFeat(SparseFeat('genres', 20), np.max(np.array([3, 5])))
+    assert column.maxlen == 5 and type(column.maxlen) is int
+    with pytest.raises(ValueError, match="'genres': maxlen must be a positive integer, got 2.5"):
+        VarLenSparseFeat(SparseFeat('genres', 20), 2.5)

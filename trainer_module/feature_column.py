@@ -9,6 +9,7 @@ arguments our models cannot honour raise a `ValueError` that says what to do ins
 being ignored.
 """
 
+import numbers
 from collections import namedtuple
 from typing import List, Sequence, Union
 
@@ -130,7 +131,7 @@ class VarLenSparseFeat(namedtuple('VarLenSparseFeat', ['sparsefeat', 'maxlen', '
         if not isinstance(sparsefeat, SparseFeat):
             raise ValueError(f'{feature}: sparsefeat must be a trainer_module.feature_column.'
                              f'SparseFeat, got {sparsefeat!r}')
-        if not isinstance(maxlen, int) or maxlen < 1:
+        if not isinstance(maxlen, numbers.Integral) or maxlen < 1:  # NumPy's integers too
             raise ValueError(f'{feature}: maxlen must be a positive integer, got {maxlen!r}')
         combiners = POOLING_COMBINERS + (ATTENTION_COMBINER,)
         if combiner not in combiners:
@@ -142,7 +143,7 @@ class VarLenSparseFeat(namedtuple('VarLenSparseFeat', ['sparsefeat', 'maxlen', '
             raise _unsupported(feature, "weight_name with combiner='attention'", (
                 'the attention unit weighs the positions itself; drop weight_name, or pool the '
                 "weighted sequence with 'sum' or 'mean'"))
-        return super().__new__(cls, sparsefeat, maxlen, combiner, length_name, weight_name,
+        return super().__new__(cls, sparsefeat, int(maxlen), combiner, length_name, weight_name,
                                weight_norm, query_name)
 
     @property
