@@ -267,15 +267,24 @@ class SparseEmbeddings(keras.layers.Layer):
                     f'{self.features[i][0]} < {size}' for i, _, size in members)])
             with tf.control_dependencies([checked]):
                 rows = tf.gather(table, group_ids + first_rows)  # [batch, positions, dimension]
-            # One split, whose gradient is one concat, rather than a slice per output.
-            segments.append(tf.split(rows, sizes, axis=1) if len(sizes) > 1 else [rows])
+            # One op whose gradient is one op, rather than a slice per segment: a group of single
+            # ids each in a segment of its own unstacks into [batch, dimension] rows; any other
+            # splits into its segments.
+            if len(sizes) == 1:
+                segments.append([rows])
+            elif len(sizes) == len(members) and all(self.features[i][4] is None
+                                                    for i, _, _ in members):
+                segments.append(tf.unstack(rows, axis=1))
+            else:
+                segments.append(tf.split(rows, sizes, axis=1))
         outputs = []
         for sequence, parts in self._outputs:
             if sequence:
                 group, segment = parts[0]
                 outputs.append(segments[group][segment])
                 continue
-            flat = [tf.reshape(rows, [-1, rows.shape[1] * rows.shape[2]]) for rows in
+            flat = [rows if rows.shape.rank == 2 else
+                    tf.reshape(rows, [-1, rows.shape[1] * rows.shape[2]]) for rows in
                     (segments[group][segment] for group, segment in parts)]
             outputs.append(flat[0] if len(flat) == 1 else tf.concat(flat, axis=1))
         return outputs if len(outputs) > 1 or self._outputs[0][0] else outputs[0]
