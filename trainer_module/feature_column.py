@@ -217,20 +217,3 @@ def get_feature_names(feature_columns: Sequence[FeatureColumn]) -> List[str]:
             raise ValueError(f'unknown feature column {column!r}')
         names += [name for name in inputs if name is not None and name not in names]
     return names
-
-
-def feature_columns_from_transform(settings, tf_transform_output) -> List[FeatureColumn]:
-    """The feature columns of `settings` (`TrainerSettings`), each embedding sized from the
-    Transform vocabulary (a `tft.TFTransformOutput`).
-
-    A sparse feature's ids run over its vocabulary plus `num_oov_buckets` ids for unseen values.
-    """
-    columns: List[FeatureColumn] = [
-        SparseFeat(feature.name,
-                   vocabulary_size=(tf_transform_output.vocabulary_size_by_name(feature.name)
-                                    + settings.num_oov_buckets),
-                   embedding_dim=feature.embedding_dim)
-        for feature in settings.sparse_features
-    ]
-    columns += [DenseFeat(name) for name in settings.dense_features]
-    return columns
