@@ -69,6 +69,7 @@ def check_inputs(config: PipelineConfig):
 
 def _print_summary(summary, paths, seconds, stream):
     from components.blessing_gate import describe  # pylint: disable=import-outside-toplevel
+    from trainer_module import vocabulary_report  # pylint: disable=import-outside-toplevel
     took = f'{seconds / 60:.1f} min' if seconds >= 60 else f'{seconds:.0f} s'
     stream.write(f'\nPipeline finished in {took}.\n')
     for task, result in summary['tasks'].items():
@@ -95,6 +96,8 @@ def _print_summary(summary, paths, seconds, stream):
                 + '\n')
         for warning in trained['warnings']:
             stream.write(f'  warning: {warning}\n')
+        for name, entry in vocabulary_report.notable(trained.get('vocabularies', {})).items():
+            stream.write(f'  vocabulary:     {vocabulary_report.describe(name, entry)}\n')
     if summary['pushed_model']:
         stream.write(f'  pushed model:   {summary["pushed_model"]}\n')
     elif summary['already_serving']:

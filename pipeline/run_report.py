@@ -17,6 +17,7 @@ from components.trainer_executor import read_provenance
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import evaluator_id
 from trainer_module.settings import GATE_REPORT_DIR, GATE_REPORT_FILE
+from trainer_module.vocabulary_report import read_vocabulary_report
 
 _STATE_NAMES = {value: name for name, value in
                 metadata_store_pb2.Execution.State.items()}
@@ -90,9 +91,11 @@ def _bad_rows(nodes: Dict[str, NodeRun]) -> Optional[Dict]:
 def _model_report(model_uri: str) -> Dict:
     """What the Trainer learnt about the model beyond its weights: the tasks' learned
     log-variances (uncertainty loss weighting), each gate's use of the experts, the experts'
-    pairwise similarity, and warnings of expert collapse."""
+    pairwise similarity, warnings of expert collapse, and each vocabulary's size and OOV share
+    per split (trainer_module/vocabulary_report.py)."""
     report = {'task_log_variance': read_provenance(model_uri).get('task_log_variance', {}),
-              'gate_use': None, 'expert_similarity': None, 'warnings': []}
+              'gate_use': None, 'expert_similarity': None, 'warnings': [],
+              'vocabularies': read_vocabulary_report(model_uri)}
     path = os.path.join(model_uri, GATE_REPORT_DIR, GATE_REPORT_FILE)
     if os.path.exists(path):
         with open(path) as f:

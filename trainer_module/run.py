@@ -5,6 +5,7 @@ Transform's output and exports a SavedModel, one step at a time, each in a modul
 - data.py and plan.py: the splits read once each, the memory budget and the training plan;
 - build.py: the compiled model; training.py (with callbacks.py): `fit` with early stopping;
 - gate_report.py: each gate's use of the experts on the validation split;
+- vocabulary_report.py: each vocabulary's size and share of OOV values per split;
 - export.py: the SavedModel and its signatures; provenance.py: what decided the model.
 """
 
@@ -28,13 +29,18 @@ from trainer_module.runtime import (
 )
 from trainer_module.settings import GATE_REPORT_DIR, TrainerSettings
 from trainer_module.training import train
+from trainer_module.vocabulary_report import (
+    split_patterns,
+    vocabulary_report,
+    write_vocabulary_report,
+)
 
 
 def run_fn(fn_args: FnArgs):
     """TFX's Trainer calls it with `fn_args.custom_config` (a `TrainerSettings` as a dict), the
     transformed splits' files and the Transform output; it writes the SavedModel into
     `fn_args.serving_model_dir`, the gate report beside it and TensorBoard logs into
-    `fn_args.model_run_dir`."""
+    `fn_args.model_run_dir`; the vocabulary report beside the gate report."""
     settings = TrainerSettings.from_dict(fn_args.custom_config)
     set_op_threads(settings.training.intra_op_parallelism_threads)
     strategy = distribution_strategy(settings.training.distribution)
@@ -54,6 +60,10 @@ def run_fn(fn_args: FnArgs):
         if chief:
             write_provenance(dirs.serving_model, settings, inputs.fingerprints, result.steps,
                              result.log_variances)
+            model_dir = os.path.dirname(dirs.serving_model)
             if gates:
-                write_gate_report(gates, os.path.join(os.path.dirname(dirs.serving_model),
-                                                      GATE_REPORT_DIR))
+                write_gate_report(gates, os.path.join(model_dir, GATE_REPORT_DIR))
+            write_vocabulary_report(vocabulary_report(
+                settings, tf_transform_output.vocabulary_size_by_name,
+                split_patterns(fn_args.train_files),
+                tf_transform_output.transformed_feature_spec()), model_dir)

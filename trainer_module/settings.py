@@ -26,6 +26,8 @@ LOSS_WEIGHTINGS = ('fixed', 'uncertainty')
 # Beside the SavedModel in the Trainer's model artifact: each task's mean gate weight per expert.
 GATE_REPORT_DIR = 'gate_report'
 GATE_REPORT_FILE = 'gates.json'  # in GATE_REPORT_DIR: gate weights, gate use, expert similarity
+# Beside the SavedModel: each vocabulary's size and share of OOV values per split.
+VOCABULARY_REPORT_FILE = 'vocabularies.json'
 # The logger whose records a runner shows on the terminal (everything else goes to the log file).
 PROGRESS_LOGGER = 'mmoe.progress'
 # Inside the exported SavedModel (so in every pushed copy): what decided the model, as JSON.

@@ -17,6 +17,7 @@ from components.dashboard.plots import curve_plots
 from components.dashboard.tfma_output import OVERALL, TaskEvaluation
 from trainer_module.expert_use import EXPERT_SIMILARITY, GATE_TOP_SHARE
 from trainer_module.settings import GATE_REPORT_FILE
+from trainer_module.vocabulary_report import read_vocabulary_report
 
 INDEX_PAGE = 'index.html'
 # The column order of the metric tables; other metrics follow in name order.
@@ -189,7 +190,8 @@ def render_index(verdicts: Dict[str, Dict], evaluations: Dict[str, TaskEvaluatio
                  gate_report_dir: str, model_uri: str, blessed: bool, run: str) -> str:
     """The overview page of a run: each task of `verdicts` ({task: the gate's verdict}) with its
     gated metric's value (from `evaluations`, where there) and verdict, the model's gate-weight
-    chart and its experts' use (from the gate report in `gate_report_dir`)."""
+    chart and its experts' use (from the gate report in `gate_report_dir`), and the vocabularies
+    the model was trained with (the vocabulary report in `model_uri`)."""
     rows = []
     for task, verdict in verdicts.items():
         metrics = evaluations[task].metrics.get(OVERALL, {}) if task in evaluations else {}
@@ -216,8 +218,39 @@ def render_index(verdicts: Dict[str, Dict], evaluations: Dict[str, TaskEvaluatio
     else:
         body.append('<p class="muted">This model has no gate report.</p>')
     body += _expert_use(gate_report_dir)
+    body += _vocabularies(read_vocabulary_report(model_uri))
     body.append(f'<p class="muted">Model: <code>{html.escape(model_uri)}</code></p>')
     return _page(f'Evaluation of run {run}', _nav(list(verdicts), None), '\n'.join(body))
+
+
+def _vocabularies(report: Dict) -> List[str]:
+    """The vocabulary report (trainer_module/vocabulary_report.py) as a table: per feature its
+    tokens and OOV buckets (or hash buckets), and per split the share of its values that are OOV;
+    nothing for a model without one."""
+    if not report:
+        return []
+    splits = list(dict.fromkeys(split for entry in report.values()
+                                for split in entry.get('splits', {})))
+    rows = []
+    for name, entry in report.items():
+        if 'hash_buckets' in entry:
+            cells = (f'<td class="name">hashed</td><td>{entry["hash_buckets"]:,} buckets</td>'
+                     + '<td class="muted">no vocabulary</td>' * len(splits))
+        else:
+            source = 'own' if entry['vocabulary'] == name else f'{entry["vocabulary"]}\'s'
+            shares = [entry['splits'].get(split, {}).get('oov_share') for split in splits]
+            cells = (f'<td class="name">{html.escape(source)}</td>'
+                     f'<td>{entry["tokens"]:,} + {entry["oov_buckets"]} OOV</td>'
+                     + ''.join(f'<td>{"" if share is None else f"{share:.2%}"}</td>'
+                               for share in shares))
+        rows.append(f'<tr><td class="name">{html.escape(name)}</td>{cells}</tr>')
+    return ['<h2 id="vocabularies">Vocabularies</h2>',
+            '<p class="muted">Each feature\'s ids: its vocabulary\'s tokens and OOV buckets, or '
+            'its hash buckets; per split, the share of its values outside the vocabulary (of a '
+            'list, of the values it holds).</p>',
+            '<table id="vocabularies"><tr><th>feature</th><th>vocabulary</th><th>ids</th>'
+            + ''.join(f'<th>OOV in {html.escape(split)}</th>' for split in splits)
+            + f'</tr>{"".join(rows)}</table>']
 
 
 def _expert_use(gate_report_dir: str) -> List[str]:
