@@ -76,7 +76,8 @@ def guess_roles(frame: pd.DataFrame, labels: Optional[List[str]] = None
     return roles
 
 
-def draft_schema(frame: pd.DataFrame, roles: Dict[str, str]) -> schema_pb2.Schema:
+def draft_schema(frame: pd.DataFrame, roles: Dict[str, Tuple[str, Optional[Any], str]]
+                 ) -> schema_pb2.Schema:
     """Types, presence and one value per row; labels of binary tasks get the domain {0, 1}.
     Labels, and categorical columns the sample always fills, are required; numbers are optional,
     since Transform fills a missing one with the mean."""

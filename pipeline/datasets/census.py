@@ -21,13 +21,15 @@ import dataclasses
 import gzip
 import os
 import sys
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pandas as pd
 from google.protobuf import text_format
 
 from pipeline.config import Task
 from pipeline.draft import draft_config, draft_schema
+from trainer_module import features
+from trainer_module.features import SparseFeature
 
 CSV_NAME = 'census.csv'
 # The 42 fields of a UCI row, in order (the names DeepCTR's examples/run_mtl.py uses).
@@ -86,9 +88,21 @@ def read_uci(path: str) -> pd.DataFrame:
     return frame
 
 
-def roles(frame: pd.DataFrame) -> Dict[str, str]:
-    return {name: ('binary_label' if name in TASKS.values() else
-                   'dense' if name in DENSE else 'sparse') for name in frame.columns}
+def roles(frame: pd.DataFrame) -> Dict[str, Tuple[str, Optional[Any], str]]:
+    """The draft's {column: (role, feature, why)}, by the UCI documentation rather than guessed:
+    the labels, the continuous columns numeric (as the draft would scale them), the rest
+    categorical."""
+    found: Dict[str, Tuple[str, Optional[Any], str]] = {}
+    for name in frame.columns:
+        if name in TASKS.values():
+            found[name] = ('binary_label', None, 'a task label')
+        elif name in DENSE:
+            found[name] = (features.numeric.KIND.role,
+                           *features.numeric.KIND.draft(name, frame[name], frame))
+        else:
+            found[name] = (features.categorical.KIND.role, SparseFeature(name, embedding_dim=8),
+                           'categorical in the UCI documentation')
+    return found
 
 
 def convert(inputs: List[str], out_dir: str, eval_inputs: Optional[List[str]] = None) -> Dict:
