@@ -42,7 +42,7 @@ def _is_binary(column: pd.Series) -> bool:
 
 
 def guess_roles(frame: pd.DataFrame, labels: Optional[List[str]] = None
-                ) -> Dict[str, Tuple[str, Optional[Any], str]]:
+                ) -> Dict[str, Tuple[str, Any, str]]:
     """{column: (role, feature, why)}: the role is 'binary_label', 'regression_label' or a kind's
     `role` ('sparse', 'sequence', 'dense'), the feature its config (None for a label)."""
     if labels:
@@ -50,7 +50,7 @@ def guess_roles(frame: pd.DataFrame, labels: Optional[List[str]] = None
         if unknown:
             raise DraftError(f'--labels: {unknown} are not columns of the CSV '
                              f'(columns: {list(frame.columns)})')
-    roles: Dict[str, Tuple[str, Optional[Any], str]] = {}
+    roles: Dict[str, Tuple[str, Any, str]] = {}
     for name in frame.columns:
         column = frame[name]
         is_label = name in labels if labels else bool(LABEL_NAME.search(name))
@@ -76,7 +76,7 @@ def guess_roles(frame: pd.DataFrame, labels: Optional[List[str]] = None
     return roles
 
 
-def draft_schema(frame: pd.DataFrame, roles: Dict[str, Tuple[str, Optional[Any], str]]
+def draft_schema(frame: pd.DataFrame, roles: Dict[str, Tuple[str, Any, str]]
                  ) -> schema_pb2.Schema:
     """Types, presence and one value per row; labels of binary tasks get the domain {0, 1}.
     Labels, and categorical columns the sample always fills, are required; numbers are optional,
@@ -106,14 +106,14 @@ def draft_schema(frame: pd.DataFrame, roles: Dict[str, Tuple[str, Optional[Any],
     return schema
 
 
-def draft_config(frame: pd.DataFrame, roles: Dict[str, Tuple[str, Optional[Any], str]],
+def draft_config(frame: pd.DataFrame, roles: Dict[str, Tuple[str, Any, str]],
                  data_dir: str, schema_path: str, pipeline_name: str) -> PipelineConfig:
     # A regression task's gate starts at the label variance: no worse than predicting the mean.
     tasks = [Task(name=name, label=name, type='binary') if role == 'binary_label' else
              Task(name=name, label=name, type='regression',
                   max_mse=round(float(frame[name].var()), 6))
              for name, (role, _, _) in roles.items() if role.endswith('_label')]
-    drafted = {kind.section: tuple(feature for role, feature, _ in roles.values()
+    drafted: Dict[str, Any] = {kind.section: tuple(feature for role, feature, _ in roles.values()
                                    if role == kind.role)
                for kind in features.KINDS}
     # The categorical feature with the fewest values is the likeliest useful slice (device,
@@ -127,7 +127,7 @@ def draft_config(frame: pd.DataFrame, roles: Dict[str, Tuple[str, Optional[Any],
 
 
 def draft(csv_path: str, out_dir: str, labels: Optional[List[str]] = None,
-          pipeline_name: Optional[str] = None) -> Dict[str, Tuple[str, Optional[Any], str]]:
+          pipeline_name: Optional[str] = None) -> Dict[str, Tuple[str, Any, str]]:
     """Writes `schema.pbtxt` and `config.yaml` into `out_dir`; returns guess_roles' {column:
     (role, feature, why)}."""
     if not os.path.isfile(csv_path):

@@ -131,7 +131,7 @@ def test_a_bounded_vocabulary_keeps_the_frequent_values_and_counts_the_lists_sha
     # The last 2 of each list: [5], [6, 7], [], [6].
     assert output.vocabulary_by_name('tags') == [b'6', b'5', b'7']
     # A hashed feature has no vocabulary.
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         output.vocabulary_by_name('zip')
 
 

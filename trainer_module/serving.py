@@ -145,7 +145,7 @@ def example_to_instance(example: tf.train.Example, dtypes: Mapping[str, tf.DType
                         separators: Mapping[str, str]) -> Dict:
     """A raw tf.Example as a row-format instance of RAW_SIGNATURE (NaN for a missing number; a
     list feature's values joined by its separator, '' for none)."""
-    instance = {}
+    instance: Dict[str, Any] = {}
     for name, dtype in dtypes.items():
         feature = example.features.feature.get(name)
         kind = feature.WhichOneof('kind') if feature is not None else None

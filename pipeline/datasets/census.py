@@ -88,11 +88,11 @@ def read_uci(path: str) -> pd.DataFrame:
     return frame
 
 
-def roles(frame: pd.DataFrame) -> Dict[str, Tuple[str, Optional[Any], str]]:
+def roles(frame: pd.DataFrame) -> Dict[str, Tuple[str, Any, str]]:
     """The draft's {column: (role, feature, why)}, by the UCI documentation rather than guessed:
     the labels, the continuous columns numeric (as the draft would scale them), the rest
     categorical."""
-    found: Dict[str, Tuple[str, Optional[Any], str]] = {}
+    found: Dict[str, Tuple[str, Any, str]] = {}
     for name in frame.columns:
         if name in TASKS.values():
             found[name] = ('binary_label', None, 'a task label')

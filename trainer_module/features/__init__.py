@@ -29,8 +29,8 @@ SECTIONS = tuple(kind.section for kind in KINDS)
 DRAFT_ORDER: Tuple[FeatureKind, ...] = (sequence.KIND, categorical.KIND, numeric.KIND)
 _BY_TYPE = {kind.config: kind for kind in KINDS}
 
-__all__ = ['KINDS', 'SECTIONS', 'DRAFT_ORDER', 'DenseFeature', 'SequenceFeature', 'SparseFeature', 'kind_of',
-           'features_by_name', 'check_features', 'feature_ids', 'separators', 'outputs',
+__all__ = ['KINDS', 'SECTIONS', 'DRAFT_ORDER', 'DenseFeature', 'SequenceFeature', 'SparseFeature',
+           'kind_of', 'features_by_name', 'check_features', 'feature_ids', 'separators', 'outputs',
            'feature_columns', 'feature_columns_from_transform', 'from_dicts', 'to_dicts']
 
 
@@ -103,9 +103,12 @@ def feature_columns(settings, vocabulary_size: Callable[[str], int]) -> list:
     """The model's DeepCTR feature columns for `settings` (with `num_oov_buckets`), each id range
     sized from `vocabulary_size(name)`: the tokens in the vocabulary named `name`."""
     features = features_by_name(settings)
-    sizes = {name: ids.hash_buckets if ids.vocabulary is None else
-             vocabulary_size(ids.vocabulary.name) + ids.vocabulary.num_oov_buckets
-             for name, ids in feature_ids(settings, settings.num_oov_buckets).items()}
+    sizes: Dict[str, int] = {}
+    for name, ids in feature_ids(settings, settings.num_oov_buckets).items():
+        if ids.vocabulary is not None:
+            sizes[name] = vocabulary_size(ids.vocabulary.name) + ids.vocabulary.num_oov_buckets
+        elif ids.hash_buckets is not None:
+            sizes[name] = ids.hash_buckets
     return [column for feature in features.values()
             for column in kind_of(feature).model_columns(feature, features, sizes)]
 

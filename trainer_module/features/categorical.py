@@ -43,11 +43,13 @@ class SparseFeature:
 
 
 class Categorical(FeatureKind):
+    """A categorical feature: a vocabulary (bounded, or none when hashed), an id, an embedding."""
     section = 'sparse_features'
     role = 'sparse'
     config = SparseFeature
 
     def check(self, feature: SparseFeature, where: str, features: Mapping[str, Any]) -> None:
+        """Whole-number settings, and no vocabulary bound on a hashed feature."""
         positive_int(feature.embedding_dim, f'{where}.embedding_dim')
         positive_int(feature.min_frequency, f'{where}.min_frequency')
         for setting in ('top_k', 'num_oov_buckets', 'hash_buckets'):
@@ -62,6 +64,7 @@ class Categorical(FeatureKind):
                                  'vocabulary to bound')
 
     def ids(self, feature: SparseFeature, features, default_oov_buckets: int) -> Ids:
+        """Its hash buckets, or its own vocabulary (the config's OOV buckets unless it sets them)."""
         if feature.hash_buckets is not None:
             return Ids(hash_buckets=feature.hash_buckets)
         oov = feature.num_oov_buckets if feature.num_oov_buckets is not None else \
@@ -74,16 +77,19 @@ class Categorical(FeatureKind):
         return {feature.name: categorical_values(inputs[feature.name])}
 
     def transform(self, features: Sequence[SparseFeature], inputs, ids):
+        """Each feature's [batch] ids."""
         from trainer_module.preprocessing import categorical_values
         return {feature.name: ids(feature.name, categorical_values(inputs[feature.name]))
                 for feature in features}
 
     def model_columns(self, feature: SparseFeature, features, sizes):
+        """A SparseFeat over its ids."""
         from trainer_module.feature_column import SparseFeat
         return [SparseFeat(feature.name, vocabulary_size=sizes[feature.name],
                            embedding_dim=feature.embedding_dim)]
 
     def draft(self, name: str, column, frame):
+        """Text, integer ids or few integers: bounded when most of many values are seen once."""
         import pandas as pd
         if pd.api.types.is_numeric_dtype(column) and not (
                 pd.api.types.is_integer_dtype(column)

@@ -43,11 +43,11 @@ class Ids:
 
 class FeatureKind:
     """A kind of feature. Subclasses set `section` (the config key listing features of this kind,
-    e.g. 'sparse_features') and `config` (their frozen dataclass, with a `name`), and define the
-    methods below that apply to them (`role` names the kind where the draft prints its guesses); the defaults are those of a kind without a vocabulary, read
-    as one value per row."""
+    e.g. 'sparse_features'), `role` (what the draft calls a column of this kind) and `config`
+    (their frozen dataclass, with a `name`), and define the methods below that apply to them; the
+    defaults are those of a kind without a vocabulary, read as one value per row."""
     section: str
-    role: str  # what the draft calls a column of this kind
+    role: str
     config: type
 
     def parse(self, item: Any) -> Any:

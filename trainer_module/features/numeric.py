@@ -23,16 +23,20 @@ class DenseFeature:
 
 
 class Numeric(FeatureKind):
+    """A numeric feature: a z-score, after log1p where it says so."""
     section = 'dense_features'
     role = 'dense'
     config = DenseFeature
 
     def check(self, feature: DenseFeature, where, features) -> None:
+        """`log1p` is a bool."""
         if not isinstance(feature.log1p, bool):
             raise ValueError(f'{where}.log1p: expected true or false, got {feature.log1p!r}')
 
     def transform(self, features: Sequence[DenseFeature], inputs, ids):
+        """Every numeric feature's z-scores, scaled in one pass."""
         import tensorflow as tf
+
         from trainer_module.preprocessing import numeric_values, z_scores
         if not features:
             return {}
@@ -47,10 +51,12 @@ class Numeric(FeatureKind):
         return {feature.name: scaled[:, i] for i, feature in enumerate(features)}
 
     def model_columns(self, feature: DenseFeature, features, sizes):
+        """A DenseFeat of dimension 1."""
         from trainer_module.feature_column import DenseFeat
         return [DenseFeat(feature.name)]
 
     def draft(self, name, column, frame):
+        """Any number the kinds before did not take; log1p where heavy-tailed."""
         import pandas as pd
         if not pd.api.types.is_numeric_dtype(column):
             return None

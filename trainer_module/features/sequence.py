@@ -23,7 +23,7 @@ from trainer_module.features.kind import CSV_RESERVED, FeatureKind, Ids, positiv
 COMBINERS = ('mean', 'sum', 'max', 'attention')
 DEFAULT_SEPARATOR = '|'
 # A feature's embedding dimension when it names neither one nor a table to share.
-DEFAULT_EMBEDDING_DIM = SparseFeature.__dataclass_fields__['embedding_dim'].default
+DEFAULT_EMBEDDING_DIM: int = SparseFeature('').embedding_dim
 # The draft takes a text column for a list when at least this share of its non-empty cells hold
 # the default separator...
 LIST_SHARE = 0.3
@@ -79,12 +79,15 @@ def dimension(feature: SequenceFeature, features: Mapping[str, Any]) -> int:
 
 
 class List(FeatureKind):
+    """A list feature: its last values as ids, embedded and pooled."""
     section = 'sequence_features'
     role = 'sequence'
     config = SequenceFeature
     _categorical = Categorical()
 
     def check(self, feature: SequenceFeature, where: str, features: Mapping[str, Any]) -> None:
+        """Its length, combiner and separator, the table it shares (or its own vocabulary's
+        settings), its query."""
         positive_int(feature.max_length, f'{where}.max_length')
         if feature.combiner not in COMBINERS:
             raise ValueError(f'{where}.combiner: {feature.combiner!r} is not one of {COMBINERS}')
@@ -129,26 +132,32 @@ class List(FeatureKind):
                                  f'{dimension(feature, features)}')
 
     def outputs(self, feature: SequenceFeature):
+        """Its ids and its length."""
         return (feature.name, length_name(feature.name))
 
     def separator(self, feature: SequenceFeature) -> str:
+        """Its separator."""
         return feature.separator
 
     def _owner(self, feature: SequenceFeature) -> str:
         return feature.embedding_name or feature.name
 
     def ids(self, feature: SequenceFeature, features, default_oov_buckets: int) -> Ids:
+        """The shared feature's ids, or those of its own vocabulary or hash buckets."""
         if feature.embedding_name is not None:
             return self._categorical.ids(features[feature.embedding_name], features,
                                          default_oov_buckets)
         return self._categorical.ids(_own_ids(feature), features, default_oov_buckets)
 
     def tokens(self, feature: SequenceFeature, inputs):
+        """Its kept values, counted into the vocabulary it owns or shares."""
         from trainer_module.preprocessing import list_values
         return {self._owner(feature): list_values(inputs[feature.name], feature.max_length).values}
 
     def transform(self, features: Sequence[SequenceFeature], inputs, ids):
+        """Each list's [batch, max_length] ids, padded with 0, and its [batch] length."""
         import tensorflow as tf
+
         from trainer_module.preprocessing import list_values
         outputs = {}
         for feature in features:
@@ -159,6 +168,7 @@ class List(FeatureKind):
         return outputs
 
     def model_columns(self, feature: SequenceFeature, features, sizes):
+        """A VarLenSparseFeat masked by the length, over the shared or its own table."""
         from trainer_module.feature_column import SparseFeat, VarLenSparseFeat
         owner = self._owner(feature)
         return [VarLenSparseFeat(
@@ -168,6 +178,8 @@ class List(FeatureKind):
             length_name=length_name(feature.name), query_name=feature.query)]
 
     def draft(self, name: str, column, frame):
+        """A text column with separators in many cells; sharing the table of a column holding most
+        of its values."""
         import pandas as pd
         if pd.api.types.is_numeric_dtype(column):
             return None
