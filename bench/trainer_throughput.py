@@ -1,12 +1,17 @@
 """Training throughput: our Trainer's path against DeepCTR's `MMOE.fit`, same data, same model.
 
     .venv/bin/python bench/trainer_throughput.py [--rounds 15] [--window 200] [--rows 204800]
+        [--history 20]
 
 Ours: gzipped TFRecords of transformed examples, read by `trainer_module.data.make_dataset` and fed to
 the model `trainer_module.build.build_model` compiles, exactly as the Trainer does. DeepCTR 0.9.4:
 `deepctr.models.MMOE(...).fit(x, y, batch_size)` on the same rows as in-memory NumPy arrays, in the
 same environment (TensorFlow 2.16, Keras 2). Both: 8 sparse features (vocabulary 1000, dimension 8),
-5 dense, 3 experts (256, 128), no towers, two binary tasks, Adam, batch 256. DeepCTR runs twice: as
+5 dense, 3 experts (256, 128), no towers, two binary tasks, Adam, batch 256. With `--history N`,
+also two behaviour histories of up to N ids (lengths drawn in [0, N]), mean-pooled, sharing the
+tables of `cat_0` and `cat_1`: ours as the pipeline builds them (ids padded after, a length input,
+`sequence_features` of the config), DeepCTR's as its users write them (`VarLenSparseFeat` of ids
+padded with 0, its mask). DeepCTR runs twice: as
 its users run it (TensorFlow's default threads), and with the intra-op thread setting our Trainer
 uses (`training.intra_op_parallelism_threads`), to tell that setting's share of the gain from the
 model's. Ours runs twice too: with TensorFlow's op determinism, as the Trainer trains by default
@@ -42,10 +47,20 @@ READY, RATE = 'bench-worker-ready', 'bench-worker-rate '
 GOAL_RATIO = 2.0  # our examples/s over DeepCTR's
 
 
-def make_rows(rows, seed=0):
+HISTORIES = 2  # with --history: lists sharing the tables of cat_0 and cat_1
+
+
+def make_rows(rows, seed=0, history=0):
+    """{feature: [rows] values} (with `history`: each list's [rows, history] ids, 0 after its
+    length, and its [rows] length)."""
     rng = np.random.default_rng(seed)
     data = {f'cat_{i}': rng.integers(0, VOCABULARY, rows) for i in range(SPARSE)}
     data.update({f'num_{i}': rng.normal(size=rows).astype('float32') for i in range(DENSE)})
+    for i in range(HISTORIES if history else 0):
+        lengths = rng.integers(0, history + 1, rows)
+        ids = rng.integers(1, VOCABULARY, (rows, history))
+        data[f'hist_{i}'] = np.where(np.arange(history) < lengths[:, None], ids, 0)
+        data[f'hist_{i}_length'] = lengths
     logit = data['num_0'] + (data['cat_0'] % 7 - 3) / 3
     data['ctr'] = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype('float32')
     data['ctcvr'] = data['ctr'] * (rng.random(rows) < 0.3)
@@ -79,7 +94,7 @@ def paced_windows(keras, window, windows):
     return PacedWindows()
 
 
-def deepctr_worker(rows, window, windows):
+def deepctr_worker(rows, window, windows, history):
     """DeepCTR's MMOE.fit over enough of the rows, repeated, for every window."""
     # pylint: disable=import-outside-toplevel
     import tf_keras as keras
@@ -87,11 +102,16 @@ def deepctr_worker(rows, window, windows):
     import trainer_module  # noqa: F401  (TF_USE_LEGACY_KERAS=1 before DeepCTR reads tf.keras)
 
     # isort: split
-    from deepctr.feature_column import DenseFeat, SparseFeat
+    from deepctr.feature_column import DenseFeat, SparseFeat, VarLenSparseFeat
     from deepctr.models import MMOE
-    data = {name: np.resize(values, (WARM_UP_BATCHES + window * windows) * BATCH)
-            for name, values in make_rows(rows).items()}
+    total = (WARM_UP_BATCHES + window * windows) * BATCH
+    data = {name: np.resize(values, (total,) + values.shape[1:])
+            for name, values in make_rows(rows, history=history).items()
+            if not name.endswith('_length')}
     columns = ([SparseFeat(f'cat_{i}', VOCABULARY, embedding_dim=EMBEDDING_DIM) for i in range(SPARSE)]
+               + [VarLenSparseFeat(SparseFeat(f'hist_{i}', VOCABULARY, embedding_dim=EMBEDDING_DIM,
+                                              embedding_name=f'cat_{i}'), maxlen=history)
+                  for i in range(HISTORIES if history else 0)]
                + [DenseFeat(f'num_{i}', 1) for i in range(DENSE)])
     model = MMOE(columns, task_types=('binary', 'binary'), task_names=('ctr', 'ctcvr'), **MODEL)
     model.compile('adam', loss=['binary_crossentropy', 'binary_crossentropy'])
@@ -100,7 +120,7 @@ def deepctr_worker(rows, window, windows):
               callbacks=[paced_windows(keras, window, windows)])
 
 
-def ours_worker(rows, window, windows, work_dir, deterministic):
+def ours_worker(rows, window, windows, work_dir, deterministic, history):
     """Our Trainer's path: the model fed by `make_dataset` from gzipped transformed TFRecords, with
     TensorFlow's op determinism on as the Trainer turns it on (`training.deterministic`), or off."""
     # pylint: disable=import-outside-toplevel
@@ -109,38 +129,45 @@ def ours_worker(rows, window, windows, work_dir, deterministic):
 
     from trainer_module.build import build_model
     from trainer_module.data import make_dataset
-    from trainer_module.feature_column import DenseFeat, SparseFeat
+    from trainer_module.features import feature_columns
     from trainer_module.runtime import set_op_threads
 
-    config = ours_config()
+    config = ours_config(history)
     set_op_threads(config.training.intra_op_parallelism_threads)
     keras.utils.set_random_seed(config.model.seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    data = make_rows(rows)
+    data = make_rows(rows, history=history)
     path = os.path.join(work_dir, f'transformed-{os.getpid()}.tfrecord.gz')
     with tf.io.TFRecordWriter(path, options='GZIP') as writer:
         for i in range(rows):
-            feature = {name: tf.train.Feature(int64_list=tf.train.Int64List(value=[values[i]]))
-                       if name.startswith('cat_') else
+            feature = {name: tf.train.Feature(
+                int64_list=tf.train.Int64List(value=np.ravel(values[i])))
+                       if values.dtype.kind == 'i' else
                        tf.train.Feature(float_list=tf.train.FloatList(value=[values[i]]))
                        for name, values in data.items()}
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature))
                          .SerializeToString())
-    columns = ([SparseFeat(f'cat_{i}', VOCABULARY, embedding_dim=EMBEDDING_DIM)
-                for i in range(SPARSE)] + [DenseFeat(f'num_{i}') for i in range(DENSE)])
-    spec = {name: tf.io.FixedLenFeature([], tf.int64 if name.startswith('cat_') else tf.float32)
-            for name in data}
+    # As the Trainer sizes them from Transform's vocabularies: every table VOCABULARY ids.
+    columns = feature_columns(config.trainer_settings(),
+                              lambda name: VOCABULARY - config.num_oov_buckets)
+    spec = {name: tf.io.FixedLenFeature(values.shape[1:],
+                                        tf.int64 if values.dtype.kind == 'i' else tf.float32)
+            for name, values in data.items()}
     dataset = make_dataset([path], spec, config.trainer_settings(), columns, True)
     model = build_model(config.trainer_settings(), columns)
     model.fit(dataset, steps_per_epoch=WARM_UP_BATCHES + window * windows, epochs=1, verbose=0,
               callbacks=[paced_windows(keras, window, windows)])
 
 
-def ours_config():
+def ours_config(history=0):
     from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
+    sequences = [f'{{name: hist_{i}, embedding_name: cat_{i}, max_length: {history}}}'
+                 for i in range(HISTORIES if history else 0)]
     return PipelineConfig().with_overrides([
-        f'sparse_features={[f"cat_{i}" for i in range(SPARSE)]}',
+        'sparse_features=[' + ', '.join(f'{{name: cat_{i}, embedding_dim: {EMBEDDING_DIM}}}'
+                                        for i in range(SPARSE)) + ']',
+        f'sequence_features=[{", ".join(sequences)}]',
         f'dense_features={[f"num_{i}" for i in range(DENSE)]}',
         'tasks=[{name: ctr, label: ctr}, {name: ctcvr, label: ctcvr}]', 'slice_features=[]',
         'drift=[]',
@@ -180,16 +207,18 @@ def main():
     parser.add_argument('--rounds', type=int, default=15)
     parser.add_argument('--window', type=int, default=200, help='batches per window')
     parser.add_argument('--rows', type=int, default=BATCH * 800, help='rows of data, repeated')
+    parser.add_argument('--history', type=int, default=0,
+                        help='two mean-pooled histories of up to this many ids (0: none)')
     parser.add_argument('--worker', choices=['ours', 'ours-nondeterministic', 'deepctr'],
                         help=argparse.SUPPRESS)
     parser.add_argument('--work-dir', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == 'deepctr':
-        deepctr_worker(args.rows, args.window, args.rounds)
+        deepctr_worker(args.rows, args.window, args.rounds, args.history)
         return
     if args.worker in ('ours', 'ours-nondeterministic'):
         ours_worker(args.rows, args.window, args.rounds, args.work_dir,
-                    deterministic=args.worker == 'ours')
+                    deterministic=args.worker == 'ours', history=args.history)
         return
     training = ours_config().training
     if args.window % training.steps_per_execution or WARM_UP_BATCHES % training.steps_per_execution:
@@ -197,7 +226,7 @@ def main():
                  f'({training.steps_per_execution})')
     threads = training.intra_op_parallelism_threads
     worker_args = ['--rows', str(args.rows), '--window', str(args.window), '--rounds',
-                   str(args.rounds)]
+                   str(args.rounds), '--history', str(args.history)]
     with tempfile.TemporaryDirectory() as work_dir:
         script = os.path.abspath(__file__)
         # Started one after the other: a paused worker takes no CPU from the next one's start.
@@ -226,6 +255,7 @@ def main():
             worker.process.wait()
     medians = {name: statistics.median(rates) for name, rates in measured.items()}
     print(f'median examples/s ({os.cpu_count()} CPUs, windows of {args.window} batches of {BATCH}, '
+          f'histories of up to {args.history} ids, '
           f'our intra-op threads {threads or "one per core"}): '
           + ', '.join(f'{name} {rate:,.0f}' for name, rate in medians.items()))
     for name in measured:
