@@ -9,16 +9,27 @@ rises with how much of the user's history matches the target item, so how a mode
 prints beside each task's AUC on the eval rows: the expected one, and that of the true
 probabilities on these very rows (the fair bound for one sample).
 
-The contender: DeepCTR 0.9.4's `MMOE` written as DeepCTR's users write it (its multi-value movielens
-example): label-encoded ids, the histories as `VarLenSparseFeat(..., combiner='mean')` sharing the
-target's embeddings, padded with `pad_sequences`, the inputs named by `get_feature_names`, Keras'
-`fit` with early stopping on a validation split. Each contender is a function of the train and eval
+The contenders:
+- DeepCTR 0.9.4's `MMOE` written as DeepCTR's users write it (its multi-value movielens example):
+  label-encoded ids, the histories as `VarLenSparseFeat(..., combiner='mean')` sharing the target's
+  embeddings, padded with `pad_sequences`, the inputs named by `get_feature_names`, Keras' `fit`
+  with early stopping on a validation split;
+- the pipeline (`local_runner.py`, every component, from the CSVs), with the same MMOE arguments and
+  embedding width, the histories as `sequence_features` sharing the targets' tables: once with
+  `mean` pooling, as DeepCTR's, and once with the `attention` combiner on the category history
+  (queried by the target's category; the item history stays mean-pooled). Its train rows are split
+  into train and validation by hash as a run splits them, the eval rows are its eval split
+  (`eval_csv_pattern`), and its AUCs are the Evaluators'. Its examples/s is the steps it ran times
+  the batch over the Trainer's wall time, its evaluations and export included.
+
+Each contender is a function of the train and eval
 frames and a seed, in CONTENDERS; each round trains every contender once, in a rotating order (on a
 shared machine the CPU a process gets changes from one minute to the next), with the round's seed.
 Throughput is training examples per second of the training batches (validation excluded).
 """
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -31,6 +42,7 @@ PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_DIR)
 
 import trainer_module  # noqa: E402,F401  (TF_USE_LEGACY_KERAS=1 before DeepCTR reads tf.keras)
+from bench.pipeline_scaling import PeakMemory  # noqa: E402
 from pipeline.datasets import clicklog  # noqa: E402
 from pipeline.datasets.ecommerce import sample_auc  # noqa: E402
 
@@ -138,8 +150,72 @@ def deepctr_mmoe(train, eval_rows, seed, epochs):
     return aucs, trained / clock.seconds, epochs_run
 
 
+def pipeline_run(train, eval_rows, seed, epochs, attention):
+    """The whole pipeline on the rows; returns ({task: eval AUC}, Trainer examples/s, passes
+    over the training split)."""
+    # pylint: disable=import-outside-toplevel
+    import json
+    import subprocess
+    import tempfile
+
+    from pipeline import draft
+    with tempfile.TemporaryDirectory() as root:
+        for split, rows in (('train', train), ('eval', eval_rows)):
+            os.makedirs(os.path.join(root, 'data', split))
+            rows.to_csv(os.path.join(root, 'data', split, clicklog.CSV_NAME), index=False)
+        draft.draft(os.path.join(root, 'data', 'train', clicklog.CSV_NAME),
+                    os.path.join(root, 'project'))
+        sparse = ', '.join(f'{{name: {name}, embedding_dim: {EMBEDDING_DIM}}}'
+                           for name in clicklog.SPARSE_COLUMNS)
+        histories = ', '.join(
+            f'{{name: {name}, embedding_name: {shared}, max_length: {clicklog.MAX_HISTORY}'
+            + (f', combiner: attention, query: {shared}' if attention and shared == 'item_category'
+               else '') + '}'
+            for name, shared in clicklog.SEQUENCE_COLUMNS.items())
+        settings = [
+            f'data={os.path.join(root, "data")}', 'csv_pattern=train/*.csv',
+            'eval_csv_pattern=eval/*.csv', f'sparse_features=[{sparse}]',
+            f'sequence_features=[{histories}]',
+            'dense_features=[{name: price, log1p: true}, {name: item_review_count, log1p: true}]',
+            'tasks=' + json.dumps([{'name': task, 'label': label, 'min_auc': 0}
+                                   for task, label in clicklog.TASK_LABELS.items()]),
+            'slice_features=[]', 'drift=[]', f'model.seed={seed}', f'training.epochs={epochs}',
+            f'training.batch_size={BATCH}']
+        output = os.path.join(root, 'outputs')
+        with open(os.path.join(root, 'run.log'), 'w') as log:
+            run = subprocess.Popen(
+                [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--config',
+                 os.path.join(root, 'project', 'config.yaml'), '--output', output,
+                 '--warn-on-anomalies', *(arg for setting in settings for arg in ('--set', setting))],
+                stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_DIR)
+            memory = PeakMemory(run.pid)
+            if run.wait():
+                with open(log.name) as f:
+                    sys.exit(f'the pipeline failed:\n{f.read()[-3000:]}')
+            peak = memory.stop()
+        with open(os.path.join(output, 'run_summary.json')) as f:
+            summary = json.load(f)
+    rows = len(train) + len(eval_rows)
+    seconds = {node: summary['nodes'][node]['seconds']
+               for node in ('CsvExampleGen', 'StatisticsGen', 'Transform', 'Trainer')}
+    print('    the pipeline: ' + ', '.join(f'{node} {value:.0f} s' for node, value in seconds.items())
+          + f'; Transform {len(train) / seconds["Transform"]:,.0f} training rows/s (it reads the '
+          f'train and validation splits); peak memory {peak / 2 ** 30:.1f} GiB; '
+          f'{rows:,} rows in all', flush=True)
+    aucs = {task: summary['tasks'][task]['metrics']['auc'] for task in clicklog.TASK_LABELS}
+    steps = json.loads(summary['trained_model']['properties']['trainer_settings'])['steps']
+    rate = steps['run'] * BATCH / summary['nodes']['Trainer']['seconds']
+    train_rows = len(train) * 8 / 9  # split_shares' train and validation shares, 8 and 1
+    return aucs, rate, round(steps['run'] * BATCH / train_rows, 1)
+
+
 # Name -> function(train frame, eval frame, seed, max epochs) -> ({task: AUC}, examples/s, epochs).
-CONTENDERS = {'DeepCTR 0.9.4 MMOE, mean-pooled histories': deepctr_mmoe}
+CONTENDERS = {
+    'DeepCTR 0.9.4 MMOE, mean-pooled histories': deepctr_mmoe,
+    'the pipeline, mean-pooled histories': functools.partial(pipeline_run, attention=False),
+    'the pipeline, attention over the category history': functools.partial(pipeline_run,
+                                                                         attention=True),
+}
 
 
 def main():
