@@ -23,8 +23,8 @@ missing value, of a list feature an empty list, of a categorical feature an erro
 feature's cell is read as it is, its values with the feature's separator between them. A dense
 feature's cell is otherwise a number as Python's float() reads it (as the pipeline's reader
 does), within float32's range, the schema's FLOAT (a larger one would be infinite there, a value
-the model was never trained on); 'nan' and 'inf' are refused (the empty cell is the missing value). An integer feature's cell is an
-integer within int64's range.
+the model was never trained on); 'nan' and 'inf' are refused (the empty cell is the missing
+value). An integer feature's cell is an integer within int64's range.
 
 JSON. A file is a TF Serving REST body (`{"instances": [...]}` with an optional
 "signature_name", such as the request_example.json beside each pushed model) or a list of
