@@ -21,6 +21,7 @@ from compat import tfma_combiners
 from components import grouped_evaluation
 from pipeline.config import PipelineConfig, Task
 from pipeline.evaluation import GROUPED_METRICS, eval_config
+from trainer_module.features import SequenceFeature
 
 DEVICES = ['ios', 'android', 'pc']
 
@@ -151,6 +152,31 @@ def test_a_batch_is_split_into_groups_of_the_same_slices():
         assert found == {((), (('device', 'ios'),)): ([1, 0], [0.0, 3.0]),
                          ((), (('device', 'pc'),)): ([0, 1], [1.0, 4.0]),
                          ((),): ([1], [2.0])}  # no device: the Overall slice only
+
+    with beam.Pipeline() as pipeline:
+        groups = (pipeline | beam.Create([batch], reshuffle=False)
+                  | grouped_evaluation.SliceGroups(config).ptransform)
+        beam_util.assert_that(groups, check)
+
+
+def test_a_row_of_a_list_feature_is_in_the_slice_of_each_of_its_values():
+    config = eval_config(PipelineConfig(slice_features=('hist',), drift=(),
+                                        sequence_features=(SequenceFeature('hist'),)),
+                         Task(name='ctr', label='click'))
+    batch = {
+        tfma.INPUT_KEY: np.zeros(3, dtype=object),
+        tfma.FEATURES_KEY: {'hist': _varlen([[b'a', b'b'], [b'b', b'b'], []], object)},
+        tfma.LABELS_KEY: _varlen([[1], [0], [1]]),
+        tfma.PREDICTIONS_KEY: {'ctr': np.arange(3, dtype=np.float32)[:, None]},
+    }
+
+    def check(groups):
+        rows: dict = {}
+        for group in groups:
+            for key in group[tfma.SLICE_KEY_TYPES_KEY].tolist():
+                rows.setdefault(key, []).extend(group[tfma.PREDICTIONS_KEY]['ctr'].ravel())
+        assert {key: sorted(values) for key, values in rows.items()} == {
+            (): [0.0, 1.0, 2.0], (('hist', 'a'),): [0.0], (('hist', 'b'),): [0.0, 1.0]}
 
     with beam.Pipeline() as pipeline:
         groups = (pipeline | beam.Create([batch], reshuffle=False)
