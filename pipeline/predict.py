@@ -38,9 +38,10 @@ holds, its values with the feature's separator between them, or a JSON list of s
 integers (none of which holds the separator); null, absent or "" is an empty list, as an empty
 CSV cell is.
 
-The scores are written as CSV, one row per input row, to the terminal or to `--output`, a file
-written whole or not at all (beside it first, then renamed over it; it is opened before the model
-loads, so that an output that cannot be written fails at once).
+The scores are written as CSV, one row per input row and a column per task in the model's task
+order (by name for a SavedModel without the Trainer's settings), to the terminal or to
+`--output`, a file written whole or not at all (beside it first, then renamed over it; it is
+opened before the model loads, so that an output that cannot be written fails at once).
 """
 
 import argparse
@@ -52,13 +53,14 @@ import math
 import os
 import re
 import sys
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from components import csv_lines
-from trainer_module.serving import instances_to_inputs, list_separators, signature_input_dtypes
+from trainer_module import features
+from trainer_module.serving import exported_settings, instances_to_inputs, signature_input_dtypes
 from trainer_module.settings import RAW_SIGNATURE
 
 # Rows scored per call.
@@ -335,15 +337,18 @@ def json_rows(path: str, dtypes: Mapping[str, tf.DType],
     return rows
 
 
-def predict(signature, rows: List[Dict]) -> Dict[str, List[float]]:
-    """{task: one score per row} from a loaded raw-features signature, BATCH rows a call."""
+def predict(signature, rows: List[Dict], tasks: Sequence[str] = ()) -> Dict[str, List[float]]:
+    """{task: one score per row} from a loaded raw-features signature, BATCH rows a call, in the
+    order of `tasks` (the model's task order), then by name: a signature's outputs come in no
+    order of their own, and the columns of the scores must not move between runs."""
     dtypes = signature_input_dtypes(signature)
     scores: Dict[str, List[float]] = {}
     for start in range(0, len(rows), BATCH):
         outputs = signature(**instances_to_inputs(rows[start:start + BATCH], dtypes))
         for task, values in outputs.items():
             scores.setdefault(task, []).extend(values.numpy().reshape(-1).tolist())
-    return scores
+    order = [task for task in tasks if task in scores] + sorted(set(scores) - set(tasks))
+    return {task: scores[task] for task in order}
 
 
 def write_scores(scores: Dict[str, List[float]], out) -> None:
@@ -400,12 +405,13 @@ def main(argv=None):
                              'older version: retrain it)')
         signature = loaded.signatures[RAW_SIGNATURE]
         dtypes = signature_input_dtypes(signature)
-        separators = list_separators(model_path)
+        settings = exported_settings(model_path)
+        separators = features.separators(settings) if settings else {}
         rows = (csv_rows(args.csv, dtypes, separators) if args.csv else
                 json_rows(args.json, dtypes, separators))
         if not rows:
             raise ValueError(f'{args.csv or args.json}: no rows')
-        scores = predict(signature, rows)
+        scores = predict(signature, rows, settings.task_names if settings else ())
         if out:
             finish_partial(out, args.output, scores)
         else:

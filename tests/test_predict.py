@@ -434,6 +434,15 @@ def model(tmp_path_factory):
     return str(serving)
 
 
+def test_the_scores_come_in_the_models_task_order_else_by_name(model):
+    signature = tf.saved_model.load(os.path.join(model, '1')).signatures[RAW_SIGNATURE]
+    rows = [{'user_id': 'u1', 'hour': 3, 'price': 4.5, 'item_rating': 1.0}]
+    assert list(predict.predict(signature, rows, ('ctr', 'ctcvr'))) == ['ctr', 'ctcvr']
+    assert list(predict.predict(signature, rows, ('ctcvr', 'ctr'))) == ['ctcvr', 'ctr']
+    # A SavedModel without the Trainer's settings: by name, the same on every run.
+    assert list(predict.predict(signature, rows)) == ['ctcvr', 'ctr']
+
+
 def test_predict_scores_csv_into_output_and_json_to_the_terminal(model, tmp_path, capsys):
     rows_csv = _write(tmp_path, 'rows.csv', f'{HEADER},click\nu1,3,4.5,,1\nu22,0,,1e38,0\n')
     scores_csv = tmp_path / 'scores.csv'

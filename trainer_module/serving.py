@@ -18,7 +18,7 @@ server would.
 import json
 import math
 import os
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -130,15 +130,21 @@ def instances_to_inputs(instances: Sequence[Mapping], dtypes: Mapping[str, tf.DT
     return inputs
 
 
-def list_separators(saved_model_dir: str) -> Dict[str, str]:
-    """{list feature: its separator} of an exported model, from the Trainer's settings in its
-    provenance (a SavedModel without one has no list features)."""
+def exported_settings(saved_model_dir: str) -> Optional[TrainerSettings]:
+    """The Trainer's settings of an exported model, from its provenance (None for a SavedModel
+    without one, which the Trainer did not export)."""
     path = os.path.join(saved_model_dir, PROVENANCE_FILE)
     if not tf.io.gfile.exists(path):
-        return {}
+        return None
     with tf.io.gfile.GFile(path) as f:
-        settings = TrainerSettings.from_dict(json.load(f)['settings'])
-    return features.separators(settings)
+        return TrainerSettings.from_dict(json.load(f)['settings'])
+
+
+def list_separators(saved_model_dir: str) -> Dict[str, str]:
+    """{list feature: its separator} of an exported model (a SavedModel without the Trainer's
+    settings has no list features)."""
+    settings = exported_settings(saved_model_dir)
+    return features.separators(settings) if settings else {}
 
 
 def example_to_instance(example: tf.train.Example, dtypes: Mapping[str, tf.DType],
