@@ -174,9 +174,15 @@ def bayes_auc(frame, probabilities):
 def write(out_dir, rows, seed=7, extra_sparse=0, extra_dense=0):
     """Writes `ecommerce.csv` and `bayes_auc.json` into `out_dir`; returns the Bayes AUC report."""
     frame, probabilities = generate(rows, seed, extra_sparse, extra_dense)
+    return write_frame(out_dir, CSV_NAME, frame,
+                       {'rows': rows, 'seed': seed, 'bayes_auc': bayes_auc(frame, probabilities)})
+
+
+def write_frame(out_dir, csv_name, frame, report):
+    """Writes a generated `frame` as `csv_name` and its Bayes AUC `report` as BAYES_AUC_NAME into
+    `out_dir`; returns the report."""
     os.makedirs(out_dir, exist_ok=True)
-    frame.to_csv(os.path.join(out_dir, CSV_NAME), index=False)
-    report = {'rows': rows, 'seed': seed, 'bayes_auc': bayes_auc(frame, probabilities)}
+    frame.to_csv(os.path.join(out_dir, csv_name), index=False)
     with open(os.path.join(out_dir, BAYES_AUC_NAME), 'w') as f:
         json.dump(report, f, indent=2, sort_keys=True)
         f.write('\n')
