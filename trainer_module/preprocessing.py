@@ -193,12 +193,16 @@ def preprocessing_fn(inputs, custom_config):
     ids_of = features.feature_ids(settings, custom_config['num_oov_buckets'])
     vocabularies = list({ids.vocabulary.name: ids.vocabulary for ids in ids_of.values()
                          if ids.vocabulary is not None}.values())
+    named = features.features_by_name(settings)
+    # Each feature's values computed once, for its vocabulary's counts and its outputs.
+    values = {name: features.kind_of(feature).values(feature, inputs)
+              for name, feature in named.items()}
     tokens: Dict[str, List[tf.Tensor]] = {vocabulary.name: [] for vocabulary in vocabularies}
-    for feature in features.features_by_name(settings).values():
-        for name, values in features.kind_of(feature).tokens(feature, inputs).items():
-            if name in tokens:  # a hashed feature has no vocabulary to count
-                tokens[name].append(values)
-    paths = _vocabulary_paths({name: tf.concat(values, 0) for name, values in tokens.items()},
+    for name, feature in named.items():
+        for vocabulary, counted in features.kind_of(feature).tokens(feature, values[name]).items():
+            if vocabulary in tokens:  # a hashed feature has no vocabulary to count
+                tokens[vocabulary].append(counted)
+    paths = _vocabulary_paths({name: tf.concat(counted, 0) for name, counted in tokens.items()},
                               vocabularies) if vocabularies else {}
 
     def ids(name: str, strings: tf.Tensor) -> tf.Tensor:
@@ -211,7 +215,7 @@ def preprocessing_fn(inputs, custom_config):
 
     outputs = {}
     for kind in features.KINDS:
-        outputs.update(kind.transform(getattr(settings, kind.section), inputs, ids))
+        outputs.update(kind.transform(getattr(settings, kind.section), values, ids))
     for label in custom_config['label_columns']:
         outputs[label] = numeric_values(inputs[label])
     return outputs

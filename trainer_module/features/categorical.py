@@ -71,16 +71,18 @@ class Categorical(FeatureKind):
             default_oov_buckets
         return Ids(vocabulary=Vocabulary(feature.name, feature.top_k, feature.min_frequency, oov))
 
-    def tokens(self, feature: SparseFeature, inputs):
-        """{vocabulary name: [n] strings} that its vocabulary counts."""
+    def values(self, feature: SparseFeature, inputs):
+        """Its [batch] strings, '' where missing."""
         from trainer_module.preprocessing import categorical_values
-        return {feature.name: categorical_values(inputs[feature.name])}
+        return categorical_values(inputs[feature.name])
 
-    def transform(self, features: Sequence[SparseFeature], inputs, ids):
+    def tokens(self, feature: SparseFeature, values):
+        """Its values, counted into its own vocabulary."""
+        return {feature.name: values}
+
+    def transform(self, features: Sequence[SparseFeature], values, ids):
         """Each feature's [batch] ids."""
-        from trainer_module.preprocessing import categorical_values
-        return {feature.name: ids(feature.name, categorical_values(inputs[feature.name]))
-                for feature in features}
+        return {feature.name: ids(feature.name, values[feature.name]) for feature in features}
 
     def model_columns(self, feature: SparseFeature, features, sizes):
         """A SparseFeat over its ids."""

@@ -77,15 +77,19 @@ class FeatureKind:
         """How its values become ids (None: it has none, as a number)."""
         return None
 
-    def tokens(self, feature, inputs: Dict) -> Dict:
+    def values(self, feature, inputs: Dict):
+        """The feature's values as its Transform reads them, from the raw `inputs` (parsed
+        tf.Examples, inside the TFT graph): computed once, for `tokens` and `transform` both."""
+        return inputs[feature.name]
+
+    def tokens(self, feature, values) -> Dict:
         """{vocabulary name: [n] strings} this feature adds to the counts of a vocabulary (its own,
-        or the one it shares), from the raw `inputs`; none by default."""
+        or the one it shares), from its `values`; none by default."""
         return {}
 
-    def transform(self, features: Sequence, inputs: Dict, ids) -> Dict:
-        """Its features' transformed outputs, {name: tensor}, from the raw `inputs` (parsed
-        tf.Examples, inside the TFT graph); `ids(feature, strings)` maps strings to the ids of that
-        feature's `Ids`."""
+    def transform(self, features: Sequence, values: Mapping[str, Any], ids) -> Dict:
+        """Its features' transformed outputs, {name: tensor}, from `values` ({feature: its
+        `values`}); `ids(feature, strings)` maps strings to the ids of that feature's `Ids`."""
         raise NotImplementedError
 
     def model_columns(self, feature, features: Mapping[str, Any], sizes: Mapping[str, int]

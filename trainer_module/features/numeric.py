@@ -33,21 +33,25 @@ class Numeric(FeatureKind):
         if not isinstance(feature.log1p, bool):
             raise ValueError(f'{where}.log1p: expected true or false, got {feature.log1p!r}')
 
-    def transform(self, features: Sequence[DenseFeature], inputs, ids):
+    def values(self, feature: DenseFeature, inputs):
+        """Its [batch] float64 numbers, NaN where missing, after log1p where it says so."""
+        import tensorflow as tf
+
+        from trainer_module.preprocessing import numeric_values
+        values = numeric_values(inputs[feature.name], tf.float64)
+        if feature.log1p:
+            # Negative values count as 0; NaN (missing) stays NaN.
+            values = tf.math.log1p(tf.where(values < 0, tf.zeros_like(values), values))
+        return values
+
+    def transform(self, features: Sequence[DenseFeature], values, ids):
         """Every numeric feature's z-scores, scaled in one pass."""
         import tensorflow as tf
 
-        from trainer_module.preprocessing import numeric_values, z_scores
+        from trainer_module.preprocessing import z_scores
         if not features:
             return {}
-        columns = []
-        for feature in features:
-            values = numeric_values(inputs[feature.name], tf.float64)
-            if feature.log1p:
-                # Negative values count as 0; NaN (missing) stays NaN.
-                values = tf.math.log1p(tf.where(values < 0, tf.zeros_like(values), values))
-            columns.append(values)
-        scaled = z_scores(tf.stack(columns, axis=1))
+        scaled = z_scores(tf.stack([values[feature.name] for feature in features], axis=1))
         return {feature.name: scaled[:, i] for i, feature in enumerate(features)}
 
     def model_columns(self, feature: DenseFeature, features, sizes):

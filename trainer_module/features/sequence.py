@@ -149,20 +149,22 @@ class List(FeatureKind):
                                          default_oov_buckets)
         return self._categorical.ids(_own_ids(feature), features, default_oov_buckets)
 
-    def tokens(self, feature: SequenceFeature, inputs):
-        """Its kept values, counted into the vocabulary it owns or shares."""
+    def values(self, feature: SequenceFeature, inputs):
+        """Its [batch, (values)] ragged strings, each row cut to its last `max_length`."""
         from trainer_module.preprocessing import list_values
-        return {self._owner(feature): list_values(inputs[feature.name], feature.max_length).values}
+        return list_values(inputs[feature.name], feature.max_length)
 
-    def transform(self, features: Sequence[SequenceFeature], inputs, ids):
+    def tokens(self, feature: SequenceFeature, values):
+        """Its kept values, counted into the vocabulary it owns or shares."""
+        return {self._owner(feature): values.flat_values}
+
+    def transform(self, features: Sequence[SequenceFeature], values, ids):
         """Each list's [batch, max_length] ids, padded with 0, and its [batch] length."""
         import tensorflow as tf
-
-        from trainer_module.preprocessing import list_values
         outputs = {}
         for feature in features:
-            values = list_values(inputs[feature.name], feature.max_length)
-            ragged = values.with_flat_values(ids(self._owner(feature), values.flat_values))
+            kept = values[feature.name]
+            ragged = kept.with_flat_values(ids(self._owner(feature), kept.flat_values))
             outputs[feature.name] = ragged.to_tensor(0, shape=[None, feature.max_length])
             outputs[length_name(feature.name)] = tf.cast(ragged.row_lengths(), tf.int64)
         return outputs
