@@ -9,12 +9,14 @@ metadata.sqlite, serving_model/ (pushed models), logs/, and run_summary.json.
 """
 
 import argparse
+import csv
 import glob
 import itertools
 import json
 import os
 import sys
 import time
+from typing import List
 
 from pipeline import output_lock
 from pipeline.cli import add_pipeline_flags, config_from_flags
@@ -49,6 +51,12 @@ def _has_rows(csv_file: str) -> bool:
         return any(line.strip() for line in itertools.islice(f, 1, None))
 
 
+def _header(csv_file: str) -> List[str]:
+    """A CSV file's column names."""
+    with open(csv_file, errors='replace', newline='') as f:
+        return [name.strip() for name in next(csv.reader(f), [])]
+
+
 def check_inputs(config: PipelineConfig):
     """Fails fast, before any component, on a missing or empty data directory or schema."""
     if not os.path.isdir(config.data):
@@ -65,19 +73,37 @@ def check_inputs(config: PipelineConfig):
                               'a header but no rows')
     if not os.path.isfile(config.schema):
         raise ConfigError(f'schema: {config.schema} does not exist')
+    # The group AUC groups the eval examples: a column the eval files lack would leave every
+    # Evaluator without its groups after the whole pipeline before it ran.
+    group_by = config.evaluation.group_by
+    if group_by is not None:
+        for path in sorted(glob.glob(os.path.join(config.data, config.eval_csv_pattern
+                                                  or config.csv_pattern))):
+            if group_by not in _header(path):
+                raise ConfigError(f'evaluation.group_by: {group_by!r} is not a column of {path}, '
+                                  'which the eval split is read from')
 
 
 def _print_summary(summary, paths, seconds, stream):
-    from components.blessing_gate import describe  # pylint: disable=import-outside-toplevel
-    from trainer_module import vocabulary_report  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    from components.blessing_gate import describe, gated_metric
+    from components.group_auc import GROUPS
+    from trainer_module import vocabulary_report
+    from trainer_module.task_types import METRICS
+    from trainer_module.task_types.binary import CALIBRATION
     took = f'{seconds / 60:.1f} min' if seconds >= 60 else f'{seconds:.0f} s'
     stream.write(f'\nPipeline finished in {took}.\n')
     for task, result in summary['tasks'].items():
-        metrics = result['metrics']
-        shown = '  '.join(
-            f'{name} {int(metrics[name]) if name == "example_count" else f"{metrics[name]:.4g}"}'
-            for name in ('auc', 'mean_squared_error', 'example_count') if name in metrics)
-        verdict = result['verdict']
+        metrics, verdict = result['metrics'], result['verdict']
+        gated = gated_metric(verdict or {}, metrics)
+        # The gated metric by name first, then the other metrics with intervals and the count.
+        names = [gated] + [name for name in METRICS if name != gated and name in metrics
+                           and name != CALIBRATION.name]
+        counts = {GROUPS: 'groups', 'example_count': 'examples'}
+        shown = '  '.join([f'{name} {metrics[name]:.4g}' + (' (gated)' if name == gated else '')
+                           for name in names if name in metrics]
+                          + [f'{label} {int(metrics[name]):,}' for name, label in counts.items()
+                             if name in metrics])
         stream.write(f'  {task}: {shown}  -> '
                      f'{describe(verdict) if verdict else "not judged (the gate did not run)"}\n')
         stream.write(f'      evaluation: {result["evaluation"]}\n')

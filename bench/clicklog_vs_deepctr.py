@@ -177,7 +177,7 @@ def pipeline_run(train, eval_rows, seed, epochs, attention):
             'eval_csv_pattern=eval/*.csv', f'sparse_features=[{sparse}]',
             f'sequence_features=[{histories}]',
             'dense_features=[{name: price, log1p: true}, {name: item_review_count, log1p: true}]',
-            'tasks=' + json.dumps([{'name': task, 'label': label, 'min_auc': 0}
+            'tasks=' + json.dumps([{'name': task, 'label': label, 'gate': {'min': 0}}
                                    for task, label in clicklog.TASK_LABELS.items()]),
             'slice_features=[]', 'drift=[]', f'model.seed={seed}', f'training.epochs={epochs}',
             f'training.batch_size={BATCH}']

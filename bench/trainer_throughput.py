@@ -1,13 +1,16 @@
-"""Training throughput: our Trainer's path against DeepCTR's `MMOE.fit`, same data, same model.
+"""Training throughput: our Trainer's path against DeepCTR's `fit`, same data, same model, for
+MMOE, PLE and ESMM.
 
     .venv/bin/python bench/trainer_throughput.py [--rounds 15] [--window 200] [--rows 204800]
-        [--history 20]
+        [--history 20] [--architectures mmoe,ple,esmm]
 
 Ours: gzipped TFRecords of transformed examples, read by `trainer_module.data.make_dataset` and fed to
 the model `trainer_module.build.build_model` compiles, exactly as the Trainer does. DeepCTR 0.9.4:
-`deepctr.models.MMOE(...).fit(x, y, batch_size)` on the same rows as in-memory NumPy arrays, in the
-same environment (TensorFlow 2.16, Keras 2). Both: 8 sparse features (vocabulary 1000, dimension 8),
-5 dense, 3 experts (256, 128), no towers, two binary tasks, Adam, batch 256. With `--history N`,
+`deepctr.models.MMOE(...).fit(x, y, batch_size)` (or `PLE`, `ESMM`) on the same rows as in-memory
+NumPy arrays, in the same environment (TensorFlow 2.16, Keras 2). Both: 8 sparse features
+(vocabulary 1000, dimension 8), 5 dense, two binary tasks, Adam, batch 256, and the model of
+`MODELS`: MMOE of 3 experts (256, 128), no towers; PLE of two levels of one specific expert per
+task and one shared (256, 128), no towers; ESMM of DeepCTR's towers (256, 128, 64). With `--history N`,
 also two behaviour histories of up to N ids (lengths drawn in [0, N]), mean-pooled, sharing the
 tables of `cat_0` and `cat_1`: ours as the pipeline builds them (ids padded after, a length input,
 `sequence_features` of the config), DeepCTR's as its users write them (`VarLenSparseFeat` of ids
@@ -21,8 +24,9 @@ Each contender is a worker process in one long `fit`, which pauses after a warm-
 `--window` batches until the bench lets it run the next window. The bench runs the contenders one
 window each per round, in a rotating order, for `--rounds` rounds: on a shared machine the CPU a
 process gets changes from one second to the next, and this way every round measures all of them
-under nearly the same conditions. It prints each round, the medians, and the ratios: of the
-medians, and the median of the rounds' ratios.
+under nearly the same conditions. Every architecture of `--architectures` has its four
+contenders, all in the same rotation. It prints each round, the medians, and per architecture the
+ratios: of the medians, and the median of the rounds' ratios.
 """
 
 import argparse
@@ -42,7 +46,13 @@ sys.path.insert(0, PROJECT_DIR)
 SPARSE, DENSE, VOCABULARY, EMBEDDING_DIM = 8, 5, 1000, 8
 BATCH = 256
 WARM_UP_BATCHES = 50
-MODEL = dict(num_experts=3, expert_dnn_hidden_units=(256, 128), tower_dnn_hidden_units=())
+# Per architecture (`model.architecture`), the model's arguments, ours and DeepCTR's alike.
+MODELS = {
+    'mmoe': dict(num_experts=3, expert_dnn_hidden_units=(256, 128), tower_dnn_hidden_units=()),
+    'ple': dict(shared_expert_num=1, specific_expert_num=1, num_levels=2,
+                expert_dnn_hidden_units=(256, 128), tower_dnn_hidden_units=()),
+    'esmm': dict(tower_dnn_hidden_units=(256, 128, 64)),
+}
 READY, RATE = 'bench-worker-ready', 'bench-worker-rate '
 GOAL_RATIO = 2.0  # our examples/s over DeepCTR's
 
@@ -94,16 +104,19 @@ def paced_windows(keras, window, windows):
     return PacedWindows()
 
 
-def deepctr_worker(rows, window, windows, history):
-    """DeepCTR's MMOE.fit over enough of the rows, repeated, for every window."""
+def deepctr_worker(rows, window, windows, history, architecture):
+    """DeepCTR's model of `architecture` (its function of our model function's name), `fit` over
+    enough of the rows, repeated, for every window."""
     # pylint: disable=import-outside-toplevel
     import tf_keras as keras
 
     import trainer_module  # noqa: F401  (TF_USE_LEGACY_KERAS=1 before DeepCTR reads tf.keras)
 
     # isort: split
+    from deepctr import models
     from deepctr.feature_column import DenseFeat, SparseFeat, VarLenSparseFeat
-    from deepctr.models import MMOE
+
+    from trainer_module.architectures import ARCHITECTURES
     total = (WARM_UP_BATCHES + window * windows) * BATCH
     data = {name: np.resize(values, (total,) + values.shape[1:])
             for name, values in make_rows(rows, history=history).items()
@@ -113,14 +126,16 @@ def deepctr_worker(rows, window, windows, history):
                                               embedding_name=f'cat_{i}'), maxlen=history)
                   for i in range(HISTORIES if history else 0)]
                + [DenseFeat(f'num_{i}', 1) for i in range(DENSE)])
-    model = MMOE(columns, task_types=('binary', 'binary'), task_names=('ctr', 'ctcvr'), **MODEL)
+    model = getattr(models, ARCHITECTURES[architecture].model)(
+        columns, task_types=('binary', 'binary'), task_names=('ctr', 'ctcvr'),
+        **MODELS[architecture])
     model.compile('adam', loss=['binary_crossentropy', 'binary_crossentropy'])
     x = {name: data[name] for name in data if name not in ('ctr', 'ctcvr')}
     model.fit(x, [data['ctr'], data['ctcvr']], batch_size=BATCH, epochs=1, verbose=0,
               callbacks=[paced_windows(keras, window, windows)])
 
 
-def ours_worker(rows, window, windows, work_dir, deterministic, history):
+def ours_worker(rows, window, windows, work_dir, deterministic, history, architecture):
     """Our Trainer's path: the model fed by `make_dataset` from gzipped transformed TFRecords, with
     TensorFlow's op determinism on as the Trainer turns it on (`training.deterministic`), or off."""
     # pylint: disable=import-outside-toplevel
@@ -132,7 +147,7 @@ def ours_worker(rows, window, windows, work_dir, deterministic, history):
     from trainer_module.features import feature_columns
     from trainer_module.runtime import set_op_threads
 
-    config = ours_config(history)
+    config = ours_config(history, architecture)
     set_op_threads(config.training.intra_op_parallelism_threads)
     keras.utils.set_random_seed(config.model.seed)
     if deterministic:
@@ -160,7 +175,8 @@ def ours_worker(rows, window, windows, work_dir, deterministic, history):
               callbacks=[paced_windows(keras, window, windows)])
 
 
-def ours_config(history=0):
+def ours_config(history=0, architecture='mmoe'):
+    """The pipeline's config of the bench's data and the model of `architecture`."""
     from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
     sequences = [f'{{name: hist_{i}, embedding_name: cat_{i}, max_length: {history}}}'
                  for i in range(HISTORIES if history else 0)]
@@ -170,10 +186,10 @@ def ours_config(history=0):
         f'sequence_features=[{", ".join(sequences)}]',
         f'dense_features={[f"num_{i}" for i in range(DENSE)]}',
         'tasks=[{name: ctr, label: ctr}, {name: ctcvr, label: ctcvr}]', 'slice_features=[]',
-        'drift=[]',
-        f'training.batch_size={BATCH}',
-        f'model.expert_dnn_hidden_units={list(MODEL["expert_dnn_hidden_units"])}',
-        'model.tower_dnn_hidden_units=[]'])
+        'drift=[]', 'evaluation.group_by=null',
+        f'training.batch_size={BATCH}', f'model.architecture={architecture}',
+        *(f'model.{name}={list(value) if isinstance(value, tuple) else value}'
+          for name, value in MODELS[architecture].items())])
 
 
 class Worker:
@@ -202,6 +218,28 @@ class Worker:
         return float(self._read(RATE))
 
 
+def _workers(architecture, script, work_dir, worker_args, threads):
+    """The four contenders of `architecture`, named after it, started one after the other: a
+    paused worker takes no CPU from the next one's start."""
+    args = [*worker_args, '--architecture', architecture]
+
+    def log(name):
+        return os.path.join(work_dir, f'{architecture}-{name}.log')
+
+    return [
+        Worker(f'{architecture} ours', [sys.executable, script, '--worker', 'ours', '--work-dir',
+                                        work_dir, *args], {}, log('ours')),
+        Worker(f'{architecture} ours without op determinism',
+               [sys.executable, script, '--worker', 'ours-nondeterministic', '--work-dir',
+                work_dir, *args], {}, log('ours-nondet')),
+        Worker(f'{architecture} DeepCTR 0.9.4',
+               [sys.executable, script, '--worker', 'deepctr', *args], {}, log('deepctr')),
+        Worker(f'{architecture} DeepCTR 0.9.4 same threads',
+               [sys.executable, script, '--worker', 'deepctr', *args],
+               {'TF_NUM_INTRAOP_THREADS': str(threads)}, log('deepctr-same-threads')),
+    ]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--rounds', type=int, default=15)
@@ -209,17 +247,26 @@ def main():
     parser.add_argument('--rows', type=int, default=BATCH * 800, help='rows of data, repeated')
     parser.add_argument('--history', type=int, default=0,
                         help='two mean-pooled histories of up to this many ids (0: none)')
+    parser.add_argument('--architectures', default=','.join(MODELS),
+                        help=f'the models to measure, comma-separated, of {", ".join(MODELS)}')
     parser.add_argument('--worker', choices=['ours', 'ours-nondeterministic', 'deepctr'],
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--architecture', choices=list(MODELS), default='mmoe',
                         help=argparse.SUPPRESS)
     parser.add_argument('--work-dir', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == 'deepctr':
-        deepctr_worker(args.rows, args.window, args.rounds, args.history)
+        deepctr_worker(args.rows, args.window, args.rounds, args.history, args.architecture)
         return
     if args.worker in ('ours', 'ours-nondeterministic'):
         ours_worker(args.rows, args.window, args.rounds, args.work_dir,
-                    deterministic=args.worker == 'ours', history=args.history)
+                    deterministic=args.worker == 'ours', history=args.history,
+                    architecture=args.architecture)
         return
+    architectures = args.architectures.split(',')
+    unknown = sorted(set(architectures) - set(MODELS))
+    if unknown:
+        sys.exit(f'--architectures: {unknown} are not of {list(MODELS)}')
     training = ours_config().training
     if args.window % training.steps_per_execution or WARM_UP_BATCHES % training.steps_per_execution:
         sys.exit(f'--window must be a multiple of training.steps_per_execution '
@@ -229,21 +276,8 @@ def main():
                    str(args.rounds), '--history', str(args.history)]
     with tempfile.TemporaryDirectory() as work_dir:
         script = os.path.abspath(__file__)
-        # Started one after the other: a paused worker takes no CPU from the next one's start.
-        workers = [
-            Worker('ours', [sys.executable, script, '--worker', 'ours', '--work-dir', work_dir,
-                            *worker_args], {}, os.path.join(work_dir, 'ours.log')),
-            Worker('ours without op determinism',
-                   [sys.executable, script, '--worker', 'ours-nondeterministic', '--work-dir',
-                    work_dir, *worker_args], {}, os.path.join(work_dir, 'ours-nondet.log')),
-            Worker('DeepCTR 0.9.4',
-                   [sys.executable, script, '--worker', 'deepctr', *worker_args], {},
-                   os.path.join(work_dir, 'deepctr.log')),
-            Worker('DeepCTR 0.9.4 same threads',
-                   [sys.executable, script, '--worker', 'deepctr', *worker_args],
-                   {'TF_NUM_INTRAOP_THREADS': str(threads)},
-                   os.path.join(work_dir, 'deepctr-same-threads.log')),
-        ]
+        workers = [worker for architecture in architectures
+                   for worker in _workers(architecture, script, work_dir, worker_args, threads)]
         measured = {worker.name: [] for worker in workers}
         for i in range(args.rounds):
             for worker in workers[i % len(workers):] + workers[:i % len(workers)]:
@@ -258,14 +292,17 @@ def main():
           f'histories of up to {args.history} ids, '
           f'our intra-op threads {threads or "one per core"}): '
           + ', '.join(f'{name} {rate:,.0f}' for name, rate in medians.items()))
-    for name in measured:
-        if name != 'ours':
-            per_round = statistics.median(o / d for o, d in zip(measured['ours'], measured[name]))
-            print(f'ratio ours / {name}: {medians["ours"] / medians[name]:.2f} of the medians, '
+    for architecture in architectures:
+        ours = f'{architecture} ours'
+        others = [name for name in measured if name.startswith(f'{architecture} ')
+                  and name != ours]
+        for name in others:
+            per_round = statistics.median(o / d for o, d in zip(measured[ours], measured[name]))
+            print(f'ratio {ours} / {name}: {medians[ours] / medians[name]:.2f} of the medians, '
                   f'{per_round:.2f} the median of the rounds')
-    slowest = min(medians['ours'] / medians[name] for name in measured if 'DeepCTR' in name)
-    print(f'goal: at least {GOAL_RATIO} times every DeepCTR contender (of the medians): '
-          + ('met' if slowest >= GOAL_RATIO else f'not met ({slowest:.2f})'))
+        slowest = min(medians[ours] / medians[name] for name in others if 'DeepCTR' in name)
+        print(f'{architecture} goal: at least {GOAL_RATIO} times every DeepCTR contender (of the '
+              'medians): ' + ('met' if slowest >= GOAL_RATIO else f'not met ({slowest:.2f})'))
 
 
 if __name__ == '__main__':

@@ -15,7 +15,7 @@ interval is worse than `max_decrease`. TFMA's validator would judge the point es
 import json
 import math
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
@@ -26,7 +26,8 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
-from components import intervals
+from components import group_auc, intervals
+from trainer_module.task_types.binary import CALIBRATION
 
 VERDICT_FILE = 'verdict.json'
 COMPONENT_ID = 'BlessingGate'
@@ -101,14 +102,34 @@ def _judge_change(verdict: Dict, task_intervals: Dict[str, Dict], test: Dict):
                        f"{sign * test['max_decrease']}"})
 
 
-def _one_class_reason(task: str, metrics: Dict[str, float]) -> Optional[str]:
-    """Why a binary task's evaluation means nothing: AUC needs both classes in the eval split."""
-    if 'auc' not in metrics or 'mean_label' not in metrics:
-        return None
-    if metrics['mean_label'] == 0:
+def _judge_calibration(verdict: Dict, task_intervals: Dict[str, Dict], test: Dict):
+    """Refuses when the whole interval of the calibration lies outside the task's bound."""
+    low, high = test.get('calibration') or (None, None)
+    found = task_intervals.get(CALIBRATION.name)
+    if (low, high) == (None, None) or found is None or \
+            not all(math.isfinite(found[k]) for k in ('lower', 'upper')):
+        return
+    if (low is not None and found['upper'] < low) or (high is not None and found['lower'] > high):
+        verdict['blessed'] = False
+        verdict['failures'].append({
+            'slice': 'Overall', 'metric': CALIBRATION.name, 'is_change': False,
+            'value': found['value'], 'interval': [found['lower'], found['upper']],
+            'confidence': test['confidence'],
+            'threshold': {'calibration': {'min': low, 'max': high}},
+            'message': f"the whole {test['confidence']:.0%} interval of the calibration is "
+                       f"outside [{low}, {high}]"})
+
+
+def _missing_reason(task: str, metrics: Dict[str, float], test: Dict) -> Optional[str]:
+    """Why a task's evaluation means nothing: a binary task's metrics need both classes in the
+    eval split, and a group AUC at least one group that holds both."""
+    if test.get('binary_labels') and metrics.get('mean_label') == 0:
         return f'no positives in eval for {task}'
-    if metrics['mean_label'] == 1:
+    if test.get('binary_labels') and metrics.get('mean_label') == 1:
         return f'no negatives in eval for {task}'
+    if test.get('metric') == group_auc.NAME and not metrics.get(group_auc.GROUPS):
+        return (f'{group_auc.NAME} is missing for {task}: no group of the eval split '
+                f'(evaluation.group_by) holds both classes')
     return None
 
 
@@ -133,6 +154,15 @@ def task_verdict(evaluation_uri: str) -> Dict:
             'missing_thresholds': bool(result.missing_thresholds)}
 
 
+def gated_metric(verdict: Dict, metrics: Iterable[str]) -> str:
+    """The metric a task was gated on: the one its verdict names, or for verdicts written before
+    verdicts named it, the AUC where there is one, else the mean squared error."""
+    named = (verdict.get('gate') or {}).get('metric')
+    if named:
+        return named
+    return 'auc' if 'auc' in set(metrics) else 'mean_squared_error'
+
+
 def describe(verdict: Dict) -> str:
     """One line: 'blessed', or 'refused: AUC = 0.4812 on Overall (bound ...)' per failure."""
     if verdict['blessed']:
@@ -154,10 +184,10 @@ def describe(verdict: Dict) -> str:
 def decide(tasks: List[str], evaluator_verdicts: Dict[str, Dict],
            metrics: Dict[str, Dict[str, float]],
            task_intervals: Optional[Dict[str, Dict[str, Dict]]] = None,
-           change_tests: Optional[Dict[str, Dict]] = None) -> Tuple[bool, Dict[str, Dict]]:
+           interval_tests: Optional[Dict[str, Dict]] = None) -> Tuple[bool, Dict[str, Dict]]:
     """The gate's decision on plain data: `evaluator_verdicts` {task: `task_verdict()`},
     `metrics` {task: `overall_metrics()`} and `task_intervals` {task: `overall_intervals()`} for the
-    tasks whose Evaluator ran; `change_tests` {task: `pipeline.evaluation.change_test()`}. Returns
+    tasks whose Evaluator ran; `interval_tests` {task: `pipeline.evaluation.interval_tests()`}. Returns
     (blessed, {task: verdict}) for every task in `tasks`: blessed when every task's Evaluator
     blessed the model on an eval split with both classes and no `significant` change test refused
     it."""
@@ -169,22 +199,27 @@ def decide(tasks: List[str], evaluator_verdicts: Dict[str, Dict],
             continue
         verdicts[task] = dict(evaluator_verdicts[task])
         verdicts[task]['failures'] = [dict(f) for f in verdicts[task]['failures']]
-        if change_tests and task in change_tests:
-            _judge_change(verdicts[task], (task_intervals or {}).get(task, {}), change_tests[task])
+        test = (interval_tests or {}).get(task, {})
+        if test:
+            # What the task was judged on, for the dashboards and the run summary.
+            verdicts[task]['gate'] = {key: test.get(key) for key in ('metric', 'calibration')}
+            found = (task_intervals or {}).get(task, {})
+            _judge_change(verdicts[task], found, test)
+            _judge_calibration(verdicts[task], found, test)
         # TFMA may bless an AUC computed on one class only; such an evaluation judges nothing.
-        reason = _one_class_reason(task, metrics.get(task, {}))
+        reason = _missing_reason(task, metrics.get(task, {}), test)
         if reason:
             verdicts[task].update(blessed=False, reason=reason)
     return all(verdict['blessed'] for verdict in verdicts.values()), verdicts
 
 
 def judge(model: types.Artifact, evaluation_uris: Dict[str, str], tasks: List[str],
-          change_tests: Dict[str, Dict], blessing: types.Artifact):
+          interval_tests: Dict[str, Dict], blessing: types.Artifact):
     """Judges the TFMA outputs `evaluation_uris` {task: uri} and writes the verdict."""
     blessed, verdicts = decide(
         tasks, {task: task_verdict(uri) for task, uri in evaluation_uris.items()},
         {task: overall_metrics(uri) for task, uri in evaluation_uris.items()},
-        {task: overall_intervals(uri) for task, uri in evaluation_uris.items()}, change_tests)
+        {task: overall_intervals(uri) for task, uri in evaluation_uris.items()}, interval_tests)
     write_verdict(model, evaluation_uris, blessed, verdicts, blessing)
 
 
@@ -221,15 +256,15 @@ class Executor(evaluator_executor.Executor):
         evaluation_uris = {task: input_dict[evaluation_key(task)][0].uri for task in tasks
                            if input_dict.get(evaluation_key(task))}
         judge(artifact_utils.get_single_instance(input_dict['model']), evaluation_uris, tasks,
-              json.loads(exec_properties.get('change_tests') or '{}'),
+              json.loads(exec_properties.get('interval_tests') or '{}'),
               artifact_utils.get_single_instance(output_dict['blessing']))
 
 
 class BlessingGateSpec(types.ComponentSpec):
     """The inputs every gate has; each instance adds `<task>_evaluation` per task."""
     PARAMETERS = {'task_names': ExecutionParameter(type=str),
-                  # {task: pipeline.evaluation.change_test()}, as JSON.
-                  'change_tests': ExecutionParameter(type=str, optional=True)}
+                  # {task: pipeline.evaluation.interval_tests()}, as JSON.
+                  'interval_tests': ExecutionParameter(type=str, optional=True)}
     INPUTS = {'model': ChannelParameter(type=standard_artifacts.Model)}
     OUTPUTS = {'blessing': ChannelParameter(type=standard_artifacts.ModelBlessing)}
 
@@ -243,15 +278,15 @@ class BlessingGate(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, model: types.BaseChannel, evaluations: Dict[str, types.BaseChannel],
-                 change_tests: Optional[Dict[str, Dict]] = None):
+                 interval_tests: Optional[Dict[str, Dict]] = None):
         """`evaluations`: {task: its Evaluator's `evaluation` channel}, in task order;
-        `change_tests`: {task: `pipeline.evaluation.change_test()`}."""
+        `interval_tests`: {task: `pipeline.evaluation.interval_tests()`}."""
         spec_class = type(BlessingGateSpec.__name__, (BlessingGateSpec,), {'INPUTS': {
             **BlessingGateSpec.INPUTS,
             **{evaluation_key(task): ChannelParameter(type=standard_artifacts.ModelEvaluation)
                for task in evaluations}}})
         super().__init__(spec_class(
             model=model, task_names=json.dumps(list(evaluations)),
-            change_tests=json.dumps(change_tests or {}, sort_keys=True),
+            interval_tests=json.dumps(interval_tests or {}, sort_keys=True),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing),
             **{evaluation_key(task): channel for task, channel in evaluations.items()}))

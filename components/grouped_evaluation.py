@@ -19,6 +19,7 @@ The Evaluator finds `custom_extractors` through its `module_path` (this module).
 """
 
 import collections
+import json
 import math
 from typing import Dict, Iterable, List, Optional
 
@@ -60,7 +61,31 @@ def SliceGroups(eval_config: config_pb2.EvalConfig) -> extractor.Extractor:  # p
                          for name in spec.feature_values})
     # TFMA's metrics evaluator runs after the stage of this name.
     return extractor.Extractor(stage_name=slice_key_extractor.SLICE_KEY_EXTRACTOR_STAGE_NAME,
-                               ptransform=beam.ParDo(_SliceGroupsFn(specs, features)))
+                               ptransform=beam.ParDo(_SliceGroupsFn(specs, features,
+                                                                    group_columns(eval_config))))
+
+
+def group_columns(eval_config: config_pb2.EvalConfig) -> List[str]:
+    """The columns that metrics computed within groups of examples (a group AUC) group by: the
+    `group_by` of their configs."""
+    columns = set()
+    for spec in eval_config.metrics_specs:
+        for metric in spec.metrics:
+            if metric.config and '"group_by"' in metric.config:
+                column = json.loads(metric.config).get('group_by')
+                if column:
+                    columns.add(column)
+    return sorted(columns)
+
+
+def group_ids(element, column: str) -> np.ndarray:
+    """An extract's group ids (one per example, None where an example has none) in `column`,
+    which `SliceGroups` keeps for the metrics computed within groups."""
+    features = element.get(tfma.FEATURES_KEY) or {}
+    if column not in features:
+        raise ValueError(f'evaluation.group_by: {column!r} is not a feature of the eval examples '
+                         f'(they have {sorted(features)})')
+    return features[column]
 
 
 def _row_values(value, rows: int, name: str) -> List[tuple]:
@@ -73,6 +98,25 @@ def _row_values(value, rows: int, name: str) -> List[tuple]:
     if isinstance(value, np.ndarray) and value.shape[:1] == (rows,):
         return [tuple(np.ravel(item).tolist()) for item in value]
     raise ValueError(f'slice feature {name!r}: cannot read it row by row from {type(value)}')
+
+
+def _row_ids(value, rows: int, name: str) -> np.ndarray:
+    """A batched feature -> each row's one value, as an object array: None where a row has none
+    or several (a group id is one value)."""
+    if isinstance(value, types.VarLenTensorValue):
+        row_of = value.indices[:, 0]
+        counts = np.bincount(row_of, minlength=rows)
+        ids = np.full(rows, None, dtype=object)
+        single = counts[row_of] == 1
+        ids[row_of[single]] = np.asarray(value.values, dtype=object)[single]
+        return ids
+    if isinstance(value, np.ndarray) and value.shape[:1] == (rows,):
+        flat = value.reshape(rows, -1)
+        ids = np.full(rows, None, dtype=object)
+        if flat.shape[1] == 1:
+            ids[:] = flat[:, 0].astype(object)
+        return ids
+    raise ValueError(f'group feature {name!r}: cannot read it row by row from {type(value)}')
 
 
 def _dense(value, rows: int, what: str):
@@ -99,9 +143,11 @@ def _take(value, rows: np.ndarray):
 
 class _SliceGroupsFn(beam.DoFn):
 
-    def __init__(self, specs: List[slicer_lib.SingleSliceSpec], features: List[str]):
+    def __init__(self, specs: List[slicer_lib.SingleSliceSpec], features: List[str],
+                 group_columns: List[str]):
         self._specs = specs
         self._features = features
+        self._group_columns = group_columns
 
     def process(self, batch: types.Extracts) -> Iterable[types.Extracts]:
         rows = len(batch[tfma.INPUT_KEY])
@@ -112,12 +158,17 @@ class _SliceGroupsFn(beam.DoFn):
         groups = collections.defaultdict(list)
         for row, key in enumerate(zip(*columns) if columns else [()] * rows):
             groups[key].append(row)
+        ids = {name: _row_ids(raw[name], rows, name) for name in self._group_columns
+               if name in raw}
         for key, members in groups.items():
             features = {name: np.array(values) for name, values in zip(self._features, key)
                         if values}
             slice_keys = set(slicer_lib.get_slices_for_features_dicts([], features, self._specs))
             member_rows = np.asarray(members)
             group = {name: _take(value, member_rows) for name, value in kept.items()}
+            if ids:
+                group[tfma.FEATURES_KEY] = {name: values[member_rows]
+                                            for name, values in ids.items()}
             group[tfma.SLICE_KEY_TYPES_KEY] = slicer_lib.slice_keys_to_numpy_array(
                 list(slice_keys))
             yield group
@@ -135,6 +186,46 @@ def labels_and_predictions(element: metric_types.StandardMetricInputs, eval_conf
     prediction = np.asarray(prediction, np.float64).ravel()
     weight = np.asarray(weight, np.float64).ravel()
     return label, prediction, np.broadcast_to(weight, prediction.shape)
+
+
+class ArraysCombiner(beam.CombineFn):
+    """Collects the arrays of each input element (a tuple of `columns` arrays, one entry per
+    example), column by column, over a slice's extracts: for the metrics that need every example
+    at once (intervals, the group AUC). `output(*columns)` gives the metrics from the whole
+    columns."""
+
+    columns = 3
+
+    def create_accumulator(self) -> List[List[np.ndarray]]:
+        """No arrays yet, per column."""
+        return [[] for _ in range(self.columns)]
+
+    def add_input(self, accumulator, element):
+        """Adds an extract's arrays, one per column."""
+        for column, values in zip(accumulator, element):
+            column.append(values)
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        """All the accumulators' arrays, column by column."""
+        result = self.create_accumulator()
+        for accumulator in accumulators:
+            for column, values in zip(result, accumulator):
+                column.extend(values)
+        return result
+
+    def compact(self, accumulator):
+        """One array per column, for the shuffle between workers."""
+        return [[np.concatenate(column)] if column else [] for column in accumulator]
+
+    def extract_output(self, accumulator):
+        """`output` of the whole columns."""
+        return self.output(*(np.concatenate(column) if column else np.zeros(0)
+                             for column in accumulator))
+
+    def output(self, *columns):
+        """The metrics from the whole columns (subclasses)."""
+        raise NotImplementedError
 
 
 class _WeightedSums(beam.CombineFn):

@@ -24,8 +24,10 @@ import pandas as pd
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipeline.config import PipelineConfig, Task
+from pipeline.config import EvaluationConfig, Gate, PipelineConfig, Task
 from trainer_module import features
+from trainer_module.task_types.binary import AUC
+from trainer_module.task_types.regression import MSE
 
 LABEL_NAME = re.compile(r'^(is_)?(label|target|y|click|clicked|conversion|converted|purchase|purchased|'
                         r'buy|like|liked)$|^label_|_label$|_target$', re.IGNORECASE)
@@ -106,12 +108,27 @@ def draft_schema(frame: pd.DataFrame, roles: Dict[str, Tuple[str, Any, str]]
     return schema
 
 
+# Names of a column that identifies the user (or visitor, customer...) an impression was shown to.
+_USER_COLUMN = re.compile(r'(^|_)((user|customer|member|visitor|account)_?id|uid)$|^users?$',
+                          re.IGNORECASE)
+
+
+def _user_column(frame: pd.DataFrame, categorical: List[str]) -> Optional[str]:
+    """The categorical column most likely to name the user of each row, for the group AUC: by
+    name, and repeated (a user has several rows, or it groups nothing); the one with the most
+    values among several; None when there is none."""
+    candidates = [name for name in categorical if _USER_COLUMN.search(name)
+                  and frame[name].nunique() < 0.5 * frame[name].notna().sum()]
+    return max(candidates, key=lambda name: frame[name].nunique(), default=None)
+
+
 def draft_config(frame: pd.DataFrame, roles: Dict[str, Tuple[str, Any, str]],
                  data_dir: str, schema_path: str, pipeline_name: str) -> PipelineConfig:
     # A regression task's gate starts at the label variance: no worse than predicting the mean.
-    tasks = [Task(name=name, label=name, type='binary') if role == 'binary_label' else
+    tasks = [Task(name=name, label=name, type='binary', gate=Gate(metric=AUC.name))
+             if role == 'binary_label' else
              Task(name=name, label=name, type='regression',
-                  max_mse=round(float(frame[name].var()), 6))
+                  gate=Gate(metric=MSE.name, max=round(float(frame[name].var()), 6)))
              for name, (role, _, _) in roles.items() if role.endswith('_label')]
     drafted: Dict[str, Any] = {kind.section: tuple(feature for role, feature, _ in roles.values()
                                    if role == kind.role)
@@ -123,6 +140,8 @@ def draft_config(frame: pd.DataFrame, roles: Dict[str, Tuple[str, Any, str]],
     return PipelineConfig(
         pipeline_name=pipeline_name, data=data_dir, schema=schema_path, **drafted,
         tasks=tuple(tasks), slice_features=tuple(slices),
+        evaluation=EvaluationConfig(group_by=_user_column(
+            frame, [f.name for f in drafted[features.categorical.KIND.section]])),
         drift=())  # the default bounds name the bundled data's columns
 
 

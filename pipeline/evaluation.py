@@ -2,76 +2,97 @@
 
 import json
 import os
-from typing import Dict
+from typing import Dict, Optional
 
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
-from components import grouped_evaluation, intervals
+from components import group_auc, grouped_evaluation, intervals
 from pipeline.config import ConfigError, PipelineConfig, Task
 from pipeline.datasets import ecommerce
+from trainer_module.task_types import Metric
 
-BINARY_METRICS = ('ExampleCount', 'AUCPrecisionRecall', 'BinaryCrossentropy', 'Calibration',
-                  'MeanLabel', 'MeanPrediction', 'CalibrationPlot', 'ConfusionMatrixPlot')
-REGRESSION_METRICS = ('ExampleCount', 'MeanAbsoluteError', 'MeanLabel', 'MeanPrediction')
-# The metrics above whose TFMA (or Keras) class reads one example per extract; the Evaluators give
-# their metrics groups of examples (components/grouped_evaluation.py).
+# TFMA metrics (by the class names the task types give) that the Evaluators compute with one of
+# ours under the same name: TFMA's ExampleCount and the Keras BinaryCrossentropy read one example
+# per extract, and the Evaluators give their metrics groups of examples
+# (components/grouped_evaluation.py).
 GROUPED_METRICS = {'ExampleCount': grouped_evaluation.GroupedExampleCount,
-            'BinaryCrossentropy': grouped_evaluation.GroupedBinaryCrossentropy}
+                   'BinaryCrossentropy': grouped_evaluation.GroupedBinaryCrossentropy}
+# Metrics TFMA does not have.
+OUR_METRICS = {**GROUPED_METRICS, 'GroupAUC': group_auc.GroupAUC}
 
 
-def _metric(name: str) -> tfma.MetricConfig:
-    if name in GROUPED_METRICS:
-        return tfma.MetricConfig(class_name=GROUPED_METRICS[name].__name__,
-                                 module=grouped_evaluation.__name__)
-    return tfma.MetricConfig(class_name=name)
+def _metric(name: str, **fields) -> tfma.MetricConfig:
+    if name in OUR_METRICS:
+        return tfma.MetricConfig(class_name=OUR_METRICS[name].__name__,
+                                 module=OUR_METRICS[name].__module__, **fields)
+    return tfma.MetricConfig(class_name=name, **fields)
 
 
 def evaluator_id(task_name: str) -> str:
     return f'Evaluator.{task_name}'
 
 
-def _gated_metric(task: Task) -> tfma.MetricConfig:
+def _metric_config(metric: Metric, group_by: Optional[str], **fields) -> tfma.MetricConfig:
+    """TFMA's config of `metric`, with its grouping column when it is computed within groups."""
+    if metric.needs_groups:
+        fields['config'] = json.dumps({'group_by': group_by})
+    return _metric(metric.tfma_class, **fields)
+
+
+def _gated_metric(task: Task, group_by: Optional[str]) -> tfma.MetricConfig:
     """The metric the Evaluator blesses on, over all eval examples (the Overall slice; the slices'
-    values are shown, not gated: a small slice's AUC is noise): a value bound (when set) and, for
+    values are shown, not gated: a small slice's metric is noise): its value bound and, for
     `change_test: absolute`, a change bound against the baseline, which TFX ignores while there is
     no baseline yet. TFMA checks a change bound on the point estimate only: `significant` changes
-    are judged by the BlessingGate, on the interval of `_intervals()`."""
-    if task.type == 'binary':
-        name, direction = 'AUC', tfma.MetricDirection.HIGHER_IS_BETTER
-        value_threshold = tfma.GenericValueThreshold(lower_bound={'value': task.min_auc})
-        allowed_change = -task.max_decrease
+    and calibration bounds are judged by the BlessingGate, on the intervals of `_intervals()`."""
+    metric, gate = task.gated_metric, task.gate
+    if metric.higher_is_better:
+        direction = tfma.MetricDirection.HIGHER_IS_BETTER
+        value_threshold = tfma.GenericValueThreshold(lower_bound={'value': task.bound})
+        allowed_change = -gate.max_decrease
     else:
-        name, direction = 'MeanSquaredError', tfma.MetricDirection.LOWER_IS_BETTER
-        value_threshold = (tfma.GenericValueThreshold(upper_bound={'value': task.max_mse})
-                           if task.max_mse is not None else None)
-        allowed_change = task.max_decrease
+        direction = tfma.MetricDirection.LOWER_IS_BETTER
+        value_threshold = tfma.GenericValueThreshold(upper_bound={'value': task.bound})
+        allowed_change = gate.max_decrease
     change_threshold = (tfma.GenericChangeThreshold(direction=direction,
                                                     absolute={'value': allowed_change})
-                        if task.change_test == 'absolute' else None)
+                        if gate.change_test == 'absolute' else None)
     threshold = tfma.MetricThreshold(value_threshold=value_threshold,
                                      change_threshold=change_threshold)
-    return tfma.MetricConfig(class_name=name, per_slice_thresholds=[
+    return _metric_config(metric, group_by, per_slice_thresholds=[
         tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)])
 
 
-def change_test(task: Task) -> dict:
-    """What the BlessingGate needs to judge the task's change from the baseline on its interval."""
-    return {'test': task.change_test, 'metric': intervals.GATED_METRIC[task.type],
-            'direction': 'higher' if task.type == 'binary' else 'lower',
-            'max_decrease': task.max_decrease, 'confidence': task.confidence}
+def interval_tests(task: Task) -> dict:
+    """What the BlessingGate judges on the task's intervals: the change of its gated metric from
+    the baseline, and its calibration bound."""
+    metric, gate = task.gated_metric, task.gate
+    return {'test': gate.change_test, 'metric': metric.name, 'direction': metric.direction,
+            'max_decrease': gate.max_decrease, 'confidence': gate.confidence,
+            'binary_labels': task.kind.binary_labels,
+            'calibration': ([gate.calibration.min, gate.calibration.max]
+                            if (gate.calibration.min, gate.calibration.max) != (None, None)
+                            else None)}
 
 
-def _intervals(task: Task) -> tfma.MetricConfig:
+def _intervals(task: Task, group_by: Optional[str]) -> tfma.MetricConfig:
     """Intervals of the task's metrics and of the paired change from the baseline."""
     return tfma.MetricConfig(class_name=intervals.Intervals.__name__,
                              module=intervals.__name__,
                              config=json.dumps({'task_type': task.type,
-                                                'confidence': task.confidence}))
+                                                'gated': task.gated_metric.name,
+                                                'confidence': task.gate.confidence,
+                                                'group_by': group_by}))
 
 
 def eval_config(config: PipelineConfig, task: Task) -> tfma.EvalConfig:
-    other_metrics = BINARY_METRICS if task.type == 'binary' else REGRESSION_METRICS
+    group_by = config.evaluation.group_by
+    gated = task.gated_metric
+    # The type's other metrics with intervals (AUC beside a GAUC gate, GAUC beside an AUC gate
+    # when there are groups), shown, not gated.
+    shown = [_metric_config(metric, group_by) for metric in task.kind.interval_metrics
+             if metric.name != gated.name and (group_by is not None or not metric.needs_groups)]
     return tfma.EvalConfig(
         # A generic SavedModel: TFMA otherwise tries it as a Keras model first, and revives the
         # Keras model once per extractor and model (docs/performance.md has what that cost).
@@ -80,8 +101,8 @@ def eval_config(config: PipelineConfig, task: Task) -> tfma.EvalConfig:
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[feature])
                                               for feature in config.slice_features],
         metrics_specs=[tfma.MetricsSpec(
-            metrics=[_metric(name) for name in other_metrics]
-            + [_gated_metric(task), _intervals(task)])])
+            metrics=[_metric(name) for name in task.kind.reported_metrics] + shown
+            + [_gated_metric(task, group_by), _intervals(task, group_by)])])
 
 
 def bayes_aucs(config: PipelineConfig) -> Dict[str, float]:
@@ -103,7 +124,7 @@ def bayes_aucs(config: PipelineConfig) -> Dict[str, float]:
                     for name, value in _expected_aucs(text, path).items()
                     if name in ecommerce.TASK_LABELS}
         return {task.name: by_label[task.label] for task in config.tasks
-                if task.type == 'binary' and task.label in by_label}
+                if task.kind.calibration is not None and task.label in by_label}
     return {}
 
 

@@ -29,7 +29,7 @@ from components.evaluator import Evaluator
 from components.serving_baseline import COMPONENT_ID as SERVING_BASELINE_ID
 from components.serving_baseline import ServingBaseline
 from pipeline.config import PipelineConfig
-from pipeline.evaluation import bayes_aucs, change_test, eval_config, evaluator_id
+from pipeline.evaluation import bayes_aucs, eval_config, evaluator_id, interval_tests
 from trainer_module import features
 
 PREPROCESSING_FN = 'trainer_module.preprocessing.preprocessing_fn'
@@ -136,7 +136,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         statistics=statistics_gen.outputs['statistics'],
         drift=drift_validator.outputs['anomalies'],
         fail_on_anomalies=config.fail_on_anomalies,
-        binary_labels=json.dumps([task.label for task in config.tasks if task.type == 'binary']),
+        binary_labels=json.dumps([task.label for task in config.tasks if task.kind.binary_labels]),
     ).with_id(ANOMALY_CHECK_ID)
 
     # TFX's Transform, reading and writing a batch of examples at a time (components/transform.py).
@@ -209,7 +209,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         model=trainer.outputs['model'],
         evaluations={task.name: evaluator.outputs['evaluation']
                      for task, evaluator in zip(config.tasks, evaluators)},
-        change_tests={task.name: change_test(task) for task in config.tasks},
+        interval_tests={task.name: interval_tests(task) for task in config.tasks},
     ).with_id(GATE_ID)
     # The gate's past verdicts, whatever they were: the dashboards' History.
     history = [tfx.dsl.Resolver(

@@ -17,10 +17,11 @@ from helpers import SMALL_TRAINING, SPLIT_DATA, run_pipeline
 
 SMALL_ROWS = 2000
 SMALL_EVAL_ROWS = 400
-# What only the Evaluators, the gate and the drift check read: an unreachable AUC floor for ctr,
-# another slice, another drift bound.
+# What only the Evaluators, the gate and the drift check read: ctr gated on its group AUC with an
+# unreachable floor, another slice, another drift bound.
 GATE_SLICE_AND_DRIFT_CHANGE = [
-    '--set', 'tasks=[{name: ctr, label: click, min_auc: 0.99}, {name: ctcvr, label: purchase}]',
+    '--set', 'tasks=[{name: ctr, label: click, gate: {metric: gauc, min: 0.99}}, '
+             '{name: ctcvr, label: purchase}]',
     '--set', 'slice_features=[device, user_gender]',
     '--set', 'drift=[{feature: device, infinity_norm: 0.2}]']
 DEFAULT_RUNS_GROUP = 'default_runs'

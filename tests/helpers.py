@@ -148,7 +148,8 @@ def fork_output(run, directory):
 def overall_row(page_html, metric):
     """The cells of `metric`'s row in a task page's overall table."""
     table = re.search(r'<table id="overall">(.*?)</table>', page_html, re.S).group(1)
-    return re.search(rf'<tr><td class="name">{metric}</td>(.*?)</tr>', table, re.S).group(1)
+    return re.search(rf'<tr><td class="name">{metric}(?: <strong>\(gated\)</strong>)?</td>(.*?)</tr>',
+                     table, re.S).group(1)
 
 
 def history_rows(page_html):

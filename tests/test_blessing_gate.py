@@ -18,6 +18,8 @@ from components.blessing_gate import (
     task_verdict,
     write_verdict,
 )
+from pipeline.config import CalibrationBound, Gate, PipelineConfig, Task
+from pipeline.evaluation import interval_tests
 
 
 def _evaluator_verdict(result: validation_result_pb2.ValidationResult):
@@ -91,14 +93,46 @@ def test_an_eval_split_with_one_class_judges_nothing():
     """TFMA blesses an AUC over one class; the gate does not."""
     blessed, verdicts = decide(
         ['ctr', 'ctcvr'], {'ctr': BLESSED, 'ctcvr': BLESSED},
-        {'ctr': {**METRICS, 'mean_label': 1.0}, 'ctcvr': {**METRICS, 'mean_label': 0.0}})
+        {'ctr': {**METRICS, 'mean_label': 1.0}, 'ctcvr': {**METRICS, 'mean_label': 0.0}},
+        {}, {'ctr': SIGNIFICANT, 'ctcvr': SIGNIFICANT})
     assert not blessed
     assert verdicts['ctr']['reason'] == 'no negatives in eval for ctr'
     assert verdicts['ctcvr']['reason'] == 'no positives in eval for ctcvr'
     # A regression task has no classes.
+    minutes = Task('minutes', 'minutes', type='regression', gate=Gate(max=9.0))
     blessed, _ = decide(['minutes'], {'minutes': BLESSED},
-                        {'minutes': {'mean_squared_error': 3.0, 'mean_label': 0.0}})
+                        {'minutes': {'mean_squared_error': 3.0, 'mean_label': 0.0}}, {},
+                        {'minutes': interval_tests(minutes)})
     assert blessed
+
+
+def test_a_gate_on_the_group_auc_refuses_when_no_group_has_both_classes():
+    """TFMA's threshold check of a NaN refuses too; the gate says why."""
+    test = interval_tests(Task('ctr', 'click', gate=Gate(metric='gauc')))
+    missing = {**METRICS, 'gauc': float('nan'), 'gauc_groups': 0.0, 'gauc_coverage': 0.0}
+    blessed, verdicts = decide(['ctr'], {'ctr': BLESSED}, {'ctr': missing}, {}, {'ctr': test})
+    assert not blessed
+    assert verdicts['ctr']['reason'] == ('gauc is missing for ctr: no group of the eval split '
+                                         '(evaluation.group_by) holds both classes')
+    assert verdicts['ctr']['gate'] == {'metric': 'gauc', 'calibration': None}
+    found = {**missing, 'gauc': 0.64, 'gauc_groups': 31.0, 'gauc_coverage': 0.4}
+    assert decide(['ctr'], {'ctr': BLESSED}, {'ctr': found}, {}, {'ctr': test})[0]
+
+
+def test_a_calibration_bound_refuses_only_when_the_whole_interval_is_outside_it():
+    test = interval_tests(Task('ctr', 'click', gate=Gate(
+        calibration=CalibrationBound(min=0.8, max=1.25))))
+    def judged(lower, upper):
+        found = {'calibration': {'value': (lower + upper) / 2, 'lower': lower, 'upper': upper}}
+        return decide(['ctr'], {'ctr': BLESSED}, {'ctr': METRICS}, {'ctr': found},
+                      {'ctr': test})
+    assert judged(0.7, 0.9)[0] and judged(1.2, 1.4)[0]  # within noise of the bound
+    blessed, verdicts = judged(1.3, 1.5)
+    assert not blessed
+    assert describe(verdicts['ctr']) == (
+        'refused: calibration = 1.4 on Overall, 95% interval [+1.3000, +1.5000] '
+        '(bound {"calibration": {"max": 1.25, "min": 0.8}})')
+    assert not judged(0.5, 0.79)[0]
 
 
 def test_the_blessing_carries_the_verdict_per_task(tmp_path):
@@ -119,8 +153,9 @@ def test_the_blessing_carries_the_verdict_per_task(tmp_path):
     assert os.path.exists(tmp_path / 'NOT_BLESSED') and not os.path.exists(tmp_path / 'BLESSED')
 
 
-SIGNIFICANT = {'test': 'significant', 'metric': 'auc', 'direction': 'higher', 'max_decrease': 0.01,
-               'confidence': 0.95}
+# What the pipeline gives the gate for a default binary task: AUC, `significant`, max_decrease
+# 0.01 at 95%.
+SIGNIFICANT = interval_tests(PipelineConfig().tasks[0])
 # A change of the size two seeds give on a few hundred examples, and a clearly worse model.
 NOISY_CHANGE = {'auc change': {'value': -0.018, 'lower': -0.049, 'upper': 0.013}}
 WORSE = {'auc change': {'value': -0.21, 'lower': -0.262, 'upper': -0.158}}
@@ -162,8 +197,8 @@ def test_a_decrease_is_refused_only_when_the_whole_interval_is_beyond_max_decrea
     assert not decide(['ctr'], {'ctr': BLESSED}, {'ctr': METRICS}, {'ctr': just_beyond},
                       {'ctr': SIGNIFICANT})[0]
     # Lower is better for a regression task's mean squared error.
-    mse_test = {**SIGNIFICANT, 'metric': 'mean_squared_error', 'direction': 'lower',
-                'max_decrease': 0.5}
+    mse_test = interval_tests(Task('m', 'm', type='regression',
+                                   gate=Gate(max=9.0, max_decrease=0.5)))
     worse = {'mean_squared_error change': {'value': 1.0, 'lower': 0.6, 'upper': 1.4}}
     noisy = {'mean_squared_error change': {'value': 1.0, 'lower': 0.4, 'upper': 1.6}}
     regression = {'mean_squared_error': 3.0, 'mean_label': 0.0}

@@ -36,7 +36,7 @@ FEATURES = [
     'slice_features=[device]',
     # 4000 rows teach a model little (the Bayes AUCs are about 0.77 and 0.85): the gates stand
     # aside, so that the model is pushed and both signatures of the pushed copy are read.
-    'tasks=[{name: click, label: click, min_auc: 0}, {name: purchase, label: purchase, min_auc: 0}]',
+    'tasks=[{name: click, label: click, gate: {min: 0}}, {name: purchase, label: purchase, gate: {min: 0}}]',
 ]
 
 

@@ -170,7 +170,8 @@ def _history_entry(run, model, blessed, auc, change=None, verdict='blessed'):
         values['auc change'] = {'value': change, 'lower': change - 0.03, 'upper': change + 0.03}
     return {'run': run, 'time': 1_790_000_000_000, 'model': f'/root/Trainer/model/{model}',
             'model_id': model, 'blessed': blessed, 'serving': False,
-            'tasks': {'ctr': {'blessed': blessed, 'verdict': verdict, 'values': values}}}
+            'tasks': {'ctr': {'blessed': blessed, 'verdict': verdict, 'values': values,
+                              'gated': 'auc', 'calibration': None}}}
 
 
 @pytest.fixture(scope='module')
@@ -236,8 +237,9 @@ def test_a_regression_tasks_history_shows_its_mean_squared_error():
     entry['tasks']['ctr']['values'] = {
         'mean_squared_error': {'value': 2.5, 'lower': 2.1, 'upper': 2.9},
         'mean_squared_error change': {'value': 0.1, 'lower': -0.2, 'upper': 0.4}}
+    entry['tasks']['ctr']['gated'] = 'mean_squared_error'
     section = dashboard.history_section('ctr', [entry], None)
-    assert '<th>mean_squared_error</th>' in section
+    assert '<th>mean_squared_error (gated)</th>' in section
     assert '2.5000 <span class="muted">[2.1000, 2.9000]</span>' in section
     assert '+0.1000 <span class="muted">[-0.2000, +0.4000]</span>' in section
 

@@ -20,7 +20,7 @@ from trainer_module.features import SequenceFeature, SparseFeature
 from trainer_module.preprocessing import preprocessing_fn
 from trainer_module.serving import split_values
 
-BASE = ['slice_features=[]', 'drift=[]', 'dense_features=[price]']
+BASE = ['slice_features=[]', 'drift=[]', 'evaluation.group_by=null', 'dense_features=[price]']
 
 
 def _config(*assignments):

@@ -19,7 +19,7 @@ from tensorflow_model_analysis.utils import config_util
 
 from compat import tfma_combiners
 from components import grouped_evaluation
-from pipeline.config import PipelineConfig, Task
+from pipeline.config import EvaluationConfig, Gate, PipelineConfig, Task
 from pipeline.evaluation import GROUPED_METRICS, eval_config
 from trainer_module.features import SequenceFeature
 
@@ -64,7 +64,8 @@ def _batches(task: Task, rows=400, batch=100, seed=3):
 def _configs(task: Task):
     """(our eval config, the same with TFMA's and Keras' own classes), with a baseline."""
     ours = config_util.update_eval_config_with_defaults(
-        eval_config(PipelineConfig(), task), has_baseline=True)
+        eval_config(PipelineConfig(evaluation=EvaluationConfig(group_by=None)), task),
+        has_baseline=True)
     theirs = tfma.EvalConfig()
     theirs.CopyFrom(ours)
     originals = {cls.__name__: name for name, cls in GROUPED_METRICS.items()}
@@ -95,7 +96,7 @@ def _close(ours, theirs):
 
 @pytest.mark.parametrize('task', [Task(name='ctr', label='click'),
                                   Task(name='minutes', label='minutes', type='regression',
-                                       max_mse=10.0)], ids=['binary', 'regression'])
+                                       gate=Gate(max=10.0))], ids=['binary', 'regression'])
 def test_grouped_extracts_give_tfma_s_own_metrics_and_plots(task):
     ours, theirs = _configs(task)
     batches = list(_batches(task))

@@ -28,12 +28,19 @@ def _with_header_only(directory):
     return str(directory)
 
 
+def _without_users(directory):
+    (directory / 'a.csv').write_text('item_id,click\ni1,0\n')
+    return str(directory)
+
+
 @pytest.mark.parametrize('make_args, message', [
     (lambda tmp: ['--data', str(tmp / 'missing')], 'is not a directory'),
     (lambda tmp: ['--data', str(tmp)], 'no file matches *.csv in'),
     (lambda tmp: ['--data', _with_empty_csv(tmp)], 'a.csv is empty'),
     (lambda tmp: ['--data', _with_header_only(tmp)], 'a.csv has a header but no rows'),
     (lambda tmp: ['--schema', str(tmp / 'nope.pbtxt')], 'nope.pbtxt does not exist'),
+    (lambda tmp: ['--data', _without_users(tmp)],
+     "evaluation.group_by: 'user_id' is not a column of "),
     (lambda tmp: ['--set', 'model.num_experts=1'], 'model.num_experts: must be at least 2'),
     (lambda tmp: ['--set', 'model.experts=3'], 'config.model.experts: unknown key'),
 ])
@@ -101,8 +108,10 @@ def _summary(**changes):
                     'metrics': {'auc': 0.612345, 'mean_label': 0.2, 'example_count': 400.0},
                     'verdict': REFUSED},
             'ctcvr': {'evaluation': '/out/pipeline_root/Evaluator.ctcvr/evaluation/10',
-                      'metrics': {'auc': 0.81, 'example_count': 400.0},
-                      'verdict': {'blessed': True, 'failures': [], 'missing_thresholds': False}},
+                      'metrics': {'auc': 0.81, 'gauc': 0.64, 'gauc_groups': 31.0,
+                                  'gauc_coverage': 0.2, 'example_count': 400.0},
+                      'verdict': {'blessed': True, 'failures': [], 'missing_thresholds': False,
+                                  'gate': {'metric': 'gauc', 'calibration': None}}},
             'minutes': {'evaluation': '/out/pipeline_root/Evaluator.minutes/evaluation/11',
                         'metrics': {'mean_squared_error': 2.5, 'example_count': 400.0},
                         'verdict': None}},
@@ -130,18 +139,19 @@ def _report(summary, seconds=42.0):
 
 
 def test_the_report_gives_each_task_its_verdict_and_where_everything_is():
-    """Counts as integers; a refused task with its failing metric, value and bound; a task the gate
+    """The gated metric by name, then the others (GAUC beside AUC, with its groups); counts as
+    integers; a refused task with its failing metric, value and bound; a task the gate
     did not judge; the bad rows, the trained model with what decided it, its learned
     log-variances and warnings; the pushed model and the request that scores with it."""
     assert _report(_summary()).splitlines() == [
         '',
         'Pipeline finished in 42 s.',
-        '  ctr: auc 0.6123  example_count 400  -> refused: auc = 0.6123 on Overall '
+        '  ctr: auc 0.6123 (gated)  examples 400  -> refused: auc = 0.6123 on Overall '
         '(bound {"valueThreshold": {"lowerBound": 0.99}})',
         '      evaluation: /out/pipeline_root/Evaluator.ctr/evaluation/9',
-        '  ctcvr: auc 0.81  example_count 400  -> blessed',
+        '  ctcvr: gauc 0.64 (gated)  auc 0.81  groups 31  examples 400  -> blessed',
         '      evaluation: /out/pipeline_root/Evaluator.ctcvr/evaluation/10',
-        '  minutes: mean_squared_error 2.5  example_count 400  -> not judged '
+        '  minutes: mean_squared_error 2.5 (gated)  examples 400  -> not judged '
         '(the gate did not run)',
         '      evaluation: /out/pipeline_root/Evaluator.minutes/evaluation/11',
         '  bad CSV rows:   5 set aside, listed in /out/pipeline_root/CsvExampleGen/BadRows/1',

@@ -65,7 +65,7 @@ def test_draft_writes_a_schema_and_a_config_that_loads(drafted):
     assert [t['type'] for t in config['tasks']] == ['binary', 'binary', 'regression']
     # The regression gate starts at the label's variance: no worse than predicting the mean.
     minutes = pd.read_csv(root / 'data' / 'sessions.csv')['listen_minutes']
-    assert config['tasks'][2]['max_mse'] == pytest.approx(minutes.var(), rel=1e-3)
+    assert config['tasks'][2]['gate']['max'] == pytest.approx(minutes.var(), rel=1e-3)
     schema = (root / 'project' / 'schema.pbtxt').read_text()
     assert 'name: "liked"' in schema and 'int_domain' in schema
 

@@ -280,9 +280,12 @@ def test_a_task_below_its_floor_stops_the_push(default_runs):
     ctr, ctcvr = second.summary['tasks']['ctr'], second.summary['tasks']['ctcvr']
     assert not ctr['verdict']['blessed'] and ctcvr['verdict']['blessed']
     failure = next(f for f in ctr['verdict']['failures'] if f['slice'] == 'Overall')
-    assert failure['metric'] == 'auc' and not failure['is_change']
+    # Gated on its group AUC (the users of the eval split with both classes), by name.
+    assert failure['metric'] == 'gauc' and not failure['is_change']
     assert failure['threshold']['valueThreshold']['lowerBound'] == 0.99
-    assert failure['value'] == pytest.approx(ctr['metrics']['auc'])
+    assert failure['value'] == pytest.approx(ctr['metrics']['gauc'])
+    assert ctr['metrics']['gauc_groups'] >= 1 and 0 < ctr['metrics']['gauc_coverage'] < 1
+    assert ctr['verdict']['gate'] == {'metric': 'gauc', 'calibration': None}
     # Not pushed because not blessed (rather than because it already serves).
     assert second.summary['pushed_model'] is None and second.summary['already_serving'] is None
     assert sorted(os.listdir(first.summary['paths']['serving'])) == second.serving_before
@@ -346,9 +349,9 @@ def test_history_shows_both_runs_the_serving_model_and_the_bayes_auc(default_run
     rows = history_rows(text)
     assert len(rows) == 2
     assert '<td class="name">blessed</td>' in rows[0]
-    assert '<td class="name fail">refused: auc = ' in rows[1]
+    assert '<td class="name fail">refused: gauc = ' in rows[1]
     assert all(row.endswith('<td class="name">serving</td>') for row in rows)
-    # time, model, AUC, its change from the baseline (none: no baseline), ...
+    # time, model, the gated GAUC, its change from the baseline (none: no baseline), ...
     cells = re.findall(r'<td[^>]*>(.*?)</td>', rows[1])
     assert cells[2].startswith('0.') and cells[3] == '', cells
     with open(os.path.join(small_data, 'eval', 'bayes_auc.json')) as f:

@@ -122,11 +122,11 @@ EDGES = {
     'no_sparse_one_dense_three_tasks': [
         'sparse_features=[]', 'dense_features=[{name: price, log1p: true}]',
         'tasks=[{name: ctr, label: click}, {name: ctcvr, label: purchase}, '
-        '{name: rating, label: item_rating, type: regression, max_mse: 1.0}]'],
+        '{name: rating, label: item_rating, type: regression, gate: {max: 1.0}}]'],
     'one_sparse_no_dense': ['sparse_features=[device]', 'dense_features=[]'],
     'default_many_of_each': [],
 }
-EDGE_COMMON = ['slice_features=[]', 'drift=[]', 'model.expert_dnn_hidden_units=[8]',
+EDGE_COMMON = ['slice_features=[]', 'drift=[]', 'evaluation.group_by=null', 'model.expert_dnn_hidden_units=[8]',
                'model.tower_dnn_hidden_units=[4]']
 
 

@@ -6,6 +6,7 @@ import tf_keras as keras
 from trainer_module.architectures import build_architecture
 from trainer_module.layers import TaskUncertainty
 from trainer_module.settings import TrainerSettings
+from trainer_module.task_types import TASK_TYPES
 
 
 def build_model(settings: TrainerSettings, feature_columns) -> keras.Model:
@@ -22,12 +23,9 @@ def build_model(settings: TrainerSettings, feature_columns) -> keras.Model:
         model.task_uncertainty = uncertainty  # tracked: trained and saved with the model
     losses, metrics = {}, {}
     for i, task in enumerate(settings.tasks):
-        if task.type == 'binary':
-            losses[task.name] = keras.losses.BinaryCrossentropy()
-            metrics[task.name] = [keras.metrics.AUC(name='auc')]
-        else:
-            losses[task.name] = keras.losses.MeanSquaredError()
-            metrics[task.name] = [keras.metrics.RootMeanSquaredError(name='rmse')]
+        kind = TASK_TYPES[task.type]
+        losses[task.name] = kind.make_loss()
+        metrics[task.name] = kind.make_training_metrics()
         if uncertainty:
             losses[task.name] = uncertainty.weighted_loss(i, losses[task.name])
     # The legacy Adam updates each variable with one fused op, the new one with about ten.

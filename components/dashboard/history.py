@@ -11,16 +11,25 @@ from typing import Dict, List, Optional, Tuple
 import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.blessing_gate import ALL_TASKS_BLESSED, VERDICT_FILE, describe, overall_intervals
+from components.blessing_gate import (
+    ALL_TASKS_BLESSED,
+    VERDICT_FILE,
+    describe,
+    gated_metric,
+    overall_intervals,
+)
 from components.blessing_gate import COMPONENT_ID as GATE_ID
 from components.dashboard.pages import format_value, interval_text
 from components.dashboard.plots import STYLE, pyplot, svg
+from trainer_module.task_types import METRICS
+from trainer_module.task_types.binary import AUC, CALIBRATION
 
 
 def history_entries(blessings) -> List[Dict]:
     """One entry per BlessingGate blessing (artifacts from ML Metadata), oldest first:
     {'run', 'time' (ms since the epoch), 'model', 'model_id', 'blessed', 'serving',
-    'tasks': {task: {'blessed', 'verdict', 'values': `overall_intervals()` of its evaluation}}}.
+    'tasks': {task: {'blessed', 'verdict', 'values': `overall_intervals()` of its evaluation,
+    'gated': the metric it was gated on, 'calibration': its calibration bound or None}}}.
     'serving' marks the runs of the model the latest blessing blessed: the one the Pusher serves."""
     entries = []
     for blessing in sorted({b.id: b for b in blessings}.values(), key=lambda b: b.id):
@@ -34,7 +43,8 @@ def history_entries(blessings) -> List[Dict]:
             uri = gate.get('evaluations', {}).get(task)
             values = overall_intervals(uri) if uri and tf.io.gfile.exists(uri) else {}
             tasks[task] = {'blessed': verdict['blessed'], 'verdict': describe(verdict),
-                           'values': values}
+                           'values': values, 'gated': gated_metric(verdict, values),
+                           'calibration': (verdict.get('gate') or {}).get('calibration')}
         entries.append({
             'run': os.path.basename(blessing.uri.rstrip('/')),
             'time': blessing.mlmd_artifact.create_time_since_epoch or None,
@@ -56,15 +66,17 @@ def _value_and_interval(values: Dict, metric: str, signed: bool = False) -> str:
 
 
 def _history_plot(task: str, points: List[Tuple[str, Dict, bool, bool]], gated: str,
-                  reference_auc: Optional[float]) -> str:
-    """The gated metric and the calibration per run with their intervals; blessed runs green,
-    refused red, the serving model's runs ringed; the Bayes AUC as a dashed line."""
+                  reference_auc: Optional[float], calibration_bound: Optional[List]) -> str:
+    """The gated metric, the AUC (when another metric is gated) and the calibration per run with
+    their intervals; blessed runs green, refused red, the serving model's runs ringed; the Bayes
+    AUC and the calibration bound as dashed lines."""
     import matplotlib  # pylint: disable=import-outside-toplevel
     plt = pyplot()
     with matplotlib.rc_context({'svg.fonttype': 'none'}):  # text stays text, for readers and tests
-        figure, axes = plt.subplots(1, 2, figsize=(13.5, 3.6))
-        for panel, metric, reference in ((axes[0], gated, reference_auc),
-                                         (axes[1], 'calibration', 1.0)):
+        metrics = [gated] + [AUC.name] * (gated != AUC.name and any(
+            AUC.name in values for _, values, _, _ in points)) + [CALIBRATION.name]
+        figure, axes = plt.subplots(1, len(metrics), figsize=(6.75 * len(metrics), 3.6))
+        for panel, metric in zip(axes, metrics):
             shown = [(i, values[metric], blessed, serving)
                      for i, (_, values, blessed, serving) in enumerate(points) if metric in values]
             if shown:
@@ -80,12 +92,17 @@ def _history_plot(task: str, points: List[Tuple[str, Dict, bool, bool]], gated: 
                     if serving:
                         panel.plot(i, v['value'], 'o', markersize=13, markerfacecolor='none',
                                    markeredgecolor='#222222', zorder=4)
-            if reference is not None and metric != 'calibration':
-                panel.axhline(reference, color='#7f7f7f', linestyle='--', linewidth=1,
-                              label=f'Bayes AUC {reference:.3f}')
-                panel.legend(loc='lower right', fontsize=8)
-            elif metric == 'calibration':
+            if metric == CALIBRATION.name:
                 panel.axhline(1.0, color='#cccccc', linewidth=1)
+                for side, bound in zip(('min', 'max'), calibration_bound or ()):
+                    if bound is not None:
+                        panel.axhline(bound, color='#d93025', linestyle='--', linewidth=1,
+                                      label=f'bound {side} {bound:g}')
+            elif reference_auc is not None and metric == AUC.name:
+                panel.axhline(reference_auc, color='#7f7f7f', linestyle='--', linewidth=1,
+                              label=f'Bayes AUC {reference_auc:.3f}')
+            if panel.get_legend_handles_labels()[0]:
+                panel.legend(loc='lower right', fontsize=8)
             panel.set_xticks(range(len(points)))
             panel.set_xticklabels([run for run, *_ in points], fontsize=8)
             panel.set(title=f'{task}: {metric} per run', xlabel='gate run')
@@ -97,8 +114,13 @@ def history_section(task: str, entries: List[Dict], reference_auc: Optional[floa
     """The task's History: a table of every run with its values, intervals and verdict, which
     model serves now, and (from two runs on) the trend as a plot."""
     rows, points = [], []
-    gated = ('mean_squared_error' if any('mean_squared_error' in e['tasks'].get(task, {}).get(
-        'values', {}) for e in entries) else 'auc')
+    results = [e['tasks'][task] for e in entries if task in e['tasks']]
+    # The latest run's gate names the columns; the other metrics with intervals follow it (GAUC
+    # beside AUC).
+    gated = results[-1]['gated'] if results else 'auc'
+    calibration_bound = results[-1]['calibration'] if results else None
+    others = [name for name in METRICS if name not in (gated, CALIBRATION.name)
+              and any(name in r['values'] for r in results)]
     for entry in entries:
         result = entry['tasks'].get(task)
         if result is None:
@@ -113,15 +135,16 @@ def history_section(task: str, entries: List[Dict], reference_auc: Optional[floa
             f'<td class="name"><code>{html.escape(os.path.basename(entry["model"]))}</code></td>'
             f'<td>{_value_and_interval(values, gated)}</td>'
             f'<td>{_value_and_interval(values, gated + " change", True)}</td>'
-            f'<td>{_value_and_interval(values, "calibration")}</td>'
+            + ''.join(f'<td>{_value_and_interval(values, name)}</td>' for name in others)
+            + f'<td>{_value_and_interval(values, CALIBRATION.name)}</td>'
             f'<td class="name{css}">{html.escape(result["verdict"])}</td>'
             f'<td class="name">{serving}</td></tr>')
         points.append((entry['run'], values, result['blessed'], entry['serving']))
     if not rows:
         return ''
     header = ''.join(f'<th>{name}</th>' for name in (
-        'gate run', 'time', 'model', gated, f'{gated} change from its baseline', 'calibration',
-        'verdict', 'serving'))
+        'gate run', 'time', 'model', f'{gated} (gated)', f'{gated} change from its baseline',
+        *others, CALIBRATION.name, 'verdict', 'serving'))
     reference = (f' The dashed line is the Bayes AUC of the data ({reference_auc:.3f}): what the '
                  'true probabilities reach.' if reference_auc is not None else '')
     parts = ['<h2 id="history">History</h2>',
@@ -131,8 +154,8 @@ def history_section(task: str, entries: List[Dict], reference_auc: Optional[floa
              f'run, red when it refused it, ringed when its model is serving.{reference}</p>',
              f'<table id="history-table"><tr>{header}</tr>{"".join(rows)}</table>']
     if len(points) > 1:
-        parts.append(f'<div id="history-plot">{_history_plot(task, points, gated, reference_auc)}'
-                     '</div>')
+        plot = _history_plot(task, points, gated, reference_auc, calibration_bound)
+        parts.append(f'<div id="history-plot">{plot}</div>')
     else:
         parts.append('<p class="muted">The trend is drawn from the second run on.</p>')
     return '\n'.join(parts)

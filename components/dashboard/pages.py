@@ -12,7 +12,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import tensorflow as tf
 
-from components.blessing_gate import describe
+from components.blessing_gate import describe, gated_metric
 from components.dashboard.plots import curve_plots
 from components.dashboard.tfma_output import OVERALL, TaskEvaluation
 from trainer_module.expert_use import EXPERT_SIMILARITY, GATE_TOP_SHARE
@@ -21,7 +21,8 @@ from trainer_module.vocabulary_report import read_vocabulary_report
 
 INDEX_PAGE = 'index.html'
 # The column order of the metric tables; other metrics follow in name order.
-METRIC_ORDER = ('example_count', 'auc', 'auc_precision_recall', 'binary_crossentropy',
+METRIC_ORDER = ('example_count', 'auc', 'gauc', 'gauc_groups', 'gauc_coverage',
+                'auc_precision_recall', 'binary_crossentropy',
                 'calibration', 'mean_squared_error', 'mean_absolute_error', 'mean_label',
                 'mean_prediction')
 
@@ -77,6 +78,11 @@ def format_value(value: Optional[float], signed: bool = False) -> str:
     return f'{value:+.4f}' if signed else f'{value:.4f}'
 
 
+def _share(value: Optional[float]) -> str:
+    """A share as a percentage; 'n/a' where there is none."""
+    return f'{value:.1%}' if value is not None and math.isfinite(value) else 'n/a'
+
+
 def _failed_cells(verdict: Dict) -> Dict[Tuple[str, str], str]:
     """{(slice, metric): 'difference'|'candidate'} for each failing bound, with its message."""
     return {(f['slice'], f['metric']): 'difference' if f['is_change'] else 'candidate'
@@ -97,9 +103,10 @@ def interval_text(bounds: Optional[Tuple[float, float]], signed: bool) -> str:
     return f'[{format_value(bounds[0], signed)}, {format_value(bounds[1], signed)}]'
 
 
-def _overall_table(evaluation: TaskEvaluation, failed) -> str:
+def _overall_table(evaluation: TaskEvaluation, failed, gated: str) -> str:
     """Candidate, baseline and difference per metric, and the intervals of the candidate's value
-    and of the difference (paired: both models on the same examples) where computed."""
+    and of the difference (paired: both models on the same examples) where computed; the `gated`
+    metric marked."""
     metrics = evaluation.metrics.get(OVERALL, {})
     found = evaluation.intervals.get(OVERALL, {})
     roles = ['candidate'] + (['baseline', 'difference'] if 'baseline' in evaluation.models else [])
@@ -107,7 +114,8 @@ def _overall_table(evaluation: TaskEvaluation, failed) -> str:
                       if role in roles and any(role in found[name] for name in found)]
     rows = []
     for name in _metric_names(metrics):
-        cells = [f'<td class="name">{html.escape(name)}</td>']
+        mark = ' <strong>(gated)</strong>' if name == gated else ''
+        cells = [f'<td class="name">{html.escape(name)}{mark}</td>']
         for role in roles:
             css = ' class="fail"' if failed.get((OVERALL, name)) == role else ''
             text = format_value(metrics[name].get(role), role == 'difference')
@@ -121,8 +129,15 @@ def _overall_table(evaluation: TaskEvaluation, failed) -> str:
     header = ''.join(f'<th>{role}</th>' for role in ['metric'] + roles) + ''.join(
         f'<th>{role} {level} interval</th>' for role in interval_roles)
     note = (f'<p class="muted">Intervals: {level} confidence; the difference\'s is paired (both '
-            'models scored the same eval examples): DeLong for AUC, normal for means, delta method '
-            'for calibration.</p>' if interval_roles else '')
+            'models scored the same eval examples): DeLong for AUC, a jackknife over groups for '
+            'GAUC, normal for means, delta method for calibration.</p>' if interval_roles else '')
+    if 'gauc' in metrics:
+        groups = metrics.get('gauc_groups', {}).get('candidate')
+        coverage = metrics.get('gauc_coverage', {}).get('candidate')
+        note += (f'<p class="muted" id="gauc-groups">GAUC: the AUC within each group of eval '
+                 f'examples (<code>{html.escape(evaluation.group_by or "")}</code>), weighted by '
+                 f'their examples, over the {format_value(groups)} groups that hold both classes '
+                 f'({_share(coverage)} of the examples); the others have no AUC.</p>')
     return f'<table id="overall"><tr>{header}</tr>{"".join(rows)}</table>{note}'
 
 
@@ -162,15 +177,18 @@ def render_task(evaluation: TaskEvaluation, verdict: Dict, tasks: List[str], run
     overall and per slice (the failing ones in red), its curves and `history`, the task's History
     section (`history_section()`), if any. `tasks`: every task of the run, for the navigation."""
     failed = _failed_cells(verdict)
+    gated = gated_metric(verdict, evaluation.metrics.get(OVERALL, {}))
     baseline = ('candidate against the latest blessed model (baseline)'
                 if 'baseline' in evaluation.models else
                 'no baseline yet: this is the first model to be judged')
     body = [_verdict_box(verdict),
             f'<p class="muted">Label <code>{html.escape(evaluation.label)}</code>; {baseline}.</p>',
-            '<h2>Metrics overall</h2>', _overall_table(evaluation, failed),
+            f'<p>Gated on <strong>{html.escape(gated)}</strong>.</p>',
+            '<h2>Metrics overall</h2>', _overall_table(evaluation, failed, gated),
             '<h2>Metrics per slice</h2>', _slice_table(evaluation, failed)]
     if evaluation.curves:
-        body += ['<h2>ROC, precision-recall and calibration</h2>', curve_plots(evaluation)]
+        body += ['<h2>ROC, precision-recall and calibration</h2>',
+                 curve_plots(evaluation, (verdict.get('gate') or {}).get('calibration'))]
     else:
         body += ['<h2>Plots</h2>', '<p class="muted">ROC, precision-recall and calibration plots '
                  'are drawn for binary tasks.</p>']
@@ -195,7 +213,7 @@ def render_index(verdicts: Dict[str, Dict], evaluations: Dict[str, TaskEvaluatio
     rows = []
     for task, verdict in verdicts.items():
         metrics = evaluations[task].metrics.get(OVERALL, {}) if task in evaluations else {}
-        gated = 'auc' if 'auc' in metrics else 'mean_squared_error'
+        gated = gated_metric(verdict, metrics)
         value = metrics.get(gated, {}).get('candidate')
         css = ' class="fail"' if not verdict.get('blessed') else ''
         rows.append(
@@ -208,16 +226,21 @@ def render_index(verdicts: Dict[str, Dict], evaluations: Dict[str, TaskEvaluatio
             f'</tr>{"".join(rows)}</table>',
             '<h2 id="gate-weights">Gate weights</h2>']
     chart = os.path.join(gate_report_dir, 'gates.png')
+    report = _gate_report(gate_report_dir)
     if tf.io.gfile.exists(chart):
         with tf.io.gfile.GFile(chart, 'rb') as f:
             encoded = base64.b64encode(f.read()).decode('ascii')
-        body.append('<p class="muted">Mean weight each task\'s gate gives each expert on the '
-                    'validation split: tasks that share experts share what they learn.</p>'
-                    f'<img alt="gate weights per task and expert" '
+        body.append('<p class="muted">Mean weight each gate gives each expert it weighs on the '
+                    'validation split (a gate per task; a PLE\'s per level, and its shared '
+                    'gates): tasks that share experts share what they learn.</p>'
+                    f'<img alt="gate weights per gate and expert" '
                     f'src="data:image/png;base64,{encoded}">')
+    elif report.get('note'):
+        body.append(f'<p class="muted" id="no-gates">Not applicable: '
+                    f'{html.escape(report["note"])}.</p>')
     else:
         body.append('<p class="muted">This model has no gate report.</p>')
-    body += _expert_use(gate_report_dir)
+    body += _expert_use(report)
     body += _vocabularies(read_vocabulary_report(model_uri))
     body.append(f'<p class="muted">Model: <code>{html.escape(model_uri)}</code></p>')
     return _page(f'Evaluation of run {run}', _nav(list(verdicts), None), '\n'.join(body))
@@ -253,37 +276,48 @@ def _vocabularies(report: Dict) -> List[str]:
             + f'</tr>{"".join(rows)}</table>']
 
 
-def _expert_use(gate_report_dir: str) -> List[str]:
-    """The gate report's collapse warnings, each gate's use of the experts and the experts'
-    pairwise similarity (trainer_module.expert_use), as HTML; nothing for a report without them."""
+def _gate_report(gate_report_dir: str) -> Dict:
+    """The gate report (trainer_module/gate_report.py) in `gate_report_dir`; {} without one."""
     path = os.path.join(gate_report_dir, GATE_REPORT_FILE)
     if not tf.io.gfile.exists(path):
-        return []
+        return {}
     with tf.io.gfile.GFile(path) as f:
-        report = json.load(f)
+        return json.load(f)
+
+
+def _expert_use(report: Dict) -> List[str]:
+    """The gate report's collapse warnings, each gate's use of the experts and the experts'
+    pairwise similarity (trainer_module.expert_use), as HTML, the experts by name (by number in
+    a report that names none); nothing for a report without them."""
     if 'gate_use' not in report:
         return []
+    similarity = report['expert_similarity']
+    experts = report.get('experts') or [f'expert {i}' for i in range(len(similarity))]
+    gate_experts = report.get('gate_experts') or {gate: experts for gate in report['gate_use']}
     fail = ' class="fail"'
     body = ['<h2 id="expert-use">Expert use</h2>']
     body += [f'<p class="warning">Warning: {html.escape(warning)}</p>'
              for warning in report['warnings']]
     rows = ''.join(
         f'<tr><td class="name">{html.escape(gate)}</td><td>{use["entropy"]:.3f} of '
-        f'{use["max_entropy"]:.3f}</td><td>{use["top_expert"]}</td>'
+        f'{use["max_entropy"]:.3f}</td>'
+        f'<td class="name">{html.escape(gate_experts[gate][use["top_expert"]])}</td>'
         f'<td{fail if use["top_share"] > GATE_TOP_SHARE else ""}>'
         f'{use["top_share"]:.3f}</td></tr>'
         for gate, use in report['gate_use'].items())
     body.append('<table id="gate-use"><tr><th>gate</th><th>entropy of mean weights (nats)</th>'
                 f'<th>top expert</th><th>its share</th></tr>{rows}</table>')
-    similarity = report['expert_similarity']
+    # None: two experts no gate weighs together (of two PLE levels), not compared.
     rows = ''.join(
-        f'<tr><td class="name">expert {i}</td>' + ''.join(
-            f'<td{fail if i != j and value > EXPERT_SIMILARITY else ""}>'
-            f'{value:.3f}</td>' for j, value in enumerate(row)) + '</tr>'
+        f'<tr><td class="name">{html.escape(experts[i])}</td>' + ''.join(
+            '<td></td>' if value is None else
+            f'<td{fail if i != j and value > EXPERT_SIMILARITY else ""}>{value:.3f}</td>'
+            for j, value in enumerate(row)) + '</tr>'
         for i, row in enumerate(similarity))
     body.append('<p class="muted">Cosine similarity of two experts\' outputs for the same '
-                'validation example, averaged: near 1, the two compute the same function.</p>'
+                'validation example, averaged, for experts that gates weigh together: near 1, '
+                'the two compute the same function.</p>'
                 '<table id="expert-similarity"><tr><th></th>'
-                + ''.join(f'<th>expert {j}</th>' for j in range(len(similarity)))
+                + ''.join(f'<th>{html.escape(expert)}</th>' for expert in experts)
                 + f'</tr>{rows}</table>')
     return body

@@ -2,6 +2,7 @@
 the baseline's lines, and a task's ROC, precision-recall and calibration curves side by side."""
 
 import io
+from typing import Optional, Sequence
 
 from components.dashboard.tfma_output import CALIBRATION_BINS, OVERALL, TaskEvaluation
 
@@ -28,9 +29,11 @@ def svg(figure) -> str:
     return text[text.index('<svg'):]
 
 
-def curve_plots(evaluation: TaskEvaluation) -> str:
+def curve_plots(evaluation: TaskEvaluation, calibration_bound: Optional[Sequence] = None) -> str:
     """The overall slice's ROC, precision-recall and calibration curves of the candidate (and the
-    baseline, where there is one), as one inline SVG."""
+    baseline, where there is one), as one inline SVG. `calibration_bound` (min, max; either may be
+    None): the gate's bound on calibration, drawn as the lines observed = predicted / bound, where
+    a model calibrated at the bound would lie."""
     figure, (roc, pr, calibration) = pyplot().subplots(1, 3, figsize=(13.5, 4.2))
     for role, curves in evaluation.curves.items():
         auc = evaluation.metrics.get(OVERALL, {}).get('auc', {}).get(role)
@@ -57,6 +60,10 @@ def curve_plots(evaluation: TaskEvaluation) -> str:
     top = max([1e-3] + [max(p, o) for c in evaluation.curves.values()
                         for p, o, _ in c.get('calibration', [])])
     calibration.plot([0, top], [0, top], color='#cccccc', linewidth=1)
+    for side, bound in zip(('min', 'max'), calibration_bound or ()):
+        if bound:
+            calibration.plot([0, top], [0, top / bound], color='#d93025', linestyle='--',
+                             linewidth=1, label=f'calibration {side} {bound:g}')
     calibration.set(title=f'Calibration ({CALIBRATION_BINS} prediction bins, n per point)',
                     xlabel='mean prediction', ylabel='observed rate')
     for axes in (roc, pr, calibration):

@@ -26,12 +26,14 @@ class TaskEvaluation:
     def __init__(self, uri: str, task: str, label: str, models: Dict[str, str],
                  metrics: Dict[str, Dict[str, Dict[str, float]]], curves: Dict[str, Dict],
                  intervals: Optional[Dict[str, Dict[str, Dict[str, Tuple[float, float]]]]] = None,
-                 confidence: float = 0.95):
+                 confidence: float = 0.95, group_by: Optional[str] = None):
         """`intervals`: {slice: {metric: {'candidate'|'difference': (lower, upper)}}} at
-        `confidence` (components/intervals.py)."""
+        `confidence` (components/intervals.py); `group_by`: the column of the groups of the
+        group AUC, if any."""
         self.uri, self.task, self.label, self.models = uri, task, label, models
         self.metrics, self.curves = metrics, curves
         self.intervals, self.confidence = intervals or {}, confidence
+        self.group_by = group_by
 
     @classmethod
     def load(cls, evaluation_uri: str) -> 'TaskEvaluation':
@@ -75,11 +77,12 @@ class TaskEvaluation:
                 if plot.HasField('calibration_histogram_buckets'):
                     model_curves['calibration'] = _calibration_bins(
                         plot.calibration_histogram_buckets.buckets)
-        confidence = next((json.loads(metric.config).get('confidence', 0.95)
-                           for spec in eval_config.metrics_specs for metric in spec.metrics
-                           if metric.class_name == intervals.Intervals.__name__), 0.95)
+        settings = next((json.loads(metric.config) for spec in eval_config.metrics_specs
+                         for metric in spec.metrics
+                         if metric.class_name == intervals.Intervals.__name__), {})
         return cls(evaluation_uri, candidate.prediction_key, candidate.label_key, models, metrics,
-                   curves, found_intervals, confidence)
+                   curves, found_intervals, settings.get('confidence', 0.95),
+                   settings.get('group_by'))
 
     def slices(self) -> List[str]:
         """The slices' names: OVERALL first, then the others in name order."""

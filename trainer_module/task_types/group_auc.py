@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from trainer_module.task_types.statistics import Interval, _normal
+from trainer_module.task_types.statistics import Interval, normal_interval
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -114,7 +114,7 @@ def _jackknife(aucs: np.ndarray, weights: np.ndarray, confidence: float,
     # Leaving group g out leaves the weighted sums less its own terms: all G estimates at once.
     left_out = (weighted - weights * aucs) / (total - weights)
     variance = (count - 1) / count * np.sum((left_out - left_out.mean()) ** 2)
-    return _normal(value, float(variance), confidence, bounds)
+    return normal_interval(value, float(variance), confidence, bounds)
 
 
 def gauc_interval(labels, scores, groups, confidence: float) -> Interval:
