@@ -282,3 +282,65 @@ def test_the_combiners_pickle_after_tfx_reloads_the_evaluators_module():
                      calibration._weighted_labels_predictions_examples()[0].combiner]  # pylint: disable=protected-access
         for combiner in combiners:
             assert type(dill_pickler.loads(dill_pickler.dumps(combiner))) is type(combiner)
+
+
+def test_the_group_auc_through_tfma_is_the_auc_within_each_user_averaged_by_their_rows():
+    """The Evaluators' path (grouped extracts, TFMA's evaluator) on batches with a user id per
+    row, against pandas' groupby and sklearn's AUC per user: per slice, for both models and their
+    difference, with the groups counted."""
+    import pandas as pd  # pylint: disable=import-outside-toplevel
+    from sklearn.metrics import roc_auc_score  # pylint: disable=import-outside-toplevel
+    task = Task(name='ctr', label='click', gate=Gate(metric='gauc'))
+    config = config_util.update_eval_config_with_defaults(
+        eval_config(PipelineConfig(slice_features=('device',)), task), has_baseline=True)
+    rng = np.random.default_rng(5)
+    rows = 600
+    frame = pd.DataFrame({'user': rng.integers(0, 60, rows).astype(str).astype(object),
+                          'device': np.array(DEVICES, dtype=object)[rng.integers(0, 3, rows)],
+                          'click': rng.integers(0, 2, rows)})
+    frame['candidate'] = np.clip(frame.click * 0.2 + rng.random(rows) * 0.8, 0, 1)
+    frame['baseline'] = np.round(rng.random(rows), 1)  # ties within users
+    batches = [{
+        tfma.INPUT_KEY: np.zeros(len(part), dtype=object),
+        tfma.FEATURES_KEY: {'device': _varlen([[d.encode()] for d in part.device], object),
+                            'user_id': _varlen([[u.encode()] for u in part.user], object)},
+        tfma.LABELS_KEY: _varlen([[y] for y in part.click]),
+        tfma.PREDICTIONS_KEY: {'candidate': {'ctr': part.candidate.to_numpy()[:, None]},
+                               'baseline': {'ctr': part.baseline.to_numpy()[:, None]}},
+        tfma.EXAMPLE_WEIGHTS_KEY: None} for part in np.array_split(frame, 6)]
+
+    def expected(rows_):
+        """{model: GAUC}, the users with both classes, their share of the rows."""
+        used = [group for _, group in rows_.groupby('user') if group.click.nunique() == 2]
+        weights = sum(len(group) for group in used)
+        values = {model: sum(len(group) * roc_auc_score(group.click, group[model])
+                             for group in used) / weights
+                  for model in ('candidate', 'baseline')}
+        return values, len(used), weights / len(rows_)
+
+    def check(results):
+        [results] = results
+        by_slice = {slice_key: {(key.name, key.model_name, key.is_diff): value
+                                for key, value in values.items()}
+                    for slice_key, values in results}
+        for slice_key, rows_ in [((), frame)] + [
+                ((('device', d),), frame[frame.device == d]) for d in DEVICES]:
+            values, groups, coverage = expected(rows_)
+            got = by_slice[slice_key]
+            assert got['gauc', 'candidate', False] == pytest.approx(values['candidate'], abs=1e-9)
+            assert got['gauc', 'baseline', False] == pytest.approx(values['baseline'], abs=1e-9)
+            assert got['gauc', 'candidate', True] == pytest.approx(
+                values['candidate'] - values['baseline'], abs=1e-9)
+            assert got['gauc_groups', 'candidate', False] == groups
+            assert got['gauc_coverage', 'candidate', False] == pytest.approx(coverage)
+            assert got['gauc_interval', 'candidate', True].value.value == pytest.approx(
+                values['candidate'] - values['baseline'], abs=1e-9)
+
+    with beam.Pipeline() as pipeline:
+        extracts = (pipeline | beam.Create(batches, reshuffle=False)
+                    | grouped_evaluation.SliceGroups(config).ptransform)
+        with tfma_combiners.tfma_combiners_for_groups():
+            metrics = (extracts | tfma.evaluators.MetricsPlotsAndValidationsEvaluator(
+                eval_config=config).ptransform)['metrics']
+        beam_util.assert_that(metrics | beam.combiners.ToList(), check)
+
