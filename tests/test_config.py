@@ -59,10 +59,10 @@ def test_overrides_apply_together():
     ('dense_features=[click]', 'columns used twice'),
     ('model.num_experts=1', 'model.num_experts: must be at least 2'),
     ('model.architecture=mlp', "model.architecture: 'mlp' is not one of ('mmoe', 'omoe', "
-                               "'shared_bottom')"),
+                               "'shared_bottom', 'ple', 'esmm')"),
     ('tasks=[{name: ctr, label: click}]', 'tasks: a multi-task model needs at least two tasks'),
     ('tasks=[{name: a, label: click}, {name: b, label: purchase, type: regression}]',
-     'tasks.b.max_mse: a regression task needs'),
+     'tasks.b.gate.max: a regression task gated on mean_squared_error needs a bound'),
     ('tasks=[{name: click-through, label: click}, {name: b, label: purchase}]',
      "tasks: 'click-through' is not a valid name"),
     ('training.distribution=tpu', "training.distribution: 'tpu' is not one of"),

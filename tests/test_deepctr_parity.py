@@ -1,6 +1,6 @@
-"""Our MMOE and SharedBottom against DeepCTR 0.9.4 itself, in this process: the same parameter
-counts and errors, the same function (DeepCTR's weights copied into ours give the same predictions),
-and training that ends within noise of DeepCTR's."""
+"""Our MMOE, SharedBottom, PLE and ESMM against DeepCTR 0.9.4 itself, in this process: the same
+parameter counts and errors, the same function (DeepCTR's weights copied into ours give the same
+predictions; an ESMM's cvr too), and training that ends within noise of DeepCTR's."""
 
 import numpy as np
 import pytest
@@ -28,11 +28,28 @@ SHARED_BOTTOM_CONFIGS = {
     'shared_bottom_defaults': {},
     'shared_bottom_bn_regression': dict(dnn_use_bn=True, task_types=('binary', 'regression')),
 }
-ERROR_CONFIGS = {
-    'one_task': dict(task_types=('binary',), task_names=('ctr',)),
-    'one_expert': dict(num_experts=1),
-    'lengths_differ': dict(task_types=('binary',)),
-    'unknown_task_type': dict(task_types=('binary', 'multiclass')),
+PLE_CONFIGS = {
+    'ple_defaults': {},
+    'ple_one_level_more_experts': dict(num_levels=1, shared_expert_num=2, specific_expert_num=3,
+                                       gate_dnn_hidden_units=(8,)),
+    'ple_three_levels_bn_regression': dict(num_levels=3, dnn_use_bn=True,
+                                           task_types=('binary', 'regression')),
+}
+ESMM_CONFIGS = {
+    'esmm_defaults': {},
+    'esmm_narrow_towers': dict(tower_dnn_hidden_units=(16,), dnn_use_bn=True),
+}
+ERROR_CONFIGS = {  # (model, arguments)
+    'one_task': ('MMOE', dict(task_types=('binary',), task_names=('ctr',))),
+    'one_expert': ('MMOE', dict(num_experts=1)),
+    'lengths_differ': ('MMOE', dict(task_types=('binary',))),
+    'unknown_task_type': ('MMOE', dict(task_types=('binary', 'multiclass'))),
+    'ple_one_task': ('PLE', dict(task_types=('binary',), task_names=('ctr',))),
+    'ple_lengths_differ': ('PLE', dict(task_types=('binary', 'binary', 'binary'))),
+    'ple_unknown_task_type': ('PLE', dict(task_types=('regression', 'ranking'))),
+    'esmm_three_tasks': ('ESMM', dict(task_names=('ctr', 'cvr', 'ctcvr'))),
+    'esmm_one_task': ('ESMM', dict(task_types=('binary',), task_names=('ctr',))),
+    'esmm_regression': ('ESMM', dict(task_types=('binary', 'regression'))),
 }
 
 
@@ -55,9 +72,13 @@ def measure(module, fc):
         result[name] = _counts(module.MMOE(columns, **kwargs))
     for name, kwargs in SHARED_BOTTOM_CONFIGS.items():
         result[name] = _counts(module.SharedBottom(columns, **kwargs))
-    for name, kwargs in ERROR_CONFIGS.items():
+    for name, kwargs in PLE_CONFIGS.items():
+        result[name] = _counts(module.PLE(columns, **kwargs))
+    for name, kwargs in ESMM_CONFIGS.items():
+        result[name] = _counts(module.ESMM(columns, **kwargs))
+    for name, (model, kwargs) in ERROR_CONFIGS.items():
         try:
-            module.MMOE(columns, **kwargs)
+            getattr(module, model)(columns, **kwargs)
             result[name] = {'error': None}
         except ValueError as error:
             result[name] = {'error': str(error)}
@@ -69,7 +90,8 @@ def measured():
     return measure(deepctr_models, deepctr_feature_column), measure(models, feature_column)
 
 
-@pytest.mark.parametrize('config', list(MMOE_CONFIGS) + list(SHARED_BOTTOM_CONFIGS))
+@pytest.mark.parametrize('config', list(MMOE_CONFIGS) + list(SHARED_BOTTOM_CONFIGS)
+                         + list(PLE_CONFIGS) + list(ESMM_CONFIGS))
 def test_parameter_counts_equal_deepctr(config, measured):
     deepctr, ours = measured
     assert ours[config] == deepctr[config]
@@ -137,6 +159,21 @@ COPY_CONFIGS = {
     'shared_bottom_bn_no_towers': ('SharedBottom', dict(dnn_use_bn=True,
                                                         tower_dnn_hidden_units=(),
                                                         task_types=('binary', 'regression'))),
+    'ple_defaults': ('PLE', {}),
+    'ple_one_level_gate_dnn': ('PLE', dict(num_levels=1, shared_expert_num=2,
+                                           specific_expert_num=3, gate_dnn_hidden_units=(8,),
+                                           expert_dnn_hidden_units=(16,))),
+    'ple_two_levels_no_towers_three_tasks': ('PLE', dict(
+        shared_expert_num=2, specific_expert_num=2, tower_dnn_hidden_units=(),
+        gate_dnn_hidden_units=(16, 8), expert_dnn_hidden_units=(32, 16),
+        task_types=('binary', 'regression', 'binary'), task_names=('a', 'b', 'c'))),
+    'ple_three_levels_regression': ('PLE', dict(num_levels=3, expert_dnn_hidden_units=(16,),
+                                                task_types=('regression', 'binary'))),
+    'ple_one_level_bn': ('PLE', dict(num_levels=1, dnn_use_bn=True)),
+    'esmm_defaults': ('ESMM', {}),
+    'esmm_one_narrow_tower_bn': ('ESMM', dict(tower_dnn_hidden_units=(8,), dnn_use_bn=True,
+                                              task_names=('click', 'purchase'))),
+    'esmm_no_towers': ('ESMM', dict(tower_dnn_hidden_units=())),
 }
 
 
@@ -165,10 +202,36 @@ def test_deepctr_weights_copied_give_the_same_predictions(config):
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
 
 
-def test_copy_names_the_layer_where_models_differ():
-    theirs = deepctr_models.MMOE(copy_columns(deepctr_feature_column), num_experts=3)
-    ours = models.MMOE(copy_columns(feature_column), num_experts=4)
-    with pytest.raises(ValueError, match="no layer 'expert_3'"):
+def test_esmm_serves_deepctrs_cvr_beside_its_two_outputs():
+    """DeepCTR's outputs (ctr, ctcvr) by position, as a drop-in script reads them; the cvr, the
+    factor of ctcvr, by name from `predictions_model`."""
+    rng = np.random.default_rng(6)
+    theirs = deepctr_models.ESMM(copy_columns(deepctr_feature_column), tower_dnn_hidden_units=(8,))
+    theirs.set_weights([rng.normal(0, 0.3, w.shape) for w in theirs.weights])
+    ours = copy_deepctr_weights(theirs, models.ESMM(copy_columns(feature_column),
+                                                    tower_dnn_hidden_units=(8,)))
+    assert ours.output_names == theirs.output_names == ['ctr', 'ctcvr']
+    their_cvr = theirs.get_layer('ctcvr').inbound_nodes[0].inbound_layers[1]
+    x = random_inputs(copy_columns(feature_column), 64, rng)
+    expected = keras.Model(theirs.inputs, their_cvr.output).predict(x, verbose=0)
+    got = models.predictions_model(ours).predict(x, verbose=0)
+    assert set(got) == {'ctr', 'ctcvr', models.esmm_cvr_name(('ctr', 'ctcvr'))}
+    np.testing.assert_allclose(got['ctcvr_given_ctr'], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got['ctcvr'], got['ctr'] * got['ctcvr_given_ctr'], rtol=1e-6)
+
+
+@pytest.mark.parametrize('model, kwargs, message', [
+    ('MMOE', dict(num_experts=4), "no layer 'expert_3'"),
+    ('PLE', dict(specific_expert_num=2), "no layer 'level_0_task_ctr_expert_specific_1'"),
+    ('PLE', dict(num_levels=1), r"experts ours has not: \['level_1_expert_shared_0'"),
+    ('ESMM', {}, 'experts ours has not'),
+])
+def test_copy_names_the_layer_where_models_differ(model, kwargs, message):
+    """Ours of other arguments (or another model) than DeepCTR's MMOE and PLE of defaults."""
+    theirs = getattr(deepctr_models, 'PLE' if model == 'ESMM' else model)(
+        copy_columns(deepctr_feature_column))
+    ours = getattr(models, model)(copy_columns(feature_column), **kwargs)
+    with pytest.raises(ValueError, match=message):
         copy_deepctr_weights(theirs, ours)
 
 

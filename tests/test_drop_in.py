@@ -142,3 +142,20 @@ def test_deepctr_multi_value_script_runs_with_its_imports_changed(package):
     data = result['data']
     assert like.shape == watch.shape == (len(data), 1)
     assert np.mean((like[:, 0] > 0.5) == (data['like'] > 0.5)) > 0.9
+
+
+@pytest.mark.parametrize('name', ['MMOE', 'SharedBottom', 'PLE', 'ESMM'])
+def test_every_deepctr_multi_task_model_imports_from_ours_with_its_signature(name):
+    """DeepCTR 0.9.4's multi-task models, each from `trainer_module.models` under its name, with
+    its arguments in its order and its defaults: a script's calls mean the same on either."""
+    import inspect
+
+    from deepctr.models import multitask
+
+    from trainer_module import models
+
+    def parameters(function):
+        return [(p.name, p.kind, p.default)
+                for p in inspect.signature(function).parameters.values()]
+
+    assert parameters(getattr(models, name)) == parameters(getattr(multitask, name))

@@ -8,7 +8,16 @@ import tensorflow as tf
 
 from trainer_module.feature_column import DenseFeat, SparseFeat
 from trainer_module.layers import SparseEmbeddings
-from trainer_module.models import GATE_PREFIX, MMOE, SHARED_GATE, OMoE, SharedBottom, gate_weights_model
+from trainer_module.models import (
+    ESMM,
+    MMOE,
+    PLE,
+    SHARED_GATE,
+    OMoE,
+    SharedBottom,
+    gate_weights_model,
+    mixtures,
+)
 
 COLUMNS = [SparseFeat('a', vocabulary_size=10, embedding_dim=4),
            SparseFeat('b', vocabulary_size=5, embedding_dim=4), DenseFeat('x')]
@@ -88,6 +97,40 @@ def test_shared_bottom_parameter_count():
         gate_weights_model(model)
 
 
+def test_ple_gates_weigh_their_task_s_experts_and_the_shared_ones():
+    model = PLE(COLUMNS, specific_expert_num=2, shared_expert_num=3, **SMALL)
+    gates = gate_weights_model(model).predict(_inputs(), verbose=0)
+    # Below the last level a shared gate weighs every expert of its level.
+    assert {name: weights.shape for name, weights in gates.items()} == {
+        'level_0_ctr': (16, 5), 'level_0_ctcvr': (16, 5), 'level_0_shared': (16, 7),
+        'level_1_ctr': (16, 5), 'level_1_ctcvr': (16, 5)}
+    for weights in gates.values():
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+    one_level = PLE(COLUMNS, num_levels=1, **SMALL)
+    assert [mixture.gate for mixture in mixtures(one_level)] == ['level_0_ctr', 'level_0_ctcvr']
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(num_levels=0), 'num_levels must be at least 1'),
+    (dict(specific_expert_num=-1), 'specific_expert_num and shared_expert_num must be 0 or more'),
+    (dict(specific_expert_num=0, shared_expert_num=0), 'PLE needs at least one expert per task'),
+])
+def test_ple_refuses_what_deepctr_builds_nothing_usable_of(kwargs, message):
+    """DeepCTR's PLE gives a model without outputs for no level, fails in a Lambda for no expert."""
+    with pytest.raises(ValueError, match=message):
+        PLE(COLUMNS, **kwargs)
+
+
+def test_ple_without_specific_or_shared_experts_builds_as_deepctrs():
+    """DeepCTR builds both; the config asks at least one of each (architectures.py)."""
+    assert [m.expert_names for m in mixtures(PLE(COLUMNS, num_levels=1, specific_expert_num=0,
+                                                 **SMALL))] == [
+        ('level_0_expert_shared_0',), ('level_0_expert_shared_0',)]
+    assert [m.expert_names for m in mixtures(PLE(COLUMNS, num_levels=1, shared_expert_num=0,
+                                                 **SMALL))] == [
+        ('level_0_task_ctr_expert_specific_0',), ('level_0_task_ctcvr_expert_specific_0',)]
+
+
 def test_save_reload_gives_identical_predictions(tmp_path):
     model = MMOE(COLUMNS, **SMALL, task_types=('binary', 'regression'))
     model.save(str(tmp_path / 'model'), save_format='tf')
@@ -128,23 +171,38 @@ def test_trainer_weighs_each_task_loss_by_its_config_weight():
     assert {'ctr_auc', 'ctcvr_auc'} <= set(result)
 
 
-@pytest.mark.parametrize('architecture, build', [
-    ('mmoe', lambda: MMOE(COLUMNS, **SMALL)), ('omoe', lambda: OMoE(COLUMNS, **SMALL)),
-    ('shared_bottom', lambda: SharedBottom(
+def _named_layers(model):
+    """The names of the layers the model functions name: experts, gates, towers, logits."""
+    return sorted(layer.name for layer in model.layers
+                  if any(part in layer.name for part in ('expert', 'gate', 'tower', 'logit')))
+
+
+@pytest.mark.parametrize('architecture, overrides, build', [
+    ('mmoe', [], lambda: MMOE(COLUMNS, **SMALL)), ('omoe', [], lambda: OMoE(COLUMNS, **SMALL)),
+    ('shared_bottom', [], lambda: SharedBottom(
         COLUMNS, bottom_dnn_hidden_units=SMALL['expert_dnn_hidden_units'],
-        tower_dnn_hidden_units=SMALL['tower_dnn_hidden_units']))])
-def test_trainer_builds_the_architecture_of_its_config(architecture, build):
-    """MMoE, or one of the paper's baselines; a Shared-Bottom's bottom is the experts' DNN."""
+        tower_dnn_hidden_units=SMALL['tower_dnn_hidden_units'])),
+    ('ple', ['model.num_levels=3', 'model.specific_expert_num=2', 'model.shared_expert_num=3',
+             'model.gate_dnn_hidden_units=[4]'],
+     lambda: PLE(COLUMNS, num_levels=3, specific_expert_num=2, shared_expert_num=3,
+                 gate_dnn_hidden_units=(4,), **SMALL)),
+    ('esmm', [], lambda: ESMM(COLUMNS, tower_dnn_hidden_units=SMALL['tower_dnn_hidden_units']))])
+def test_trainer_builds_the_architecture_of_its_config(architecture, overrides, build):
+    """MMoE, one of the paper's baselines (a Shared-Bottom's bottom is the experts' DNN), PLE
+    with its own arguments, or ESMM (towers only), with the config's arguments."""
     from pipeline.config import PipelineConfig
     from trainer_module.build import build_model
-    config = PipelineConfig().with_overrides([
-        f'model.architecture={architecture}',
-        f'model.expert_dnn_hidden_units={list(SMALL["expert_dnn_hidden_units"])}',
-        f'model.tower_dnn_hidden_units={list(SMALL["tower_dnn_hidden_units"])}'])
+    widths = [f'model.tower_dnn_hidden_units={list(SMALL["tower_dnn_hidden_units"])}']
+    if architecture != 'esmm':
+        widths.append(f'model.expert_dnn_hidden_units={list(SMALL["expert_dnn_hidden_units"])}')
+    config = PipelineConfig().with_overrides(
+        [f'model.architecture={architecture}', *widths, *overrides])
     model, expected = build_model(config.trainer_settings(), COLUMNS), build()
     assert model.count_params() == expected.count_params()
-    assert sorted(layer.name for layer in model.layers if 'gate' in layer.name) == sorted(
-        layer.name for layer in expected.layers if 'gate' in layer.name)
+    assert model.output_names == expected.output_names == list(config.task_names)
+    assert _named_layers(model) == _named_layers(expected)
+    assert [mixture.gate for mixture in mixtures(model)] == [
+        mixture.gate for mixture in mixtures(expected)]
 
 
 def test_training_batches_draw_every_row_once_a_pass_in_a_new_order():
@@ -291,6 +349,5 @@ def test_trainer_builds_trains_and_predicts_at_the_edges_of_the_config(edge):
         assert prediction.shape == (rows, 1) and np.all(np.isfinite(prediction))
         if task_type == BINARY:
             assert np.all((prediction > 0) & (prediction < 1))
-    gates = sorted(layer.name for layer in model.layers if layer.name.startswith(GATE_PREFIX))
-    assert gates == sorted(GATE_PREFIX + name for name in (
-        settings.task_names if architecture == 'mmoe' else [SHARED_GATE]))
+    gates = sorted(mixture.gate for mixture in mixtures(model))
+    assert gates == sorted(settings.task_names if architecture == 'mmoe' else [SHARED_GATE])

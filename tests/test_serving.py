@@ -198,3 +198,24 @@ def test_predict_names_the_file_line_and_column_of_a_bad_value(tmp_path):
     with pytest.raises(ValueError, match=r"rows.csv, line 3, column 'price': 'cheap' is not a "
                                          'number'):
         predict.csv_rows(str(rows), {'user_id': tf.string, 'price': tf.float64})
+
+
+def test_an_esmm_serves_its_cvr_beside_the_tasks(tmp_path, rows_csv, schema_types):
+    """Both scoring signatures of an exported ESMM give ctr, ctcvr and the cvr, named
+    `<ctcvr>_given_<ctr>`, ctcvr their product; it has no gates to sign for."""
+    settings = PipelineConfig().with_overrides([
+        'model.architecture=esmm', 'model.tower_dnn_hidden_units=[4]']).trainer_settings()
+    output = tft.TFTransformOutput(TRANSFORM_OUTPUT)
+    columns = feature_columns_from_transform(settings, output)
+    export_serving_model(build_model(settings, columns), output, settings, columns,
+                         str(tmp_path / '1'))
+    model = tf.saved_model.load(str(tmp_path / '1'))
+    assert 'gate_weights' not in model.signatures
+    dtypes = signature_input_dtypes(model.signatures[RAW_SIGNATURE])
+    by_examples, by_rows = _both_signatures(model, predict.csv_rows(rows_csv, dtypes)[:8],
+                                            schema_types)
+    assert set(by_rows) == set(by_examples) == {'ctr', 'ctcvr', 'ctcvr_given_ctr'}
+    for name, scores in by_rows.items():
+        np.testing.assert_allclose(scores, by_examples[name], rtol=0, atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(by_rows['ctcvr'], by_rows['ctr'] * by_rows['ctcvr_given_ctr'],
+                               rtol=1e-5)

@@ -1,7 +1,8 @@
-"""The models `model.architecture` names, each one definition: the DeepCTR-style model function and
-which of `ModelConfig`'s arguments it takes. The Trainer builds the one the config names, and the
-config accepts only the names here. A new architecture is a model function in models.py and an
-entry below.
+"""The models `model.architecture` names, each one definition: the DeepCTR-style model function,
+which of `ModelConfig`'s fields it takes, and the checks of its own values. The Trainer builds the
+one the config names; the config accepts only the names here, and refuses through `check` a field
+the architecture does not take (set to other than its default) or a value it cannot build. A new
+architecture is a model function in models.py and an entry below.
 
 The entries name their function rather than hold it: the config (which every command line loads)
 checks names against this module, and importing the models would load TensorFlow with it.
@@ -9,46 +10,96 @@ checks names against this module, and importing the models would load TensorFlow
 
 import dataclasses
 import importlib
-from typing import Any, Callable, Dict, Mapping, Sequence
+from typing import Any, Callable, Dict, Mapping, Sequence, Tuple
 
 from trainer_module.settings import ModelConfig
 
-# ModelConfig's fields that are MMOE's arguments (all but the architecture's name).
-_MODEL_ARGUMENTS = tuple(field.name for field in dataclasses.fields(ModelConfig)
-                         if field.name != 'architecture')
+# What every architecture takes: its towers and the arguments every DeepCTR DNN and embedding
+# shares.
+_COMMON = ('tower_dnn_hidden_units', 'l2_reg_embedding', 'l2_reg_dnn', 'seed', 'dnn_dropout',
+           'dnn_activation', 'dnn_use_bn')
+_DEFAULTS = ModelConfig()
+
+
+def _no_checks(config: ModelConfig, task_types: Sequence[str]) -> None:
+    """Nothing beyond the fields the architecture takes."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
     """`model`: the name of a function of trainer_module/models.py, `model(feature_columns,
     **arguments) -> keras.Model` (DeepCTR's signature, task_types and task_names among the
-    arguments); `arguments(model_config)`: its keyword arguments from a `ModelConfig`."""
+    arguments); `fields`: the `ModelConfig` fields it takes, each an argument of that name unless
+    `renamed` maps it to another; `check(config, task_types)`: raises ValueError, its message
+    starting with the key, where the config's values are ones the architecture cannot build."""
     model: str
-    arguments: Callable[[ModelConfig], Dict[str, Any]]
+    fields: Tuple[str, ...]
+    renamed: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    check: Callable[[ModelConfig, Sequence[str]], None] = _no_checks
 
     def model_function(self) -> Callable:
         """The model function `model` names."""
         return getattr(importlib.import_module('trainer_module.models'), self.model)
 
-
-def _mixture_arguments(config: ModelConfig) -> Dict[str, Any]:
-    return {name: getattr(config, name) for name in _MODEL_ARGUMENTS}
-
-
-def _shared_bottom_arguments(config: ModelConfig) -> Dict[str, Any]:
-    # No experts to count and no gates; the expert DNN's widths are the bottom DNN's.
-    arguments = _mixture_arguments(config)
-    del arguments['num_experts'], arguments['gate_dnn_hidden_units']
-    arguments['bottom_dnn_hidden_units'] = arguments.pop('expert_dnn_hidden_units')
-    return arguments
+    def arguments(self, config: ModelConfig) -> Dict[str, Any]:
+        """The model function's keyword arguments from `config` (task_types and task_names
+        aside)."""
+        return {self.renamed.get(field, field): getattr(config, field) for field in self.fields}
 
 
-# MMoE and the paper's two baselines.
+def _check_experts(config: ModelConfig, task_types: Sequence[str]) -> None:
+    if config.num_experts < 2:
+        raise ValueError(f'model.num_experts: must be at least 2, got {config.num_experts}')
+
+
+def _check_levels(config: ModelConfig, task_types: Sequence[str]) -> None:
+    # DeepCTR's PLE builds with no shared or no specific experts, but that is no PLE: without
+    # shared experts each task is a network of its own, without specific ones an MMOE.
+    for field in ('num_levels', 'specific_expert_num', 'shared_expert_num'):
+        value = getattr(config, field)
+        if value < 1:
+            raise ValueError(f'model.{field}: PLE needs at least 1, got {value}')
+
+
+def _check_two_binary_tasks(config: ModelConfig, task_types: Sequence[str]) -> None:
+    if len(task_types) != 2:
+        raise ValueError(f'tasks: model.architecture esmm takes exactly two tasks, the click '
+                         f'(ctr) and the conversion after it (ctcvr), got {len(task_types)}')
+    if any(task_type != 'binary' for task_type in task_types):
+        raise ValueError(f'tasks: model.architecture esmm takes binary tasks only, got '
+                         f'{list(task_types)}')
+
+
+_MIXTURE = ('num_experts', 'expert_dnn_hidden_units', 'gate_dnn_hidden_units') + _COMMON
+# MMoE, the paper's two baselines, and DeepCTR's two other multi-task models.
 ARCHITECTURES: Mapping[str, Architecture] = {
-    'mmoe': Architecture('MMOE', _mixture_arguments),
-    'omoe': Architecture('OMoE', _mixture_arguments),
-    'shared_bottom': Architecture('SharedBottom', _shared_bottom_arguments),
+    'mmoe': Architecture('MMOE', _MIXTURE, check=_check_experts),
+    'omoe': Architecture('OMoE', _MIXTURE, check=_check_experts),
+    # No experts to count and no gates; the expert DNN's widths are the bottom DNN's.
+    'shared_bottom': Architecture('SharedBottom', ('expert_dnn_hidden_units',) + _COMMON,
+                                  renamed={'expert_dnn_hidden_units': 'bottom_dnn_hidden_units'}),
+    'ple': Architecture('PLE', ('shared_expert_num', 'specific_expert_num', 'num_levels',
+                                'expert_dnn_hidden_units', 'gate_dnn_hidden_units') + _COMMON,
+                        check=_check_levels),
+    'esmm': Architecture('ESMM', _COMMON, check=_check_two_binary_tasks),
 }
+
+
+def check(config: ModelConfig, task_types: Sequence[str]) -> None:
+    """Raises ValueError, its message starting with the key, where `config` names no
+    architecture, sets a field its architecture does not take to other than the default, or
+    holds values the architecture cannot build for tasks of `task_types`."""
+    if config.architecture not in ARCHITECTURES:
+        raise ValueError(f'model.architecture: {config.architecture!r} is not one of '
+                         f'{tuple(ARCHITECTURES)}')
+    architecture = ARCHITECTURES[config.architecture]
+    for field in dataclasses.fields(ModelConfig):
+        name = field.name
+        if (name != 'architecture' and name not in architecture.fields
+                and getattr(config, name) != getattr(_DEFAULTS, name)):
+            raise ValueError(f'model.{name}: not an argument of {config.architecture} (it takes '
+                             f'{", ".join(architecture.fields)})')
+    architecture.check(config, task_types)
 
 
 def build_architecture(config: ModelConfig, feature_columns, task_types: Sequence[str],
@@ -57,4 +108,4 @@ def build_architecture(config: ModelConfig, feature_columns, task_types: Sequenc
     output per task named after `task_names`."""
     architecture = ARCHITECTURES[config.architecture]
     return architecture.model_function()(feature_columns, **architecture.arguments(config),
-                              task_types=tuple(task_types), task_names=tuple(task_names))
+                                         task_types=tuple(task_types), task_names=tuple(task_names))

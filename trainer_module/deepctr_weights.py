@@ -1,16 +1,19 @@
 """Weights of a trained DeepCTR multi-task model, copied into ours.
 
-`copy_deepctr_weights(deepctr_model, model)` takes a DeepCTR 0.9.x `MMOE` or `SharedBottom` (a Keras 2
-model as `deepctr.models` builds it) and our model built with the same arguments and feature columns
-(`trainer_module.models.MMOE` / `SharedBottom`), and sets every weight of ours from DeepCTR's: the same
-predictions for the same inputs (tests/test_deepctr_parity.py checks them to 1e-5), with sparse
-features, hashed ones, sequences (`VarLenSparseFeat`, any of DeepCTR's combiners, with or without a
-length or weights) and tables shared between them. The layouts differ: DeepCTR has an `Embedding`
-layer per table, ours one variable per embedding dimension (`layers.SparseEmbeddings`), and
-DeepCTR names a table after a feature or after a sequence, so each table is found as the one that
-embeds the same model input in both (through the `Hash` layers of hashed inputs); DeepCTR's logit
-layers have no names, and are found as the layers that feed each task's prediction layer. DeepCTR
-itself is not imported: only its model's layers are read.
+`copy_deepctr_weights(deepctr_model, model)` takes a DeepCTR 0.9.x `MMOE`, `SharedBottom`, `PLE`
+or `ESMM` (a Keras 2 model as `deepctr.models` builds it) and our model built with the same
+arguments and feature columns (`trainer_module.models`' function of the same name), and sets every
+weight of ours from DeepCTR's: the same predictions for the same inputs
+(tests/test_deepctr_parity.py checks them to 1e-5), with sparse features, hashed ones, sequences
+(`VarLenSparseFeat`, any of DeepCTR's combiners, with or without a length or weights) and tables
+shared between them. The layouts differ: DeepCTR has an `Embedding` layer per table, ours one
+variable per embedding dimension (`layers.SparseEmbeddings`), and DeepCTR names a table after a
+feature or after a sequence, so each table is found as the one that embeds the same model input in
+both (through the `Hash` layers of hashed inputs). Experts and gates carry DeepCTR's names in ours
+(an expert's DNN, a gate's DNN and softmax). DeepCTR's logit layers and ESMM's towers have no
+names: each prediction layer's logit and tower are found as the layers that feed it, an ESMM's cvr
+prediction as the factor of its ctcvr output. DeepCTR itself is not imported: only its model's
+layers are read.
 """
 
 from typing import Dict
@@ -18,14 +21,21 @@ from typing import Dict
 import numpy as np
 import tf_keras as keras
 
-from trainer_module.layers import DNN, AttentionSequencePooling, Experts, Hash, SparseEmbeddings
-from trainer_module.models import GATE_PREFIX, SHARED_GATE
+from trainer_module.layers import (
+    DNN,
+    AttentionSequencePooling,
+    Experts,
+    Hash,
+    PredictionLayer,
+    SparseEmbeddings,
+)
+from trainer_module.models import SHARED_GATE, mixtures
 
 
 def copy_deepctr_weights(deepctr_model: keras.Model, model: keras.Model) -> keras.Model:
-    """Sets the weights of `model` (ours) from `deepctr_model` (DeepCTR's MMOE or SharedBottom of
-    the same arguments) and returns `model`. Raises ValueError naming the layer where the two
-    models differ (another architecture, other task names, sizes or feature columns)."""
+    """Sets the weights of `model` (ours) from `deepctr_model` (DeepCTR's MMOE, SharedBottom, PLE
+    or ESMM of the same arguments) and returns `model`. Raises ValueError naming the layer where
+    the two models differ (another architecture, other task names, sizes or feature columns)."""
     ours = {layer.name: layer for layer in model.layers}
     theirs = {layer.name: layer for layer in deepctr_model.layers}
 
@@ -42,31 +52,49 @@ def copy_deepctr_weights(deepctr_model: keras.Model, model: keras.Model) -> kera
         if isinstance(layer, SparseEmbeddings):
             _copy_embeddings(embeds, layer)
 
-    if 'experts' in ours:
-        experts = ours['experts']
-        assert isinstance(experts, Experts)
-        for i, expert in enumerate(experts.experts):
-            _copy_dnn(theirs_named(f'expert_{i}'), expert)
-        if f'expert_{len(experts.experts)}' in theirs:
-            raise ValueError(f'the DeepCTR model has more than {len(experts.experts)} experts')
+    experts = [expert for layer in model.layers if isinstance(layer, Experts)
+               for expert in layer.experts]
+    for expert in experts:
+        _copy_dnn(theirs_named(expert.name), expert)
+    # DeepCTR's expert DNNs are the ones named for experts (MMOE's expert_<i>, PLE's
+    # ..._expert_specific_<j> and ..._expert_shared_<k>).
+    extra = sorted(name for name, layer in theirs.items() if type(layer).__name__ == 'DNN'
+                   and 'expert' in name and name not in {expert.name for expert in experts})
+    if extra:
+        raise ValueError(f'the DeepCTR model has experts ours has not: {extra}')
     if 'shared_bottom' in ours:
         task = model.output_names[0]
         _copy_dnn(_feeding(theirs_named(f'tower_{task}')), ours['shared_bottom'])
 
-    for name, layer in ours.items():
-        if name.startswith(GATE_PREFIX):
-            if name == GATE_PREFIX + SHARED_GATE:
-                raise ValueError('DeepCTR has no one-gate model (OMoE) to copy from')
-            gate = name[len(GATE_PREFIX):]
-            _copy_dnn(theirs_named(f'gate_{gate}'), ours[f'gate_{gate}'])
-            _assign(layer, theirs_named(name).get_weights())
+    for mixture in mixtures(model):
+        softmax = mixture.weights._keras_history.layer  # pylint: disable=protected-access
+        if softmax.name not in theirs and mixture.gate == SHARED_GATE:
+            raise ValueError('DeepCTR has no one-gate model (OMoE) to copy from')
+        gate_dnn = _feeding(softmax)
+        _copy_dnn(theirs_named(gate_dnn.name), gate_dnn)
+        _assign(softmax, theirs_named(softmax.name).get_weights())
 
-    for task in model.output_names:
-        _copy_dnn(theirs_named(f'tower_{task}'), ours[f'tower_{task}'])
-        prediction = theirs_named(task)
-        _assign(ours[f'logit_{task}'], _feeding(prediction).get_weights())
-        _assign(ours[task], prediction.get_weights())
+    for layer in model.layers:
+        if isinstance(layer, PredictionLayer):
+            prediction = _deepctr_prediction(model, theirs_named, layer)
+            logit, their_logit = _feeding(layer), _feeding(prediction)
+            _copy_dnn(_feeding(their_logit), _feeding(logit))
+            _assign(logit, their_logit.get_weights())
+            _assign(layer, prediction.get_weights())
     return model
+
+
+def _deepctr_prediction(model, theirs_named, layer: PredictionLayer):
+    """DeepCTR's prediction layer that is `layer`: the task output of its name, or, for a
+    prediction that is no output (ESMM's cvr), the same factor of the output it feeds."""
+    if layer.name in model.output_names:
+        return theirs_named(layer.name)
+    for node in layer.outbound_nodes:
+        output = node.outbound_layer
+        if output.name in model.output_names:
+            inbound = output.inbound_nodes[0].inbound_layers
+            return theirs_named(output.name).inbound_nodes[0].inbound_layers[inbound.index(layer)]
+    raise ValueError(f'layer {layer.name!r}: a prediction that feeds no output of ours')
 
 
 def _model_input(layer):

@@ -1,11 +1,12 @@
 """The Trainer's export: the model and the Transform graph in one SavedModel, with its signatures:
 - `serving_default`: serialized raw `tf.Example`s (`examples`) -> the Transform graph, then the
-  model; one output per task, named after it (TFMA and gRPC clients call it);
+  model; one output per task, named after it, and an ESMM's cvr (`models.predictions_model`), named
+  `<ctcvr task>_given_<ctr task>` (TFMA and gRPC clients call it);
 - `serving_raw` (`RAW_SIGNATURE`): the same on one tensor per raw feature, by name, for JSON clients
   such as TF Serving's REST API (trainer_module/serving.py);
 - `transform_features`: the Transform graph alone on `examples` (labels included), for TFMA;
-- `gate_weights`: each gate's weights over the experts on `examples`, {task: [batch, num_experts]}
-  (a model with gates only).
+- `gate_weights`: each gate's weights over the experts on `examples`, {gate: [batch, experts it
+  weighs]} (a model with gates only: a gate per task for MMOE, each level's for PLE).
 
 The model is saved without its layers' call traces: it is read through these signatures
 (`tf.saved_model.load`), not rebuilt by `keras.models.load_model`.
@@ -17,7 +18,7 @@ import tf_keras as keras
 
 from trainer_module import features
 from trainer_module.data import model_inputs
-from trainer_module.models import gate_weights_model, has_gates
+from trainer_module.models import gate_weights_model, has_gates, predictions_model
 from trainer_module.serving import parsed_features, raw_input_specs
 from trainer_module.settings import RAW_SIGNATURE, TrainerSettings
 
@@ -32,18 +33,18 @@ def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransfor
     examples = tf.TensorSpec([None], tf.string, name='examples')
     separators = features.separators(settings)
     dense = [feature.name for feature in settings.dense_features]
+    # Every prediction by name: the tasks' outputs, and what the model predicts beside them.
+    model.predictions = predictions_model(model)
 
     @tf.function(input_signature=[examples])
     def serve(serialized):
         transformed = model.tft_layer(tf.io.parse_example(serialized, serving_spec))
-        outputs = model(model_inputs(transformed, feature_columns), training=False)
-        return dict(zip(settings.task_names, outputs))
+        return model.predictions(model_inputs(transformed, feature_columns), training=False)
 
     @tf.function(input_signature=[raw_input_specs(serving_spec, dense, separators)])
     def serve_raw(raw):
         transformed = model.tft_layer(parsed_features(raw, serving_spec, separators))
-        outputs = model(model_inputs(transformed, feature_columns), training=False)
-        return dict(zip(settings.task_names, outputs))
+        return model.predictions(model_inputs(transformed, feature_columns), training=False)
 
     @tf.function(input_signature=[examples])
     def transform_features(serialized):

@@ -86,15 +86,22 @@ class Experts(keras.layers.Layer):
     The experts stay separate ops rather than one batched matmul: with one thread per op
     (`training.intra_op_parallelism_threads=1`) separate experts run side by side on the cores,
     and without batch normalisation each matmul fuses with its bias and activation.
+
+    `names`: each expert's name (its DNN's, DeepCTR's name for it, and the gate report's), by
+    default `expert_<i>` as in DeepCTR's MMOE.
     """
 
     def __init__(self, num_experts, hidden_units, activation='relu', l2_reg=0.0, dropout_rate=0.0,
-                 use_bn=False, seed=1024, **kwargs):
+                 use_bn=False, seed=1024, names=None, **kwargs):
         super().__init__(**kwargs)
         self.num_experts = num_experts
+        self.names = tuple(names) if names is not None else tuple(
+            f'expert_{i}' for i in range(num_experts))
+        if len(self.names) != num_experts:
+            raise ValueError(f'{self.name}: {len(self.names)} names for {num_experts} experts')
         self.dnn_arguments = dict(hidden_units=tuple(hidden_units), activation=activation,
                                   l2_reg=l2_reg, dropout_rate=dropout_rate, use_bn=use_bn, seed=seed)
-        self.experts = [DNN(**self.dnn_arguments, name=f'expert_{i}') for i in range(num_experts)]
+        self.experts = [DNN(**self.dnn_arguments, name=name) for name in self.names]
 
     def call(self, inputs, training=None):
         """[batch, dim] -> a list of `num_experts` [batch, units], one per expert."""
@@ -105,8 +112,9 @@ class Experts(keras.layers.Layer):
         return [expert.compute_output_shape(input_shape) for expert in self.experts]
 
     def get_config(self):
-        """The layer's config with `num_experts` and the experts' DNN arguments."""
-        return dict(super().get_config(), num_experts=self.num_experts, **self.dnn_arguments)
+        """The layer's config with `num_experts`, the experts' DNN arguments and names."""
+        return dict(super().get_config(), num_experts=self.num_experts, names=self.names,
+                    **self.dnn_arguments)
 
 
 class Hash(keras.layers.Layer):
@@ -442,12 +450,24 @@ class MixExperts(keras.layers.Layer):
     """The gate-weighted sum of the experts: ([[batch, dim] per expert], [batch, experts]) ->
     [batch, dim]. A product per expert, not one over [batch, experts, dim] stacked: TensorFlow's
     3-D broadcast product and its gradient cost a large share of a training step
-    (docs/performance.md)."""
+    (docs/performance.md).
+
+    `gate`: the name of the gate whose weights it takes, as the gate report and the `gate_weights`
+    signature call it (`models.mixtures` finds the gates and their experts through these layers).
+    """
+
+    def __init__(self, gate, **kwargs):
+        super().__init__(**kwargs)
+        self.gate = gate
 
     def call(self, inputs):
         """([[batch, dim] per expert], [batch, experts]) -> [batch, dim]."""
         experts, gate = inputs
         return tf.add_n([expert * gate[:, i:i + 1] for i, expert in enumerate(experts)])
+
+    def get_config(self):
+        """The layer's config with `gate`."""
+        return dict(super().get_config(), gate=self.gate)
 
 
 class PredictionLayer(keras.layers.Layer):

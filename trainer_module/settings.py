@@ -47,15 +47,23 @@ class TaskHead:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """DeepCTR's MMOE arguments, with its defaults (task_types/task_names come from the tasks).
+    """The model's arguments: DeepCTR's MMOE's with its defaults, and PLE's own (task_types and
+    task_names come from the tasks).
 
-    `architecture` picks the model (trainer_module/architectures.py): 'mmoe', or one of the
-    paper's baselines, 'omoe' (one gate for every task) and 'shared_bottom' (DeepCTR's
-    SharedBottom: `expert_dnn_hidden_units` is its bottom DNN; it has no experts to count and no
-    gates).
+    `architecture` picks the model (trainer_module/architectures.py, which says which fields each
+    takes): 'mmoe', the paper's baselines 'omoe' (one gate for every task) and 'shared_bottom'
+    (DeepCTR's SharedBottom: `expert_dnn_hidden_units` is its bottom DNN), 'ple' (DeepCTR's PLE:
+    `num_levels` extraction levels of `specific_expert_num` experts per task and
+    `shared_expert_num` shared ones) and 'esmm' (DeepCTR's ESMM: a ctr and a cvr tower of
+    `tower_dnn_hidden_units` on the embeddings; no experts, no gates). The defaults are the same
+    for every architecture, MMOE's where DeepCTR's differ (its PLE's experts are (256,), its
+    ESMM's towers (256, 128, 64)), so that switching architectures changes nothing else.
     """
     architecture: str = 'mmoe'
     num_experts: int = 3
+    shared_expert_num: int = 1
+    specific_expert_num: int = 1
+    num_levels: int = 2
     expert_dnn_hidden_units: Tuple[int, ...] = (256, 128)
     tower_dnn_hidden_units: Tuple[int, ...] = (64,)
     gate_dnn_hidden_units: Tuple[int, ...] = ()
