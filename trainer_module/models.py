@@ -29,8 +29,7 @@ from trainer_module.layers import (
 from trainer_module.settings import TASK_TYPES
 
 EMBEDDING_SEED = 2020  # DeepCTR's default embeddings_initializer seed
-GATE_PREFIX = 'gate_softmax_'
-SHARED_GATE = 'shared'
+SHARED_GATE = 'shared'  # OMoE's one gate; PLE's shared gates are level_<l>_shared
 
 
 def build_input_features(feature_columns: Sequence[FeatureColumn]) -> Dict[str, keras.Input]:
