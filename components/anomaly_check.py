@@ -18,7 +18,7 @@ compiles to a query by artifact type only.
 import json
 import logging
 import os
-from typing import List
+from typing import Dict, List
 
 import tensorflow_data_validation as tfdv
 from tensorflow_data_validation.utils import anomalies_util
@@ -48,7 +48,8 @@ class DataAnomaliesError(RuntimeError):
 
 
 class TrainingDataError(RuntimeError):
-    """The training split has no rows, or a binary label has one class only in it."""
+    """The training split has no rows, a binary label has one class only in it, or a task's
+    sample space has no row in a split."""
 
 
 def training_split_problems(statistics: standard_artifacts.ExampleStatistics,
@@ -69,6 +70,22 @@ def training_split_problems(statistics: standard_artifacts.ExampleStatistics,
         if rows and numbers.min == numbers.max:
             problems.append(f'{TRAIN_SPLIT}: label {label!r} is {numbers.min:g} in all {rows} '
                             'rows: a binary task needs both classes')
+    return problems
+
+
+def sample_space_problems(statistics: standard_artifacts.ExampleStatistics,
+                          spaces: Dict[str, str]) -> List[str]:
+    """Each split in which a task's sample space ({task: label column}, the rows where that label
+    is 1) has no row: the task could not be trained or judged there."""
+    problems = []
+    for path in sorted(fileio.glob(os.path.join(statistics.uri, 'Split-*', 'FeatureStats.pb'))):
+        split = os.path.basename(os.path.dirname(path)).split('-', 1)[1]
+        stats = tfdv.load_stats_binary(path).datasets[0]
+        features = {tuple(feature.path.step): feature for feature in stats.features}
+        for task, label in sorted(spaces.items()):
+            if (label,) in features and features[(label,)].num_stats.max < 1:
+                problems.append(f'{split}: no row where {label!r} is 1: task {task!r}, trained and '
+                                f'judged on those rows (its `given`), has none')
     return problems
 
 
@@ -104,13 +121,16 @@ def AnomalyCheck(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
                  statistics: InputArtifact[standard_artifacts.ExampleStatistics] = None,
                  drift: InputArtifact[standard_artifacts.ExampleAnomalies] = None,
                  fail_on_anomalies: Parameter[bool] = True,
-                 binary_labels: Parameter[str] = '[]'):
-    """`binary_labels`: the JSON list of the binary tasks' label columns."""
+                 binary_labels: Parameter[str] = '[]',
+                 sample_spaces: Parameter[str] = '{}'):
+    """`binary_labels`: the JSON list of the binary tasks' label columns; `sample_spaces`: JSON
+    {task: the label column of its sample space} of the tasks that have one."""
     problems = (training_split_problems(statistics, json.loads(binary_labels))
+                + sample_space_problems(statistics, json.loads(sample_spaces))
                 if statistics is not None else [])
     sections = []
     if problems:
-        sections.append('The training split cannot train the model:\n  ' + '\n  '.join(problems)
+        sections.append('The data cannot train or judge the model:\n  ' + '\n  '.join(problems)
                         + f'\n(statistics: {statistics.uri})')
     lines = describe_anomalies(anomalies)
     if lines:

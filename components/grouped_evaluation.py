@@ -34,6 +34,9 @@ from tensorflow_model_analysis.slicer import slicer_lib
 
 # What a group's extract carries: what TFMA's metrics read.
 _KEPT = (tfma.LABELS_KEY, tfma.PREDICTIONS_KEY, tfma.EXAMPLE_WEIGHTS_KEY)
+# The key of a metric config (JSON) that names the label column of the task's sample space: the
+# examples are kept where it is 1, the others are not evaluated (a CVR task on clicked rows).
+SAMPLE_SPACE = 'sample_space'
 
 
 def custom_extractors(eval_shared_model, eval_config: config_pb2.EvalConfig,
@@ -61,21 +64,36 @@ def SliceGroups(eval_config: config_pb2.EvalConfig) -> extractor.Extractor:  # p
                          for name in spec.feature_values})
     # TFMA's metrics evaluator runs after the stage of this name.
     return extractor.Extractor(stage_name=slice_key_extractor.SLICE_KEY_EXTRACTOR_STAGE_NAME,
-                               ptransform=beam.ParDo(_SliceGroupsFn(specs, features,
-                                                                    group_columns(eval_config))))
+                               ptransform=beam.ParDo(_SliceGroupsFn(
+                                   specs, features, group_columns(eval_config),
+                                   sample_space(eval_config))))
+
+
+def _metric_settings(eval_config: config_pb2.EvalConfig, key: str) -> List[str]:
+    """The values of `key` in the JSON configs of the eval config's metrics (those that set it)."""
+    values = set()
+    for spec in eval_config.metrics_specs:
+        for metric in spec.metrics:
+            if metric.config and f'"{key}"' in metric.config:
+                value = json.loads(metric.config).get(key)
+                if value:
+                    values.add(value)
+    return sorted(values)
 
 
 def group_columns(eval_config: config_pb2.EvalConfig) -> List[str]:
     """The columns that metrics computed within groups of examples (a group AUC) group by: the
     `group_by` of their configs."""
-    columns = set()
-    for spec in eval_config.metrics_specs:
-        for metric in spec.metrics:
-            if metric.config and '"group_by"' in metric.config:
-                column = json.loads(metric.config).get('group_by')
-                if column:
-                    columns.add(column)
-    return sorted(columns)
+    return _metric_settings(eval_config, 'group_by')
+
+
+def sample_space(eval_config: config_pb2.EvalConfig) -> Optional[str]:
+    """The label column whose rows at 1 are the task's sample space (a metric config's
+    `SAMPLE_SPACE`), None for every row."""
+    found = _metric_settings(eval_config, SAMPLE_SPACE)
+    if len(found) > 1:
+        raise ValueError(f'the eval config names several sample spaces: {found}')
+    return found[0] if found else None
 
 
 def group_ids(element, column: str) -> np.ndarray:
@@ -144,10 +162,21 @@ def _take(value, rows: np.ndarray):
 class _SliceGroupsFn(beam.DoFn):
 
     def __init__(self, specs: List[slicer_lib.SingleSliceSpec], features: List[str],
-                 group_columns: List[str]):
+                 group_columns: List[str], space: Optional[str]):
         self._specs = specs
         self._features = features
         self._group_columns = group_columns
+        self._space = space
+
+    def _in_space(self, raw, rows: int) -> np.ndarray:
+        """Whether each row is in the task's sample space (every row without one)."""
+        if self._space is None:
+            return np.ones(rows, bool)
+        if self._space not in raw:
+            raise ValueError(f'sample space {self._space!r}: not a column of the eval examples '
+                             f'(they have {sorted(raw)})')
+        return np.array([value is not None and float(value) > 0.5
+                         for value in _row_ids(raw[self._space], rows, self._space)], bool)
 
     def process(self, batch: types.Extracts) -> Iterable[types.Extracts]:
         rows = len(batch[tfma.INPUT_KEY])
@@ -155,9 +184,11 @@ class _SliceGroupsFn(beam.DoFn):
         raw = batch.get(tfma.FEATURES_KEY) or {}
         columns = [_row_values(raw[name], rows, name) if name in raw else [()] * rows
                    for name in self._features]
+        in_space = self._in_space(raw, rows)
         groups = collections.defaultdict(list)
         for row, key in enumerate(zip(*columns) if columns else [()] * rows):
-            groups[key].append(row)
+            if in_space[row]:
+                groups[key].append(row)
         ids = {name: _row_ids(raw[name], rows, name) for name in self._group_columns
                if name in raw}
         for key, members in groups.items():

@@ -48,7 +48,10 @@ class Intervals(metric_types.Metric):
 
     def __init__(self, task_type: str = 'binary', gated: Optional[str] = None,
                  confidence: float = 0.95, group_by: Optional[str] = None,
-                 name: str = 'intervals'):
+                 sample_space: Optional[str] = None, name: str = 'intervals'):
+        # The sample space is read from this metric's config by the grouped extractor, which
+        # keeps its examples alone (components/grouped_evaluation.py); TFMA passes it here too.
+        del sample_space
         super().__init__(self._computations, task_type=task_type, gated=gated,
                          confidence=confidence, group_by=group_by, name=name)
 

@@ -9,24 +9,24 @@ schema and bad-row policy. So a change to one part leaves the components that do
 import dataclasses
 import math
 import os
+import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
 from pipeline.datasets import ecommerce
-from trainer_module import features
-from trainer_module.architectures import ARCHITECTURES
+from trainer_module import architectures, features
 from trainer_module.features import DenseFeature, SequenceFeature, SparseFeature
 from trainer_module.settings import (
     DISTRIBUTIONS,
     LOSS_WEIGHTINGS,
-    TASK_TYPES,
     ModelConfig,
     TaskColumns,
     TaskHead,
     TrainerSettings,
     TrainingConfig,
 )
+from trainer_module.task_types import TASK_TYPES, Metric, TaskType
 
 # The checkout (or the installed project's directory): where the bundled data and schema live.
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,9 +35,6 @@ BAD_ROWS_POLICIES = ('fail', 'skip')
 # How a task's change from the baseline is judged against `max_decrease`: by the point estimate, or
 # by the paired confidence interval of the change (refused only when all of it is beyond the bound).
 CHANGE_TESTS = ('absolute', 'significant')
-# The largest AUC decrease a binary task's gate may allow: a drop of 0.5 takes a perfect model to
-# chance, so a larger bound could never refuse a model that still ranks better than a coin.
-MAX_AUC_DECREASE = 0.5
 
 
 class ConfigError(ValueError):
@@ -45,26 +42,87 @@ class ConfigError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class Task:
-    """One MMOE output: its label column, loss and the Evaluator's gate for it.
+class CalibrationBound:
+    """Where a binary task's calibration (mean prediction / mean label) must lie: the model is
+    refused when the whole interval of its calibration (at the gate's `confidence`) is below `min`
+    or above `max`, so that a calibration off by chance on a small eval split refuses nothing.
+    Either side may be left open (None)."""
+    min: Optional[float] = None
+    max: Optional[float] = None
 
-    `min_auc` is a value floor on AUC for binary tasks; regression tasks are gated by `max_mse`
-    (required: the label's variance is what predicting the mean achieves).
-    `max_decrease` bounds how much worse than the baseline (the serving model) the candidate may be,
-    on the same metric. Both bounds apply to the whole eval split; slices are reported, not gated.
-    `change_test` says how: `significant` refuses only when the candidate is worse by more than
-    `max_decrease` with `confidence` (the whole two-sided interval of the paired change, both models
-    on the same eval examples, lies beyond it); `absolute` refuses when the measured change is.
+
+@dataclasses.dataclass(frozen=True)
+class Gate:
+    """How a task's model is judged on the whole eval split (slices are shown, not gated: a small
+    slice's metric is noise).
+
+    `metric` is one of the task type's gated metrics (trainer_module/task_types/; binary: `auc`,
+    `gauc`; regression: `mean_squared_error`), None for the type's first. `min` is a floor of a
+    higher-is-better metric (AUC and GAUC: 0.5 when unset), `max` a ceiling of a lower-is-better
+    one (required for the mean squared error: what predicting the mean achieves is the label's
+    variance). `max_decrease` bounds how much worse than the baseline (the serving model) the
+    candidate may be on the same metric; `change_test` says how: `significant` refuses only when
+    the candidate is worse by more than `max_decrease` with `confidence` (the whole two-sided
+    interval of the paired change, both models on the same eval examples, lies beyond it);
+    `absolute` refuses when the measured change is. `calibration` bounds a binary task's
+    calibration, judged on its interval at `confidence`.
+    """
+    metric: Optional[str] = None
+    min: Optional[float] = None
+    max: Optional[float] = None
+    max_decrease: float = 0.01
+    change_test: str = 'significant'
+    confidence: float = 0.95
+    calibration: CalibrationBound = CalibrationBound()
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One output of the model: its label column, task type (trainer_module/task_types/), weight in
+    the training loss, and its gate.
+
+    `given` names another (binary) task whose positive rows are this task's sample space: a
+    conversion is only defined after a click, so a CVR task `given: ctr` is trained (its loss
+    masked) and judged on the clicked rows only. None: every row.
     """
     name: str
     label: str
     type: str = 'binary'
     loss_weight: float = 1.0
-    min_auc: float = 0.5
-    max_mse: Optional[float] = None
-    max_decrease: float = 0.01
-    change_test: str = 'significant'
-    confidence: float = 0.95
+    gate: Gate = Gate()
+    given: Optional[str] = None
+
+    @property
+    def kind(self) -> TaskType:
+        """The definition of the task's type."""
+        return TASK_TYPES[self.type]
+
+    @property
+    def gated_metric(self) -> Metric:
+        """The metric the task is gated on."""
+        return self.kind.gated_metric(self.gate.metric)
+
+    @property
+    def bound(self) -> Optional[float]:
+        """The gated metric's value bound: the gate's floor (or ceiling), else the metric's
+        default; None when there is none."""
+        metric = self.gated_metric
+        given = self.gate.min if metric.higher_is_better else self.gate.max
+        return metric.default_bound if given is None else given
+
+
+# Keys a task took before `gate:` held its bounds: (the gate's key, the metric they implied).
+_OLD_TASK_KEYS = {'min_auc': ('min', 'auc'), 'max_mse': ('max', 'mean_squared_error'),
+                  'max_decrease': ('max_decrease', None), 'change_test': ('change_test', None),
+                  'confidence': ('confidence', None)}
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """What the Evaluators compute beside each task's metrics. `group_by` names the column whose
+    values group the eval examples (a user id) for the group AUC (`gauc`) of binary tasks, None
+    for no groups."""
+    group_by: Optional[str] = 'user_id'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +153,7 @@ class PipelineConfig(TaskColumns):
     # Columns of several values per row, such as behaviour histories (trainer_module/features/).
     sequence_features: Tuple[SequenceFeature, ...] = ()
     tasks: Tuple[Task, ...] = tuple(
-        Task(name, label) for name, label in ecommerce.TASK_LABELS.items())
+        Task(name, label, gate=Gate(metric='auc')) for name, label in ecommerce.TASK_LABELS.items())
     slice_features: Tuple[str, ...] = ('device',)
     num_oov_buckets: int = 1
     # Hash-bucket shares of the train, validation and eval splits drawn from csv_pattern's rows (a
@@ -108,6 +166,7 @@ class PipelineConfig(TaskColumns):
     drift: Tuple[DriftBound, ...] = (
         DriftBound('device', infinity_norm=0.1), DriftBound('user_age', infinity_norm=0.1),
         DriftBound('price', jensen_shannon=0.1), DriftBound('item_rating', jensen_shannon=0.1))
+    evaluation: EvaluationConfig = EvaluationConfig()
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
 
@@ -140,11 +199,10 @@ class PipelineConfig(TaskColumns):
         # MMOE's own checks, here so that they stop a run before any component starts.
         if len(names) < 2:
             raise ConfigError(f'tasks: a multi-task model needs at least two tasks, got {list(names)}')
-        if self.model.architecture not in ARCHITECTURES:
-            raise ConfigError(f'model.architecture: {self.model.architecture!r} is not one of '
-                              f'{tuple(ARCHITECTURES)}')
-        if self.model.num_experts < 2:
-            raise ConfigError(f'model.num_experts: must be at least 2, got {self.model.num_experts}')
+        try:
+            architectures.check(self.model, self.task_types)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         if not 0 <= self.model.dnn_dropout < 1:
             raise ConfigError(f'model.dnn_dropout: must be in [0, 1), got {self.model.dnn_dropout}')
         if len(set(names)) != len(names):
@@ -155,22 +213,28 @@ class PipelineConfig(TaskColumns):
                 raise ConfigError(f'tasks: {task.name!r} is not a valid name (letters, digits and '
                                   'underscores, not starting with a digit)')
             if task.type not in TASK_TYPES:
-                raise ConfigError(f'tasks.{task.name}.type: {task.type!r} is not one of {TASK_TYPES}')
-            # TFMA ignores change thresholds until there is a baseline, and blesses nothing without
-            # a threshold it can check: a regression task needs its value bound.
-            if task.type == 'regression' and task.max_mse is None:
-                raise ConfigError(f'tasks.{task.name}.max_mse: a regression task needs an upper '
-                                  'bound on the mean squared error (e.g. the label variance)')
-            if task.change_test not in CHANGE_TESTS:
-                raise ConfigError(f'tasks.{task.name}.change_test: {task.change_test!r} is not one '
-                                  f'of {CHANGE_TESTS}')
-            if not 0.5 <= task.confidence < 1:
-                raise ConfigError(f'tasks.{task.name}.confidence: must be in [0.5, 1), got '
-                                  f'{task.confidence}')
-            _check_gate_bounds(task)
+                raise ConfigError(f'tasks.{task.name}.type: {task.type!r} is not one of '
+                                  f'{tuple(TASK_TYPES)}')
+            if task.loss_weight < 0:
+                raise ConfigError(f'tasks.{task.name}.loss_weight: must be 0 or more, got '
+                                  f'{task.loss_weight}')
+            _check_gate(task, self.evaluation.group_by)
+            if task.given is not None:
+                _check_sample_space(task, {t.name: t for t in self.tasks})
+                if architectures.ARCHITECTURES[self.model.architecture].entire_space:
+                    raise ConfigError(f'tasks.{task.name}.given: model.architecture '
+                                      f'{self.model.architecture} trains every task on every row '
+                                      '(its own conditional task is learned through the product '
+                                      'of the others)')
         if not any(task.loss_weight > 0 for task in self.tasks):
             raise ConfigError('tasks: at least one task needs a loss_weight above 0 (the model '
                               'would learn nothing)')
+        group_by = self.evaluation.group_by
+        if group_by is not None and group_by not in [f.name for f in self.sparse_features]:
+            raise ConfigError(f'evaluation.group_by: {group_by!r} is not one of sparse_features: '
+                              'name the column of one id per row that groups the impressions '
+                              '(a user id), or set it to null (the default groups the bundled '
+                              'data by user_id)')
         unknown_slices = set(self.slice_features) - set(columns)
         if unknown_slices:
             raise ConfigError(f'slice_features: {sorted(unknown_slices)} are not columns of the data')
@@ -233,12 +297,18 @@ class PipelineConfig(TaskColumns):
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def sample_space(self, task: Task) -> Optional[str]:
+        """The label column whose rows at 1 are `task`'s sample space (its `given` task's
+        label); None for every row."""
+        return next(t.label for t in self.tasks if t.name == task.given) if task.given else None
+
     def trainer_settings(self) -> TrainerSettings:
         """What the Trainer's custom_config holds: only what training reads, so that changing a
         gate, a slice or a drift bound leaves the Trainer execution cached."""
         return TrainerSettings(
             **{section: getattr(self, section) for section in features.SECTIONS},
-            tasks=tuple(TaskHead(t.name, t.label, t.type, t.loss_weight) for t in self.tasks),
+            tasks=tuple(TaskHead(t.name, t.label, t.type, t.loss_weight, self.sample_space(t))
+                        for t in self.tasks),
             num_oov_buckets=self.num_oov_buckets, model=self.model, training=self.training)
 
     def transform_dict(self) -> Dict[str, Any]:
@@ -290,24 +360,77 @@ class PipelineConfig(TaskColumns):
         return yaml.safe_dump(_plain(self.to_dict()), sort_keys=False)
 
 
-def _check_gate_bounds(task: Task):
-    """A task's gate bounds, each one that can refuse a model: a bound that cannot (an AUC floor
+def _check_sample_space(task: Task, tasks: Dict[str, Task]):
+    """A task's `given`: another task, whose binary label marks the rows of this one's sample
+    space."""
+    where = f'tasks.{task.name}.given'
+    if task.given == task.name:
+        raise ConfigError(f'{where}: a task cannot be trained only where its own label is 1')
+    if task.given not in tasks:
+        raise ConfigError(f'{where}: {task.given!r} is not a task (tasks: {sorted(tasks)})')
+    space = tasks[task.given]
+    if not space.kind.binary_labels:
+        raise ConfigError(f'{where}: {task.given!r} is a {space.type} task; a sample space is the '
+                          'rows where a binary label is 1')
+    if space.given is not None:
+        raise ConfigError(f'{where}: {task.given!r} has a sample space of its own '
+                          f'({space.given!r}); name the task whose rows both are on')
+
+
+def _check_gate(task: Task, group_by: Optional[str]):
+    """A task's gate, each bound one that can refuse a model: a bound that cannot (an AUC floor
     below 0, an AUC change bound beyond what AUC can move) would switch the gate off unnoticed."""
-    where = f'tasks.{task.name}'
-    if task.loss_weight < 0:
-        raise ConfigError(f'{where}.loss_weight: must be 0 or more, got {task.loss_weight}')
-    if task.max_decrease < 0:
+    where, gate, kind = f'tasks.{task.name}.gate', task.gate, task.kind
+    try:
+        metric = task.gated_metric
+    except KeyError:
+        raise ConfigError(f'{where}.metric: {gate.metric!r} is not a metric a {task.type} task '
+                          f'can be gated on {tuple(m.name for m in kind.gated_metrics)}') from None
+    if metric.needs_groups and group_by is None:
+        raise ConfigError(f'{where}.metric: {metric.name} is computed within the groups of '
+                          'evaluation.group_by (e.g. user_id), which is unset')
+    if gate.change_test not in CHANGE_TESTS:
+        raise ConfigError(f'{where}.change_test: {gate.change_test!r} is not one of '
+                          f'{CHANGE_TESTS}')
+    if not 0.5 <= gate.confidence < 1:
+        raise ConfigError(f'{where}.confidence: must be in [0.5, 1), got {gate.confidence}')
+    # A floor of a metric that is better higher, a ceiling of one better lower: the other side
+    # would refuse a model for being too good.
+    useless = 'max' if metric.higher_is_better else 'min'
+    if getattr(gate, useless) is not None:
+        raise ConfigError(f'{where}.{useless}: {metric.name} is better '
+                          f'{metric.direction}: gate it with '
+                          f'{"min" if useless == "max" else "max"}, not {useless}')
+    # TFMA ignores change thresholds until there is a baseline, and blesses nothing without a
+    # threshold it can check: a metric without a default bound needs one.
+    bound_key = 'max' if useless == 'min' else 'min'
+    low, high = metric.value_range
+    if task.bound is None:
+        raise ConfigError(f'{where}.{bound_key}: a {task.type} task gated on {metric.name} needs '
+                          f'a bound (for the mean squared error, e.g. the label variance)')
+    if not low <= task.bound <= high or (high == math.inf and task.bound <= low):
+        raise ConfigError(f'{where}.{bound_key}: {metric.name} lies in [{low}, {high}]'
+                          f'{", above 0" if high == math.inf else ""}, got {task.bound}')
+    if gate.max_decrease < 0:
         raise ConfigError(f'{where}.max_decrease: must be 0 or more (how much worse than the '
-                          f'baseline the candidate may be), got {task.max_decrease}')
-    if task.type == 'binary':
-        if not 0 <= task.min_auc <= 1:
-            raise ConfigError(f'{where}.min_auc: an AUC floor must be in [0, 1], got '
-                              f'{task.min_auc}')
-        if task.max_decrease > MAX_AUC_DECREASE:
-            raise ConfigError(f'{where}.max_decrease: an AUC decrease above {MAX_AUC_DECREASE} '
-                              f'never refuses a model better than chance, got {task.max_decrease}')
-    elif task.max_mse is not None and task.max_mse <= 0:
-        raise ConfigError(f'{where}.max_mse: must be more than 0, got {task.max_mse}')
+                          f'baseline the candidate may be), got {gate.max_decrease}')
+    if gate.max_decrease > metric.max_decrease_limit:
+        raise ConfigError(f'{where}.max_decrease: {metric.name} falling by more than '
+                          f'{metric.max_decrease_limit} never refuses a model better than '
+                          f'chance, got {gate.max_decrease}')
+    bound = gate.calibration
+    if (bound.min, bound.max) != (None, None):
+        if kind.calibration is None:
+            raise ConfigError(f'{where}.calibration: a {task.type} task predicts no probability '
+                              'to calibrate')
+        for side in ('min', 'max'):
+            value = getattr(bound, side)
+            if value is not None and value <= 0:
+                raise ConfigError(f'{where}.calibration.{side}: a calibration (mean prediction / '
+                                  f'mean label) is above 0, got {value}')
+        if bound.min is not None and bound.max is not None and bound.min > bound.max:
+            raise ConfigError(f'{where}.calibration.min: above calibration.max ({bound.min} > '
+                              f'{bound.max})')
 
 
 def _numbers(value, where: str):
@@ -365,6 +488,33 @@ _ITEM_TYPES = {**{kind.section: kind.config for kind in features.KINDS}, 'tasks'
                'drift': DriftBound}
 
 
+def _task_item(item: Dict[str, Any], where: str) -> Dict[str, Any]:
+    """A task's mapping with its `gate` a Gate, its bounds under the keys of earlier versions
+    moved into the gate (with a warning that shows the new form)."""
+    item = dict(item)
+    where = f"tasks.{item.get('name', where)}"
+    for key in item:
+        if not isinstance(key, str):
+            raise ConfigError(f'{where}: {key!r} is not a key (YAML reads on, off, yes and no '
+                              'unquoted as true and false)')
+    gate = dict(item.pop('gate', None) or {})
+    old = {key: item.pop(key) for key in list(item) if key in _OLD_TASK_KEYS}
+    for key, value in old.items():
+        gate_key, metric = _OLD_TASK_KEYS[key]
+        if gate_key in gate:
+            raise ConfigError(f'{where}.{key}: set twice, here and as gate.{gate_key}')
+        gate[gate_key] = value
+        if metric is not None:
+            gate.setdefault('metric', metric)
+    if old:
+        new_form = ', '.join(f'{k}: {v}' for k, v in sorted(gate.items(),
+                                                             key=lambda kv: kv[0] != 'metric'))
+        warnings.warn(f'{where}: {", ".join(old)} will stop being read; write '
+                      f'gate: {{{new_form}}}', FutureWarning, stacklevel=2)
+    item['gate'] = _replace(Gate(), gate, f'{where}.gate')
+    return item
+
+
 def _convert(current, value, where, field):
     if dataclasses.is_dataclass(current):
         return _replace(current, value, where)
@@ -378,6 +528,8 @@ def _convert(current, value, where, field):
                 item = {'name': item}
             if not isinstance(item, dict):
                 raise ConfigError(f'{where}[{i}]: expected a name or a mapping, got {item!r}')
+            if item_type is Task:
+                item = _task_item(item, f'{where}[{i}]')
             try:
                 items.append(item_type(**item))
             except TypeError as e:

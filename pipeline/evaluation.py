@@ -76,14 +76,18 @@ def interval_tests(task: Task) -> dict:
                             else None)}
 
 
-def _intervals(task: Task, group_by: Optional[str]) -> tfma.MetricConfig:
-    """Intervals of the task's metrics and of the paired change from the baseline."""
+def _intervals(task: Task, group_by: Optional[str],
+               sample_space: Optional[str]) -> tfma.MetricConfig:
+    """Intervals of the task's metrics and of the paired change from the baseline. Its config
+    also names the task's sample space, which the Evaluators' grouped extractor keeps alone
+    (components/grouped_evaluation.py)."""
     return tfma.MetricConfig(class_name=intervals.Intervals.__name__,
                              module=intervals.__name__,
                              config=json.dumps({'task_type': task.type,
                                                 'gated': task.gated_metric.name,
                                                 'confidence': task.gate.confidence,
-                                                'group_by': group_by}))
+                                                'group_by': group_by,
+                                                grouped_evaluation.SAMPLE_SPACE: sample_space}))
 
 
 def eval_config(config: PipelineConfig, task: Task) -> tfma.EvalConfig:
@@ -102,7 +106,8 @@ def eval_config(config: PipelineConfig, task: Task) -> tfma.EvalConfig:
                                               for feature in config.slice_features],
         metrics_specs=[tfma.MetricsSpec(
             metrics=[_metric(name) for name in task.kind.reported_metrics] + shown
-            + [_gated_metric(task, group_by), _intervals(task, group_by)])])
+            + [_gated_metric(task, group_by),
+               _intervals(task, group_by, config.sample_space(task))])])
 
 
 def bayes_aucs(config: PipelineConfig) -> Dict[str, float]:

@@ -137,6 +137,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         drift=drift_validator.outputs['anomalies'],
         fail_on_anomalies=config.fail_on_anomalies,
         binary_labels=json.dumps([task.label for task in config.tasks if task.kind.binary_labels]),
+        sample_spaces=json.dumps({task.name: config.sample_space(task) for task in config.tasks
+                                  if task.given}, sort_keys=True),
     ).with_id(ANOMALY_CHECK_ID)
 
     # TFX's Transform, reading and writing a batch of examples at a time (components/transform.py).

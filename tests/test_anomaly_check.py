@@ -14,6 +14,7 @@ from components.anomaly_check import (
     CheckedStatistics,
     TrainingDataError,
     checked_split_names,
+    sample_space_problems,
     training_split_problems,
 )
 
@@ -71,3 +72,19 @@ def test_a_training_split_with_both_classes_passes(tmp_path):
 def test_a_training_split_without_rows_is_named(tmp_path):
     statistics = _statistics(tmp_path / 'stats', pd.DataFrame({'click': pd.Series([], dtype='int64')}))
     assert training_split_problems(statistics, ['click']) == ['train: no rows']
+
+
+def test_a_sample_space_without_rows_in_a_split_is_named(tmp_path):
+    """A CVR task on the clicked rows cannot be judged on an eval split without a click."""
+    statistics = _statistics(tmp_path / 'stats', pd.DataFrame({'click': [0, 1], 'buy': [0, 1]}))
+    os.makedirs(tmp_path / 'stats' / 'Split-eval')
+    (tmp_path / 'stats' / 'Split-eval' / 'FeatureStats.pb').write_bytes(
+        tfdv.generate_statistics_from_dataframe(pd.DataFrame(
+            {'click': [0, 0, 0], 'buy': [0, 0, 0]})).SerializeToString())
+    assert sample_space_problems(statistics, {'cvr': 'click'}) == [
+        "eval: no row where 'click' is 1: task 'cvr', trained and judged on those rows (its "
+        "`given`), has none"]
+    with pytest.raises(TrainingDataError, match="eval: no row where 'click' is 1"):
+        AnomalyCheck.test_call(anomalies=_no_anomalies(tmp_path / 'anomalies'),
+                               checked_statistics=_checked(tmp_path / 'checked'),
+                               statistics=statistics, sample_spaces=json.dumps({'cvr': 'click'}))

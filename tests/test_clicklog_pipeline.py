@@ -14,6 +14,7 @@ from tfx.utils import io_utils
 
 from pipeline import draft, predict
 from pipeline.datasets import clicklog
+from trainer_module.models import esmm_cvr_name
 from trainer_module.serving import (
     example_to_instance,
     instances_to_inputs,
@@ -36,7 +37,10 @@ FEATURES = [
     'slice_features=[device]',
     # 4000 rows teach a model little (the Bayes AUCs are about 0.77 and 0.85): the gates stand
     # aside, so that the model is pushed and both signatures of the pushed copy are read.
-    'tasks=[{name: click, label: click, gate: {min: 0}}, {name: purchase, label: purchase, gate: {min: 0}}]',
+    'tasks=[{name: click, label: click, gate: {min: 0}}, '
+    '{name: purchase, label: purchase, gate: {min: 0}}]',
+    # ESMM: a purchase is a click and a conversion, P(purchase) = P(click) P(conversion | click).
+    'model.architecture=esmm',
 ]
 
 
@@ -107,6 +111,10 @@ def test_both_signatures_and_predict_score_the_eval_rows_alike(clicklog_run, tmp
     for task in ('click', 'purchase'):
         np.testing.assert_allclose(by_rows[task].numpy(), by_examples[task].numpy(),
                                    rtol=0, atol=1e-6, err_msg=task)
+    # An ESMM serves its conversion rate after a click beside its two tasks: ctcvr = ctr x cvr.
+    cvr = by_examples[esmm_cvr_name(('click', 'purchase'))].numpy()
+    np.testing.assert_allclose(by_examples['purchase'].numpy(),
+                               by_examples['click'].numpy() * cvr, rtol=1e-5)
     # The model reads the histories: the same row scores otherwise with another history.
     row = dict(instances[0])
     for name in separators:

@@ -24,9 +24,10 @@ def test_yaml_replaces_defaults_and_resolves_relative_paths(tmp_path):
                     'dense_features: [x]\n'
                     'tasks:\n'
                     '  - {name: like, label: y1}\n'
-                    '  - {name: watch, label: y2, type: regression, max_mse: 2.0}\n'
+                    '  - {name: watch, label: y2, type: regression, gate: {max: 2.0}}\n'
                     'slice_features: [a]\n'
                     'drift: [{feature: x, jensen_shannon: 0.2}]\n'
+                    'evaluation: {group_by: a}\n'
                     'model: {num_experts: 4, expert_dnn_hidden_units: [32]}\n')
     config = PipelineConfig.from_yaml(str(path))
     assert config.data == str(tmp_path / 'csvs')
@@ -80,26 +81,51 @@ def test_overrides_apply_together():
                             'and eval, got [8, 2]'),
     ('split_shares=[8, 0, 1]', 'split_shares: three whole numbers'),
     ('train_eval_split=[8, 2]', 'config.train_eval_split: no longer a setting; see split_shares'),
-    ('tasks=[{name: ctr, label: click, change_test: bootstrap}, {name: ctcvr, label: purchase}]',
-     "tasks.ctr.change_test: 'bootstrap' is not one of ('absolute', 'significant')"),
-    ('tasks=[{name: ctr, label: click, confidence: 95}, {name: ctcvr, label: purchase}]',
-     'tasks.ctr.confidence: must be in [0.5, 1), got 95'),
+    ('tasks=[{name: ctr, label: click, gate: {change_test: bootstrap}}, {name: ctcvr, label: '
+     'purchase}]', "tasks.ctr.gate.change_test: 'bootstrap' is not one of ('absolute', "
+                   "'significant')"),
+    ('tasks=[{name: ctr, label: click, gate: {confidence: 95}}, {name: ctcvr, label: purchase}]',
+     'tasks.ctr.gate.confidence: must be in [0.5, 1), got 95'),
+    # The task types' gated metrics, and what each can be bounded by (issue 31).
+    ('tasks=[{name: ctr, label: click, gate: {metric: mean_squared_error}}, {name: ctcvr, '
+     'label: purchase}]', "tasks.ctr.gate.metric: 'mean_squared_error' is not a metric a binary "
+                          "task can be gated on ('auc', 'gauc')"),
+    ('tasks=[{name: ctr, label: click, gate: {metric: auc, max: 0.9}}, {name: ctcvr, label: '
+     'purchase}]', 'tasks.ctr.gate.max: auc is better higher: gate it with min, not max'),
+    ('tasks=[{name: a, label: click}, {name: b, label: purchase, type: regression, gate: '
+     '{min: 1}}]', 'tasks.b.gate.min: mean_squared_error is better lower: gate it with max'),
+    ('tasks=[{name: a, label: click, gate: {calibration: {min: 1.2, max: 0.8}}}, {name: b, '
+     'label: purchase}]', 'tasks.a.gate.calibration.min: above calibration.max (1.2 > 0.8)'),
+    ('tasks=[{name: a, label: click, gate: {calibration: {min: 0}}}, {name: b, label: '
+     'purchase}]', 'tasks.a.gate.calibration.min: a calibration (mean prediction / mean label) '
+                   'is above 0, got 0'),
+    ('tasks=[{name: a, label: click}, {name: b, label: purchase, type: regression, gate: '
+     '{max: 1, calibration: {max: 2}}}]', 'tasks.b.gate.calibration: a regression task predicts '
+                                          'no probability to calibrate'),
+    ('tasks=[{name: a, label: click, min_auc: 0.6, gate: {min: 0.7}}, {name: b, label: '
+     'purchase}]', 'tasks.a.min_auc: set twice, here and as gate.min'),
+    ('evaluation.group_by=country', "evaluation.group_by: 'country' is not one of "
+                                    "sparse_features"),
+    ('evaluation.group_by=price', "evaluation.group_by: 'price' is not one of sparse_features"),
     ('drift=[{feature: country, infinity_norm: 0.1}]', "drift: 'country' is not a column"),
     ('drift=[{feature: price}]', "drift: 'price' needs infinity_norm or jensen_shannon"),
     ('drift=[{feature: price, l1: 0.1}]', "got an unexpected keyword argument 'l1'"),
     # Values that would switch a gate or training off without a word (issue 27).
-    ('tasks=[{name: ctr, label: click, max_decrease: .nan}, {name: ctcvr, label: purchase}]',
-     'tasks.ctr.max_decrease: must be a finite number, got nan'),
-    ('tasks=[{name: ctr, label: click, max_decrease: 5}, {name: ctcvr, label: purchase}]',
-     'tasks.ctr.max_decrease: an AUC decrease above 0.5 never refuses'),
-    ('tasks=[{name: ctr, label: click, max_decrease: -0.1}, {name: ctcvr, label: purchase}]',
-     'tasks.ctr.max_decrease: must be 0 or more'),
+    ('tasks=[{name: ctr, label: click, gate: {max_decrease: .nan}}, {name: ctcvr, label: '
+     'purchase}]', 'tasks.ctr.gate.max_decrease: must be a finite number, got nan'),
+    ('tasks=[{name: ctr, label: click, gate: {max_decrease: 5}}, {name: ctcvr, label: '
+     'purchase}]', 'tasks.ctr.gate.max_decrease: auc falling by more than 0.5 never refuses'),
+    ('tasks=[{name: ctr, label: click, gate: {max_decrease: -0.1}}, {name: ctcvr, label: '
+     'purchase}]', 'tasks.ctr.gate.max_decrease: must be 0 or more'),
+    ('tasks=[{name: ctr, label: click, gate: {min: -3}}, {name: ctcvr, label: purchase}]',
+     'tasks.ctr.gate.min: auc lies in [0.0, 1.0], got -3'),
+    ('tasks=[{name: ctr, label: click, gate: {min: .inf}}, {name: ctcvr, label: purchase}]',
+     'tasks.ctr.gate.min: must be a finite number, got inf'),
+    ('tasks=[{name: a, label: click}, {name: b, label: purchase, type: regression, gate: '
+     '{max: 0}}]', 'tasks.b.gate.max: mean_squared_error lies in [0.0, inf], above 0, got 0'),
+    # The keys of earlier versions still refuse what they refused.
     ('tasks=[{name: ctr, label: click, min_auc: -3}, {name: ctcvr, label: purchase}]',
-     'tasks.ctr.min_auc: an AUC floor must be in [0, 1], got -3'),
-    ('tasks=[{name: ctr, label: click, min_auc: .inf}, {name: ctcvr, label: purchase}]',
-     'tasks.ctr.min_auc: must be a finite number, got inf'),
-    ('tasks=[{name: a, label: click}, {name: b, label: purchase, type: regression, max_mse: 0}]',
-     'tasks.b.max_mse: must be more than 0'),
+     'tasks.ctr.gate.min: auc lies in [0.0, 1.0], got -3'),
     ('tasks=[{name: a, label: click, loss_weight: 0}, {name: b, label: purchase, loss_weight: 0}]',
      'tasks: at least one task needs a loss_weight above 0'),
     ('tasks=[{name: a, label: click, loss_weight: -1}, {name: b, label: purchase}]',
@@ -141,7 +167,7 @@ def _exec_properties(config):
 def test_gates_slices_and_drift_reach_only_the_components_that_read_them():
     base = PipelineConfig()
     changed = base.with_overrides([
-        'tasks=[{name: ctr, label: click, min_auc: 0.9, max_decrease: 0.05}, '
+        'tasks=[{name: ctr, label: click, gate: {min: 0.9, max_decrease: 0.05}}, '
         '{name: ctcvr, label: purchase}]',
         'slice_features=[device, user_age]', 'drift=[{feature: price, jensen_shannon: 0.5}]'])
     before, after = _exec_properties(base), _exec_properties(changed)
@@ -166,12 +192,35 @@ def test_trainer_settings_survive_the_trip_through_custom_config():
     settings = PipelineConfig().with_overrides([
         'model.expert_dnn_hidden_units=[32, 16]',
         'tasks=[{name: a, label: click, loss_weight: 2.0}, '
-        '{name: b, label: purchase, type: regression, max_mse: 1.0}]']).trainer_settings()
+        '{name: b, label: purchase, type: regression, gate: {max: 1.0}}]']).trainer_settings()
     assert TrainerSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
     assert settings.task_types == ('binary', 'regression')
     assert settings.dense_features == PipelineConfig().dense_features
     # The gate's settings are not the Trainer's.
-    assert 'max_mse' not in json.dumps(settings.to_dict())
+    assert '"gate"' not in json.dumps(settings.to_dict())
+
+
+def test_a_gate_on_the_group_auc_needs_the_groups():
+    gated = 'tasks=[{name: ctr, label: click, gate: {metric: gauc}}, {name: b, label: purchase}]'
+    assert PipelineConfig().with_overrides([gated]).tasks[0].gated_metric.name == 'gauc'
+    with pytest.raises(ConfigError, match='tasks.ctr.gate.metric: gauc is computed within the '
+                                          'groups of evaluation.group_by'):
+        PipelineConfig().with_overrides([gated, 'evaluation.group_by=null'])
+
+
+def test_the_keys_of_earlier_versions_are_read_with_a_warning_that_shows_the_new_form():
+    with pytest.warns(FutureWarning, match=r'tasks.ctr: min_auc, max_decrease will stop being '
+                                           r'read; write gate: \{metric: auc, min: 0.6, '
+                                           r'max_decrease: 0.02\}'):
+        old = PipelineConfig().with_overrides([
+            'tasks=[{name: ctr, label: click, min_auc: 0.6, max_decrease: 0.02}, '
+            '{name: w, label: purchase, type: regression, max_mse: 0.3}]'])
+    new = PipelineConfig().with_overrides([
+        'tasks=[{name: ctr, label: click, gate: {metric: auc, min: 0.6, max_decrease: 0.02}}, '
+        '{name: w, label: purchase, type: regression, gate: {metric: mean_squared_error, '
+        'max: 0.3}}]'])
+    assert old == new
+    assert new.tasks[0].bound == 0.6 and new.tasks[1].bound == 0.3
 
 
 @pytest.mark.parametrize('text, named', [

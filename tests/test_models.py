@@ -306,11 +306,12 @@ def test_trainer_builds_trains_and_predicts_at_the_edges_of_the_config(edge):
     from trainer_module.data import model_inputs, training_batches
     from trainer_module.features import feature_columns_from_transform
     architecture, sparse, dense, task_types = CONFIG_EDGES[edge]
-    tasks = [f'{{name: task{i}, label: label{i}, type: {task_type}, max_mse: 1.0}}'
+    tasks = [f'{{name: task{i}, label: label{i}, type: {task_type}'
+             + (', gate: {max: 1.0}}' if task_type == 'regression' else '}')
              for i, task_type in enumerate(task_types)]
     config = PipelineConfig().with_overrides([
         f'sparse_features=[{", ".join(sparse)}]', f'dense_features=[{", ".join(dense)}]',
-        f'tasks=[{", ".join(tasks)}]', 'slice_features=[]', 'drift=[]',
+        f'tasks=[{", ".join(tasks)}]', 'slice_features=[]', 'drift=[]', 'evaluation.group_by=null',
         f'model.architecture={architecture}',
         f'model.expert_dnn_hidden_units={list(SMALL["expert_dnn_hidden_units"])}',
         f'model.tower_dnn_hidden_units={list(SMALL["tower_dnn_hidden_units"])}',

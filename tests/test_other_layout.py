@@ -1,6 +1,7 @@
 """A user's own CSV of another layout: drafted schema and config, three tasks one of which is a
-regression, run end to end through --config without editing Python; then again into a fresh
-output, where it must train the same model and reach the same verdicts."""
+regression, run end to end through --config without editing Python, with PLE and a task on the
+sample space of another (shares happen after likes); then again into a fresh output, where it must
+train the same model and reach the same verdicts."""
 
 import json
 import os
@@ -14,7 +15,7 @@ import yaml
 from tfx.utils import path_utils
 
 from pipeline import draft
-from trainer_module.settings import PROVENANCE_FILE
+from trainer_module.settings import GATE_REPORT_DIR, GATE_REPORT_FILE, PROVENANCE_FILE
 
 from helpers import run_pipeline
 
@@ -31,7 +32,8 @@ def _music_csv(path, rows=2000, seed=5):
     appeal = (1.5 * (country == 'jp') - 1.0 * (country == 'us') + 0.05 * (age - 48)
               + 0.6 * (app_version - 4.5) + 0.5 * song_appeal)
     liked = (rng.random(rows) < 1 / (1 + np.exp(-(appeal - 0.5)))).astype(int)
-    shared = (rng.random(rows) < 1 / (1 + np.exp(-(appeal - 1.5)))).astype(int)
+    # A song is shared only after it was liked.
+    shared = liked * (rng.random(rows) < 1 / (1 + np.exp(-(appeal - 0.5)))).astype(int)
     minutes = np.clip(duration / 60 * (0.5 + 0.2 * appeal) + rng.normal(0, 0.3, rows), 0, None)
     pd.DataFrame({'country': country, 'app_version': app_version,
                   'song': [f'song-{s}' for s in song], 'duration_sec': duration, 'age': age,
@@ -70,10 +72,23 @@ def test_draft_writes_a_schema_and_a_config_that_loads(drafted):
     assert 'name: "liked"' in schema and 'int_domain' in schema
 
 
+def _edited_config(root) -> str:
+    """The drafted config as its user edits it: `shared` trained and judged on the liked
+    sessions, the model a PLE."""
+    path = root / 'project' / 'edited.yaml'
+    if not path.exists():
+        with open(root / 'project' / 'config.yaml') as f:
+            config = yaml.safe_load(f)
+        config['tasks'][1]['given'] = 'liked'
+        config['model']['architecture'] = 'ple'
+        path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
 @pytest.fixture(scope='module')
 def layout_run(drafted):
     root, _ = drafted
-    return run_pipeline(root / 'outputs', '--config', str(root / 'project' / 'config.yaml'),
+    return run_pipeline(root / 'outputs', '--config', _edited_config(root),
                         '--train-steps', '90', '--batch-size', '64',
                         '--set', 'training.max_memory_mb=0').check()
 
@@ -93,6 +108,17 @@ def test_another_layout_runs_end_to_end(drafted, layout_run):
         < minutes.var()
     for task in ('liked', 'shared'):
         assert run.summary['tasks'][task]['metrics']['auc'] > 0.6, run.summary['tasks'][task]
+    # `shared` is judged on the liked sessions of the eval split alone, and its page says so.
+    counts = {task: result['metrics']['example_count']
+              for task, result in run.summary['tasks'].items()}
+    assert 0 < counts['shared'] < counts['liked'] == counts['listen_minutes']
+    with open(os.path.join(os.path.dirname(run.summary['dashboard']), 'shared.html')) as f:
+        assert 'only on the rows where <code>liked</code> is 1' in f.read()
+    # A PLE: every level's gates in the gate report (trainer_module/gate_report.py).
+    with open(os.path.join(run.summary['trained_model']['uri'], GATE_REPORT_DIR,
+                           GATE_REPORT_FILE)) as f:
+        report = json.load(f)
+    assert len(report['gates']) > len(run.summary['tasks']), sorted(report['gates'])
     model = tf.saved_model.load(run.summary['pushed_model'])
     example = tf.train.Example()
     for name, value in (('country', b'jp'), ('song', b'song-1')):
@@ -111,7 +137,7 @@ def test_another_layout_runs_end_to_end(drafted, layout_run):
 def layout_rerun(drafted, layout_run):
     """The same data and config again, into a fresh output."""
     root, _ = drafted
-    return run_pipeline(root / 'outputs-again', '--config', str(root / 'project' / 'config.yaml'),
+    return run_pipeline(root / 'outputs-again', '--config', _edited_config(root),
                         '--train-steps', '90', '--batch-size', '64',
                         '--set', 'training.max_memory_mb=0').check()
 

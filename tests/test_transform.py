@@ -126,7 +126,8 @@ EDGES = {
     'one_sparse_no_dense': ['sparse_features=[device]', 'dense_features=[]'],
     'default_many_of_each': [],
 }
-EDGE_COMMON = ['slice_features=[]', 'drift=[]', 'evaluation.group_by=null', 'model.expert_dnn_hidden_units=[8]',
+EDGE_COMMON = ['slice_features=[]', 'drift=[]', 'evaluation.group_by=null',
+               'model.expert_dnn_hidden_units=[8]',
                'model.tower_dnn_hidden_units=[4]']
 
 

@@ -31,11 +31,14 @@ class Architecture:
     **arguments) -> keras.Model` (DeepCTR's signature, task_types and task_names among the
     arguments); `fields`: the `ModelConfig` fields it takes, each an argument of that name unless
     `renamed` maps it to another; `check(config, task_types)`: raises ValueError, its message
-    starting with the key, where the config's values are ones the architecture cannot build."""
+    starting with the key, where the config's values are ones the architecture cannot build.
+    `entire_space`: the model trains every task on every row by its construction (ESMM learns its
+    cvr through ctcvr = ctr x cvr), so no task of it may have a sample space of its own."""
     model: str
     fields: Tuple[str, ...]
     renamed: Mapping[str, str] = dataclasses.field(default_factory=dict)
     check: Callable[[ModelConfig, Sequence[str]], None] = _no_checks
+    entire_space: bool = False
 
     def model_function(self) -> Callable:
         """The model function `model` names."""
@@ -81,7 +84,7 @@ ARCHITECTURES: Mapping[str, Architecture] = {
     'ple': Architecture('PLE', ('shared_expert_num', 'specific_expert_num', 'num_levels',
                                 'expert_dnn_hidden_units', 'gate_dnn_hidden_units') + _COMMON,
                         check=_check_levels),
-    'esmm': Architecture('ESMM', _COMMON, check=_check_two_binary_tasks),
+    'esmm': Architecture('ESMM', _COMMON, check=_check_two_binary_tasks, entire_space=True),
 }
 
 

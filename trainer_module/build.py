@@ -30,8 +30,12 @@ def build_model(settings: TrainerSettings, feature_columns) -> keras.Model:
             losses[task.name] = uncertainty.weighted_loss(i, losses[task.name])
     # The legacy Adam updates each variable with one fused op, the new one with about ten.
     optimizer = keras.optimizers.legacy.Adam(settings.training.learning_rate)
+    # With a task's sample space, the batches carry sample weights (trainer_module/data.py), which
+    # Keras applies to `weighted_metrics` only: its metrics then count its own rows alone.
+    masked = any(task.sample_space for task in settings.tasks)
     model.compile(optimizer=optimizer, loss=losses,
                   loss_weights={task.name: task.loss_weight for task in settings.tasks},
-                  metrics=metrics, steps_per_execution=settings.training.steps_per_execution)
+                  **{'weighted_metrics' if masked else 'metrics': metrics},
+                  steps_per_execution=settings.training.steps_per_execution)
     return model
 

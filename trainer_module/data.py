@@ -43,8 +43,18 @@ def model_inputs(transformed, feature_columns):
 
 
 def _inputs_and_labels(features, settings: TrainerSettings, feature_columns):
+    """(model inputs, {task: [batch, 1] label}), and {task: [batch, 1] weight} when a task has a
+    sample space: its label column's 0/1 there (Keras' sample weights mask the loss and the
+    metrics of the rows outside), 1 elsewhere."""
     labels = {task.name: tf.reshape(features[task.label], [-1, 1]) for task in settings.tasks}
-    return model_inputs(features, feature_columns), labels
+    inputs = model_inputs(features, feature_columns)
+    if not any(task.sample_space for task in settings.tasks):
+        return inputs, labels
+    weights = {task.name: (tf.cast(tf.cast(tf.reshape(features[task.sample_space], [-1, 1]),
+                                           tf.float32) > 0.5, tf.float32)
+                           if task.sample_space else tf.ones_like(labels[task.name], tf.float32))
+               for task in settings.tasks}
+    return inputs, labels, weights
 
 
 def shuffled_batches(examples, count: int, batch_size: int, seed: int) -> tf.data.Dataset:

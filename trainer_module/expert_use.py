@@ -77,7 +77,7 @@ def expert_similarity(model: keras.Model, dataset: tf.data.Dataset
 
     totals: List[Any] = [0.0] * len(groups)  # then [experts, experts] arrays
     count = 0
-    for inputs, _ in dataset:
+    for inputs, *_ in dataset:  # (inputs, labels) or (inputs, labels, sample weights)
         totals = [total + batch.numpy() for total, batch in zip(totals, batch_sums(inputs))]
         count += int(next(iter(inputs.values())).shape[0])
     similarity: List[List[Optional[float]]] = [[None] * len(names) for _ in names]

@@ -38,7 +38,7 @@ def mean_gate_weights(model, dataset) -> dict:
 
     sums: Dict[str, Any] = {}  # {gate: [experts] summed weights}
     count = 0
-    for inputs, _ in dataset:
+    for inputs, *_ in dataset:  # (inputs, labels) or (inputs, labels, sample weights)
         for name, total in batch_sums(inputs).items():
             sums[name] = sums.get(name, 0.0) + total.numpy()
         count += int(next(iter(inputs.values())).shape[0])

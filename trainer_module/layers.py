@@ -14,6 +14,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import tensorflow as tf
 import tf_keras as keras
 
+from trainer_module.task_types import TASK_TYPES
+
 
 def _l2(l2_reg):
     """DeepCTR's L2 penalty; none at all when it is 0, which adds the same nothing in fewer ops."""
@@ -537,7 +539,7 @@ class _UncertaintyWeightedLoss(keras.losses.Loss):
     def __init__(self, uncertainty: TaskUncertainty, index: int, loss: keras.losses.Loss):
         super().__init__(name=f'uncertainty_weighted_{loss.name}')
         self.uncertainty, self.index, self.loss = uncertainty, index, loss
-        self.scale = 0.5 if uncertainty.task_types[index] == 'regression' else 1.0
+        self.scale = TASK_TYPES[uncertainty.task_types[index]].uncertainty_scale
 
     def call(self, y_true, y_pred):
         s = self.uncertainty.log_variance[self.index]

@@ -26,7 +26,7 @@ from trainer_module.layers import (
     SequencePooling,
     SparseEmbeddings,
 )
-from trainer_module.settings import TASK_TYPES
+from trainer_module.task_types import TASK_TYPES
 
 EMBEDDING_SEED = 2020  # DeepCTR's default embeddings_initializer seed
 SHARED_GATE = 'shared'  # OMoE's one gate; PLE's shared gates are level_<l>_shared

@@ -15,8 +15,6 @@ from typing import Any, Dict, Optional, Tuple
 from trainer_module import features
 from trainer_module.features import DenseFeature, SequenceFeature, SparseFeature
 
-# The kinds of task an MMOE output can be (DeepCTR's `task_types`).
-TASK_TYPES = ('binary', 'regression')
 # tf.distribute strategies the Trainer can train with; 'multi_worker_mirrored' reads the cluster
 # from the TF_CONFIG environment variable.
 DISTRIBUTIONS = ('none', 'mirrored', 'multi_worker_mirrored')
@@ -38,11 +36,14 @@ RAW_SIGNATURE = 'serving_raw'
 
 @dataclasses.dataclass(frozen=True)
 class TaskHead:
-    """One output of the model: its name, label column, DeepCTR task type and loss weight."""
+    """One output of the model: its name, label column, DeepCTR task type and loss weight;
+    `sample_space`: the label column whose rows at 1 it is trained on (its loss is 0 elsewhere),
+    None for every row."""
     name: str
     label: str
     type: str = 'binary'
     loss_weight: float = 1.0
+    sample_space: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +126,7 @@ class TaskColumns:
 
     @property
     def task_types(self) -> Tuple[str, ...]:
-        """Each task's type (`TASK_TYPES`)."""
+        """Each task's type (trainer_module/task_types/)."""
         return tuple(task.type for task in self.tasks)
 
     @property

@@ -181,8 +181,12 @@ def render_task(evaluation: TaskEvaluation, verdict: Dict, tasks: List[str], run
     baseline = ('candidate against the latest blessed model (baseline)'
                 if 'baseline' in evaluation.models else
                 'no baseline yet: this is the first model to be judged')
+    space = (f'; judged (and trained) only on the rows where <code>'
+             f'{html.escape(evaluation.sample_space)}</code> is 1, its sample space, as the '
+             f'example count says' if evaluation.sample_space else '')
     body = [_verdict_box(verdict),
-            f'<p class="muted">Label <code>{html.escape(evaluation.label)}</code>; {baseline}.</p>',
+            f'<p class="muted" id="label">Label <code>{html.escape(evaluation.label)}</code>{space}'
+            f'; {baseline}.</p>',
             f'<p>Gated on <strong>{html.escape(gated)}</strong>.</p>',
             '<h2>Metrics overall</h2>', _overall_table(evaluation, failed, gated),
             '<h2>Metrics per slice</h2>', _slice_table(evaluation, failed)]

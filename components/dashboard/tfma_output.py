@@ -9,6 +9,7 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.writers import eval_config_writer
 
 from components import intervals
+from components.grouped_evaluation import SAMPLE_SPACE
 
 OVERALL = 'Overall'
 CALIBRATION_BINS = 10
@@ -26,14 +27,16 @@ class TaskEvaluation:
     def __init__(self, uri: str, task: str, label: str, models: Dict[str, str],
                  metrics: Dict[str, Dict[str, Dict[str, float]]], curves: Dict[str, Dict],
                  intervals: Optional[Dict[str, Dict[str, Dict[str, Tuple[float, float]]]]] = None,
-                 confidence: float = 0.95, group_by: Optional[str] = None):
+                 confidence: float = 0.95, group_by: Optional[str] = None,
+                 sample_space: Optional[str] = None):
         """`intervals`: {slice: {metric: {'candidate'|'difference': (lower, upper)}}} at
         `confidence` (components/intervals.py); `group_by`: the column of the groups of the
-        group AUC, if any."""
+        group AUC, if any; `sample_space`: the label column whose rows at 1 the task was judged on,
+        if not every row."""
         self.uri, self.task, self.label, self.models = uri, task, label, models
         self.metrics, self.curves = metrics, curves
         self.intervals, self.confidence = intervals or {}, confidence
-        self.group_by = group_by
+        self.group_by, self.sample_space = group_by, sample_space
 
     @classmethod
     def load(cls, evaluation_uri: str) -> 'TaskEvaluation':
@@ -82,7 +85,7 @@ class TaskEvaluation:
                          if metric.class_name == intervals.Intervals.__name__), {})
         return cls(evaluation_uri, candidate.prediction_key, candidate.label_key, models, metrics,
                    curves, found_intervals, settings.get('confidence', 0.95),
-                   settings.get('group_by'))
+                   settings.get('group_by'), settings.get(SAMPLE_SPACE))
 
     def slices(self) -> List[str]:
         """The slices' names: OVERALL first, then the others in name order."""
