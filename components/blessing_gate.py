@@ -47,7 +47,8 @@ def overall_metrics(evaluation_uri: str) -> Dict[str, float]:
     for slice_key, metrics in result.slicing_metrics:
         if slice_key == ():
             candidate = metrics.get('', {}).get('', {})
-            return {name: value['doubleValue'] for name, value in candidate.items()
+            # float(): TFMA's JSON writes a NaN (a group AUC without groups) as 'NaN'.
+            return {name: float(value['doubleValue']) for name, value in candidate.items()
                     if 'doubleValue' in value}
     return {}
 
