@@ -134,6 +134,11 @@ def test_census_table_auc_counts_ties_half_and_matches_the_pairwise_definition()
 def test_census_table_reports_mean_sd_and_max_per_model_and_task():
     results = [{'model': 'MMoE', 'seed': s, 'auc_income': a, 'auc_marital': 0.99}
                for s, a in ((1, 0.94), (2, 0.95))]
+    results.append({'model': census_table.LOGISTIC, 'seed': 0, 'auc_income': 0.93,
+                    'auc_marital': 0.98})
     text = census_table.table(results, ['income', 'marital'], {'MMoE': 1234})
     assert '| MMoE | 1,234 | 0.9450 ± 0.0071 (0.9500) | 0.9900 ± 0.0000 (0.9900) | 2 |' in text
-    assert 'OMoE' not in text
+    # The linear reference after the networks, without a parameter count of ours.
+    assert text.rstrip().endswith(
+        '| logistic regression |  | 0.9300 ± 0.0000 (0.9300) | 0.9800 ± 0.0000 (0.9800) | 1 |')
+    assert 'OMoE' not in text and 'PLE' not in text

@@ -1,17 +1,22 @@
-"""The MMoE paper's census-income experiment, reported like a paper: MMoE, OMoE and Shared-Bottom on
-the paper's first task group (income over 50K, never married), several seeds each.
+"""The MMoE paper's census-income experiment, reported like a paper: MMoE, OMoE, Shared-Bottom,
+PLE and ESMM on the paper's first task group (income over 50K, never married), several seeds
+each, beside a logistic regression per task; or the same table on the bundled data (`--dataset
+bundled`: ctr and ctcvr, with the generator's Bayes AUCs).
 
     python -m pipeline.experiments.census_table --input ../shared/data/census-income.test.gz \\
         --out /tmp/census_table                # 5 seeds; docs/performance.md says how long
+    python -m pipeline.experiments.census_table --dataset bundled --out /tmp/bundled_table
 
-1. Converts the UCI file (`pipeline.datasets.census`) and runs the pipeline once on it with the
-   census config (`local_runner.py`): ExampleGen splits the rows 8:1:1 by hash into train,
-   validation and eval (the same split every time), Transform analyzes train, and the Trainer,
-   the Evaluators and the gate judge one MMoE.
+1. Converts the UCI file (`pipeline.datasets.census`), or takes the bundled data, and runs the
+   pipeline once on it with its config (`local_runner.py`): ExampleGen splits the rows 8:1:1 by
+   hash into train, validation and eval (the same split every time), Transform analyzes train,
+   and the Trainer, the Evaluators and the gate judge one MMoE.
 2. On that run's Transform output, trains each model with each seed through the Trainer's own
    `run_fn` (the pipeline's budget and early stopping on validation), and scores the eval split's
    raw examples with the exported model's serving signature.
-3. Writes `results.csv` (a row per model and seed) and `table.md` (mean ± sd and max of the AUC per
+3. A logistic regression per task on the same splits (sklearn: categorical columns one-hot, numbers
+   standardised after the config's log1p, the best of four C on validation).
+4. Writes `results.csv` (a row per model and seed) and `table.md` (mean ± sd and max of the AUC per
    task and model, with the models' parameter counts) under --out, and prints the table.
 """
 
@@ -24,24 +29,32 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from pipeline.config import PROJECT_DIR, PipelineConfig
 from pipeline.datasets import census
+from pipeline.evaluation import bayes_aucs
 
 # The table's models: their names in the paper and the Trainer's `model.architecture`.
-MODELS = {'MMoE': 'mmoe', 'OMoE': 'omoe', 'Shared-Bottom': 'shared_bottom'}
+MODELS = {'MMoE': 'mmoe', 'OMoE': 'omoe', 'Shared-Bottom': 'shared_bottom', 'PLE': 'ple',
+          'ESMM': 'esmm'}
+LOGISTIC = 'logistic regression'
+# The regularisation strengths the logistic regression chooses from, on validation.
+LOGISTIC_C = (0.01, 0.1, 1.0, 10.0)
 SEEDS = (1, 2, 3, 4, 5)
 
 
-def pipeline_run(input_path: str, out_dir: str) -> Dict:
-    """Converts the file and runs the pipeline on it; returns the run summary."""
-    data = os.path.join(out_dir, 'data')
-    census.convert([input_path], data)
-    subprocess.run([sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'),
-                    '--config', os.path.join(data, 'config.yaml'),
+def pipeline_run(input_path: Optional[str], out_dir: str) -> Dict:
+    """Converts the census file (or, without one, takes the bundled data and default config) and
+    runs the pipeline on it; returns the run summary."""
+    flags = []
+    if input_path:
+        data = os.path.join(out_dir, 'data')
+        census.convert([input_path], data)
+        flags = ['--config', os.path.join(data, 'config.yaml')]
+    subprocess.run([sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), *flags,
                     '--output', os.path.join(out_dir, 'pipeline')], check=True)
     with open(os.path.join(out_dir, 'pipeline', 'run_summary.json')) as f:
         return json.load(f)
@@ -115,6 +128,63 @@ def train_and_score(summary: Dict, config: PipelineConfig, architecture: str, se
             **{f'auc_{task}': round(auc(labels[task], scores[task]), 5) for task in labels}}
 
 
+def _split_frame(examples_uri: str, split: str, columns: List[str]):
+    """A split's raw examples as a pandas frame of `columns` (a value missing: None)."""
+    import pandas as pd  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    rows = []
+    files = glob.glob(os.path.join(examples_uri, f'Split-{split}', '*'))
+    for record in tf.data.TFRecordDataset(files, compression_type='GZIP').as_numpy_iterator():
+        features = tf.train.Example.FromString(record).features.feature
+        row = {}
+        for column in columns:
+            feature = features[column]
+            values = (feature.bytes_list.value or feature.int64_list.value
+                      or feature.float_list.value)
+            row[column] = values[0] if values else None
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def logistic_regression(summary: Dict, config: PipelineConfig) -> Dict:
+    """Eval AUC per task of a logistic regression on the run's train split: categorical columns
+    one-hot (unseen values: none), numbers log1p'd as the config says and standardised (missing:
+    the training mean), C the best of LOGISTIC_C by validation AUC."""
+    # pylint: disable=import-outside-toplevel
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    categorical = [f.name for f in config.sparse_features]
+    numeric = [f.name for f in config.dense_features]
+    log1p = [f.name for f in config.dense_features if f.log1p]
+    examples = _output_uri(summary, 'CsvExampleGen', 'examples')
+    columns = categorical + numeric + list(config.label_columns)
+    frames = {split: _split_frame(examples, split, columns)
+              for split in ('train', 'validation', 'eval')}
+    means = frames['train'][numeric].astype(float).mean()
+    for frame in frames.values():
+        frame[categorical] = frame[categorical].astype(str)
+        frame[numeric] = frame[numeric].astype(float).fillna(means)
+        frame[log1p] = np.log1p(frame[log1p].clip(lower=0))
+    result = {}
+    for task in config.tasks:
+        best = None
+        for c in LOGISTIC_C:
+            model = make_pipeline(
+                ColumnTransformer([('ids', OneHotEncoder(handle_unknown='ignore'), categorical),
+                                   ('numbers', StandardScaler(), numeric)]),
+                LogisticRegression(C=c, max_iter=2000))
+            model.fit(frames['train'][categorical + numeric], frames['train'][task.label])
+            validation = auc(frames['validation'][task.label].to_numpy(),
+                             model.predict_proba(frames['validation'][categorical + numeric])[:, 1])
+            if best is None or validation > best[0]:
+                best = validation, model
+        scores = best[1].predict_proba(frames['eval'][categorical + numeric])[:, 1]
+        result[f'auc_{task.name}'] = round(auc(frames['eval'][task.label].to_numpy(), scores), 5)
+    return result
+
+
 def parameter_count(summary: Dict, config: PipelineConfig, architecture: str) -> int:
     # pylint: disable=import-outside-toplevel
     import tensorflow_transform as tft
@@ -132,7 +202,7 @@ def table(results: List[Dict], tasks: List[str], parameters: Dict[str, int]) -> 
     """Markdown: a row per model, mean ± sd (and max) of the eval AUC per task over the seeds."""
     lines = ['| model | parameters | ' + ' | '.join(f'{t} AUC, mean ± sd (max)' for t in tasks)
              + ' | seeds |', '|---|---:|' + '---:|' * len(tasks) + '---:|']
-    for name in MODELS:
+    for name in [*MODELS, LOGISTIC]:
         rows = [r for r in results if r['model'] == name]
         if not rows:
             continue
@@ -141,15 +211,17 @@ def table(results: List[Dict], tasks: List[str], parameters: Dict[str, int]) -> 
             values = np.array([r[f'auc_{task}'] for r in rows])
             sd = values.std(ddof=1) if len(values) > 1 else 0.0
             cells.append(f'{values.mean():.4f} ± {sd:.4f} ({values.max():.4f})')
-        lines.append(f'| {name} | {parameters[name]:,} | ' + ' | '.join(cells)
-                     + f' | {len(rows)} |')
+        count = f'{parameters[name]:,}' if name in parameters else ''
+        lines.append(f'| {name} | {count} | ' + ' | '.join(cells) + f' | {len(rows)} |')
     return '\n'.join(lines) + '\n'
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--input', required=True,
-                        help='a UCI census-income file, e.g. ../shared/data/census-income.test.gz')
+    parser.add_argument('--dataset', choices=('census', 'bundled'), default='census')
+    parser.add_argument('--input',
+                        help='census: a UCI census-income file, e.g. '
+                             '../shared/data/census-income.test.gz')
     parser.add_argument('--out', required=True, help='where the data, runs and tables go')
     parser.add_argument('--seeds', type=int, default=len(SEEDS), help='seeds per model')
     parser.add_argument('--models', default=','.join(MODELS),
@@ -159,9 +231,12 @@ def main(argv=None):
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         sys.exit(f'error: --models: {unknown} not among {list(MODELS)}')
+    if (args.dataset == 'census') != bool(args.input):
+        sys.exit('error: --input: a census-income file for --dataset census, none for bundled')
     os.makedirs(args.out, exist_ok=True)
     summary = pipeline_run(args.input, args.out)
-    config = PipelineConfig.from_yaml(os.path.join(args.out, 'data', 'config.yaml'))
+    config = (PipelineConfig.from_yaml(os.path.join(args.out, 'data', 'config.yaml'))
+              if args.input else PipelineConfig())
     tasks = [task.name for task in config.tasks]
     results = []
     for seed in range(1, args.seeds + 1):
@@ -170,16 +245,25 @@ def main(argv=None):
                       **train_and_score(summary, config, MODELS[name], seed, args.out)}
             print(json.dumps(result), flush=True)
             results.append(result)
+    results.append({'model': LOGISTIC, 'seed': 0, **logistic_regression(summary, config)})
+    print(json.dumps(results[-1]), flush=True)
     with open(os.path.join(args.out, 'results.csv'), 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=list(results[0]))
+        writer = csv.DictWriter(f, fieldnames=list(results[0]), restval='')
         writer.writeheader()
         writer.writerows(results)
     parameters = {name: parameter_count(summary, config, MODELS[name]) for name in models}
     text = table(results, tasks, parameters)
-    pipeline_aucs = ', '.join(f'{task} {result["metrics"]["auc"]:.4f}'
-                              for task, result in summary['tasks'].items())
+    pipeline_aucs = ', '.join(
+        f'{task} AUC {result["metrics"]["auc"]:.4f}'
+        + (f' (GAUC {result["metrics"]["gauc"]:.4f} over {result["metrics"]["gauc_groups"]:,.0f} '
+           f'{config.evaluation.group_by} groups)' if 'gauc' in result['metrics'] else '')
+        for task, result in summary['tasks'].items())
     text += (f'\nThe pipeline run itself (MMoE, seed {config.model.seed}, judged by TFMA on the '
              f'same eval split): {pipeline_aucs}.\n')
+    bayes = bayes_aucs(config) if not args.input else {}
+    if bayes:
+        text += ('Bayes AUC (the true probabilities, `bayes_auc.json`): '
+                 + ', '.join(f'{task} {value:.4f}' for task, value in bayes.items()) + '.\n')
     with open(os.path.join(args.out, 'table.md'), 'w') as f:
         f.write(text)
     print(text)
