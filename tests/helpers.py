@@ -156,3 +156,23 @@ def history_rows(page_html):
     """The rows (after their first cell's opening tag) of a task page's History table."""
     table = re.search(r'<table id="history-table">(.*?)</table>', page_html, re.S).group(1)
     return re.findall(r'<tr><td>(.*?)</tr>', table, re.S)
+
+
+def check_grouped_metrics(batches, eval_config, check):
+    """Runs batched extracts (as TFMA's extractors pass them on after the model) through the
+    Evaluators' path, `SliceGroups` then TFMA's evaluator with the combiners for groups, and
+    calls `check([(slice key, {metric key: value})])` on the metrics within the Beam pipeline."""
+    # pylint: disable=import-outside-toplevel
+    import apache_beam as beam
+    import tensorflow_model_analysis as tfma
+    from apache_beam.testing import util as beam_util
+
+    from compat import tfma_combiners
+    from components import grouped_evaluation
+    with beam.Pipeline() as pipeline:
+        extracts = (pipeline | beam.Create(batches, reshuffle=False)
+                    | grouped_evaluation.SliceGroups(eval_config).ptransform)
+        with tfma_combiners.tfma_combiners_for_groups():
+            metrics = (extracts | tfma.evaluators.MetricsPlotsAndValidationsEvaluator(
+                eval_config=eval_config).ptransform)['metrics']
+        beam_util.assert_that(metrics | beam.combiners.ToList(), check)

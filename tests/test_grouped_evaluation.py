@@ -23,6 +23,8 @@ from pipeline.config import EvaluationConfig, Gate, PipelineConfig, Task
 from pipeline.evaluation import GROUPED_METRICS, eval_config
 from trainer_module.features import SequenceFeature
 
+from helpers import check_grouped_metrics
+
 DEVICES = ['ios', 'android', 'pc']
 
 
@@ -336,11 +338,5 @@ def test_the_group_auc_through_tfma_is_the_auc_within_each_user_averaged_by_thei
             assert got['gauc_interval', 'candidate', True].value.value == pytest.approx(
                 values['candidate'] - values['baseline'], abs=1e-9)
 
-    with beam.Pipeline() as pipeline:
-        extracts = (pipeline | beam.Create(batches, reshuffle=False)
-                    | grouped_evaluation.SliceGroups(config).ptransform)
-        with tfma_combiners.tfma_combiners_for_groups():
-            metrics = (extracts | tfma.evaluators.MetricsPlotsAndValidationsEvaluator(
-                eval_config=config).ptransform)['metrics']
-        beam_util.assert_that(metrics | beam.combiners.ToList(), check)
+    check_grouped_metrics(batches, config, check)
 

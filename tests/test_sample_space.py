@@ -2,19 +2,17 @@
 The config's refusals; the Trainer's batches mask its loss and metrics elsewhere; its Evaluator
 keeps those rows alone. The pipeline end to end: test_clicklog_pipeline.py."""
 
-import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
-from apache_beam.testing import util as beam_util
 from tensorflow_model_analysis.api import types
 from tensorflow_model_analysis.utils import config_util
 
-from compat import tfma_combiners
-from components import grouped_evaluation
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.evaluation import eval_config
+
+from helpers import check_grouped_metrics
 
 TASKS = 'tasks=[{name: ctr, label: click}, {name: cvr, label: purchase, given: ctr}]'
 
@@ -116,10 +114,4 @@ def test_its_evaluator_judges_the_clicked_rows_alone():
         assert counts[()] == click.sum()
         assert counts[(('device', 'ios'),)] == click[device == b'ios'].sum()
 
-    with beam.Pipeline() as pipeline:
-        extracts = (pipeline | beam.Create(batches, reshuffle=False)
-                    | grouped_evaluation.SliceGroups(tfma_config).ptransform)
-        with tfma_combiners.tfma_combiners_for_groups():
-            metrics = (extracts | tfma.evaluators.MetricsPlotsAndValidationsEvaluator(
-                eval_config=tfma_config).ptransform)['metrics']
-        beam_util.assert_that(metrics | beam.combiners.ToList(), check)
+    check_grouped_metrics(batches, tfma_config, check)

@@ -113,3 +113,12 @@ class TaskType:
                                                       else ())
                   if m.name != gated.name and (grouped or not m.needs_groups)]
         return (gated, *others)
+
+
+def ignoring_groups(function: Callable[..., Interval]) -> IntervalFunction:
+    """An interval function as `Metric` calls it, (labels, predictions..., groups, confidence),
+    from one of a metric over all examples, (labels, predictions..., confidence)."""
+    def interval(labels, *arguments):
+        *predictions, _, confidence = arguments
+        return function(labels, *predictions, confidence)
+    return interval

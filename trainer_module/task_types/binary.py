@@ -2,26 +2,11 @@
 entropy and judged on AUC, group AUC or calibration."""
 
 from trainer_module.task_types import group_auc, statistics
-from trainer_module.task_types.base import Metric, TaskType
-
-
-def _auc(labels, predictions, groups, confidence):
-    del groups
-    return statistics.auc_interval(labels, predictions, confidence)
-
-
-def _auc_change(labels, candidate, baseline, groups, confidence):
-    del groups
-    return statistics.auc_change_interval(labels, candidate, baseline, confidence)
-
-
-def _calibration(labels, predictions, groups, confidence):
-    del groups
-    return statistics.calibration_interval(labels, predictions, confidence)
-
+from trainer_module.task_types.base import Metric, TaskType, ignoring_groups
 
 AUC = Metric('auc', 'AUC', 'AUC', higher_is_better=True, value_range=(0.0, 1.0),
-             interval=_auc, change_interval=_auc_change,
+             interval=ignoring_groups(statistics.auc_interval),
+             change_interval=ignoring_groups(statistics.auc_change_interval),
              # A drop of 0.5 takes a perfect model to chance: a larger bound never refuses a model
              # that still ranks better than a coin.
              max_decrease_limit=0.5, default_bound=0.5)
@@ -34,7 +19,8 @@ GAUC = Metric('gauc', 'GAUC', 'GroupAUC', higher_is_better=True, value_range=(0.
 # Mean prediction / mean label (TFMA's `calibration`): best at 1; bounded by an interval, not
 # gated on as the others are.
 CALIBRATION = Metric('calibration', 'calibration', 'Calibration', higher_is_better=None,
-                     value_range=(0.0, float('inf')), interval=_calibration)
+                     value_range=(0.0, float('inf')),
+                     interval=ignoring_groups(statistics.calibration_interval))
 
 BINARY = TaskType(
     name='binary', deepctr_task='binary', loss='BinaryCrossentropy',

@@ -1,22 +1,12 @@
 """The regression task: a value (a watch time, a rating), trained and judged on the squared error."""
 
 from trainer_module.task_types import statistics
-from trainer_module.task_types.base import Metric, TaskType
-
-
-def _mse(labels, predictions, groups, confidence):
-    del groups
-    return statistics.mse_interval(labels, predictions, confidence)
-
-
-def _mse_change(labels, candidate, baseline, groups, confidence):
-    del groups
-    return statistics.mse_change_interval(labels, candidate, baseline, confidence)
-
+from trainer_module.task_types.base import Metric, TaskType, ignoring_groups
 
 # No default ceiling: what predicting the label's mean achieves (its variance) depends on the data.
 MSE = Metric('mean_squared_error', 'MSE', 'MeanSquaredError', higher_is_better=False,
-             value_range=(0.0, float('inf')), interval=_mse, change_interval=_mse_change)
+             value_range=(0.0, float('inf')), interval=ignoring_groups(statistics.mse_interval),
+             change_interval=ignoring_groups(statistics.mse_change_interval))
 
 REGRESSION = TaskType(
     name='regression', deepctr_task='regression', loss='MeanSquaredError',
