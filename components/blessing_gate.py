@@ -27,7 +27,8 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
 from components import group_auc, intervals
-from trainer_module.task_types.binary import CALIBRATION
+from trainer_module.task_types.binary import AUC, CALIBRATION
+from trainer_module.task_types.regression import MSE
 
 VERDICT_FILE = 'verdict.json'
 COMPONENT_ID = 'BlessingGate'
@@ -161,7 +162,7 @@ def gated_metric(verdict: Dict, metrics: Iterable[str]) -> str:
     named = (verdict.get('gate') or {}).get('metric')
     if named:
         return named
-    return 'auc' if 'auc' in set(metrics) else 'mean_squared_error'
+    return AUC.name if AUC.name in set(metrics) else MSE.name
 
 
 def describe(verdict: Dict) -> str:

@@ -27,6 +27,8 @@ from trainer_module.settings import (
     TrainingConfig,
 )
 from trainer_module.task_types import TASK_TYPES, Metric, TaskType
+from trainer_module.task_types.binary import AUC
+from trainer_module.task_types.regression import MSE
 
 # The checkout (or the installed project's directory): where the bundled data and schema live.
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -112,7 +114,7 @@ class Task:
 
 
 # Keys a task took before `gate:` held its bounds: (the gate's key, the metric they implied).
-_OLD_TASK_KEYS = {'min_auc': ('min', 'auc'), 'max_mse': ('max', 'mean_squared_error'),
+_OLD_TASK_KEYS = {'min_auc': ('min', AUC.name), 'max_mse': ('max', MSE.name),
                   'max_decrease': ('max_decrease', None), 'change_test': ('change_test', None),
                   'confidence': ('confidence', None)}
 
@@ -153,7 +155,7 @@ class PipelineConfig(TaskColumns):
     # Columns of several values per row, such as behaviour histories (trainer_module/features/).
     sequence_features: Tuple[SequenceFeature, ...] = ()
     tasks: Tuple[Task, ...] = tuple(
-        Task(name, label, gate=Gate(metric='auc')) for name, label in ecommerce.TASK_LABELS.items())
+        Task(name, label, gate=Gate(metric=AUC.name)) for name, label in ecommerce.TASK_LABELS.items())
     slice_features: Tuple[str, ...] = ('device',)
     num_oov_buckets: int = 1
     # Hash-bucket shares of the train, validation and eval splits drawn from csv_pattern's rows (a

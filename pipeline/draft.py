@@ -26,8 +26,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipeline.config import EvaluationConfig, Gate, PipelineConfig, Task
 from trainer_module import features
-from trainer_module.task_types.binary import AUC
-from trainer_module.task_types.regression import MSE
+from trainer_module.task_types.binary import AUC, BINARY
+from trainer_module.task_types.regression import MSE, REGRESSION
 
 LABEL_NAME = re.compile(r'^(is_)?(label|target|y|click|clicked|conversion|converted|purchase|purchased|'
                         r'buy|like|liked)$|^label_|_label$|_target$', re.IGNORECASE)
@@ -125,9 +125,9 @@ def _user_column(frame: pd.DataFrame, categorical: List[str]) -> Optional[str]:
 def draft_config(frame: pd.DataFrame, roles: Dict[str, Tuple[str, Any, str]],
                  data_dir: str, schema_path: str, pipeline_name: str) -> PipelineConfig:
     # A regression task's gate starts at the label variance: no worse than predicting the mean.
-    tasks = [Task(name=name, label=name, type='binary', gate=Gate(metric=AUC.name))
+    tasks = [Task(name=name, label=name, type=BINARY.name, gate=Gate(metric=AUC.name))
              if role == 'binary_label' else
-             Task(name=name, label=name, type='regression',
+             Task(name=name, label=name, type=REGRESSION.name,
                   gate=Gate(metric=MSE.name, max=round(float(frame[name].var()), 6)))
              for name, (role, _, _) in roles.items() if role.endswith('_label')]
     drafted: Dict[str, Any] = {kind.section: tuple(feature for role, feature, _ in roles.values()

@@ -117,7 +117,7 @@ def history_section(task: str, entries: List[Dict], reference_auc: Optional[floa
     results = [e['tasks'][task] for e in entries if task in e['tasks']]
     # The latest run's gate names the columns; the other metrics with intervals follow it (GAUC
     # beside AUC).
-    gated = results[-1]['gated'] if results else 'auc'
+    gated = results[-1]['gated'] if results else AUC.name
     calibration_bound = results[-1]['calibration'] if results else None
     others = [name for name in METRICS if name not in (gated, CALIBRATION.name)
               and any(name in r['values'] for r in results)]

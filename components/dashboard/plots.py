@@ -5,6 +5,7 @@ import io
 from typing import Optional, Sequence
 
 from components.dashboard.tfma_output import CALIBRATION_BINS, OVERALL, TaskEvaluation
+from trainer_module.task_types.binary import AUC
 
 # The candidate's lines and the baseline's, in every plot.
 STYLE = {'candidate': dict(color='#1f77b4', linestyle='-'),
@@ -36,7 +37,7 @@ def curve_plots(evaluation: TaskEvaluation, calibration_bound: Optional[Sequence
     a model calibrated at the bound would lie."""
     figure, (roc, pr, calibration) = pyplot().subplots(1, 3, figsize=(13.5, 4.2))
     for role, curves in evaluation.curves.items():
-        auc = evaluation.metrics.get(OVERALL, {}).get('auc', {}).get(role)
+        auc = evaluation.metrics.get(OVERALL, {}).get(AUC.name, {}).get(role)
         label = role if auc is None else f'{role} (AUC {auc:.3f})'
         if 'roc' in curves:
             roc.plot(*curves['roc'], label=label, **STYLE[role])
