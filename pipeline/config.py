@@ -20,6 +20,7 @@ from trainer_module.features import DenseFeature, SequenceFeature, SparseFeature
 from trainer_module.settings import (
     DISTRIBUTIONS,
     LOSS_WEIGHTINGS,
+    WARM_START_MISMATCHES,
     ModelConfig,
     TaskColumns,
     TaskHead,
@@ -246,6 +247,10 @@ class PipelineConfig(TaskColumns):
         if self.training.loss_weighting not in LOSS_WEIGHTINGS:
             raise ConfigError(f'training.loss_weighting: {self.training.loss_weighting!r} is not '
                               f'one of {LOSS_WEIGHTINGS}')
+        if self.training.warm_start_mismatch not in WARM_START_MISMATCHES:
+            raise ConfigError(f'training.warm_start_mismatch: '
+                              f'{self.training.warm_start_mismatch!r} is not one of '
+                              f'{WARM_START_MISMATCHES}')
         if not isinstance(self.training.max_memory_mb, int) or self.training.max_memory_mb < 0:
             raise ConfigError('training.max_memory_mb: must be a whole number of MB, 0 to always '
                               f'stream, got {self.training.max_memory_mb!r}')

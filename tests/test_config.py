@@ -1,8 +1,11 @@
 """The one config: defaults, YAML, flags, and errors that name the key."""
 
+import json
+
 import pytest
 
 from pipeline.config import ConfigError, PipelineConfig
+from trainer_module.settings import TrainerSettings, TrainingConfig
 
 
 def test_defaults_are_deepctr_mmoe_defaults():
@@ -50,6 +53,14 @@ def test_overrides_apply_together():
     assert config.drift[0].infinity_norm == 0.2
 
 
+def test_warm_start_settings_travel_to_the_trainer():
+    assert (TrainingConfig().warm_start, TrainingConfig().warm_start_mismatch) == (False, 'fail')
+    settings = PipelineConfig().with_overrides(
+        ['training.warm_start=true', 'training.warm_start_mismatch=cold_start']).trainer_settings()
+    again = TrainerSettings.from_dict(json.loads(json.dumps(settings.to_dict())))
+    assert (again.training.warm_start, again.training.warm_start_mismatch) == (True, 'cold_start')
+
+
 @pytest.mark.parametrize('assignment, named', [
     ('model.num_expert=4', 'config.model.num_expert: unknown key'),
     ('model.num_experts=many', 'config.model.num_experts: expected a number'),
@@ -68,6 +79,9 @@ def test_overrides_apply_together():
      "tasks: 'click-through' is not a valid name"),
     ('training.distribution=tpu', "training.distribution: 'tpu' is not one of"),
     ('training.loss_weighting=equal', "training.loss_weighting: 'equal' is not one of"),
+    ('training.warm_start_mismatch=ignore',
+     "training.warm_start_mismatch: 'ignore' is not one of ('fail', 'cold_start')"),
+    ('training.warm_start=maybe', 'config.training.warm_start: expected true or false'),
     ('training.steps_per_execution=0',
      'training.steps_per_execution: must be a whole number, at least 1, got 0'),
     ('training.train_steps=2.5', 'training.train_steps: must be a whole number, at least 1'),

@@ -21,6 +21,9 @@ DISTRIBUTIONS = ('none', 'mirrored', 'multi_worker_mirrored')
 # How the tasks' losses add up: by their fixed `loss_weight`s, or each also weighted by a learned
 # variance (Kendall, Gal and Cipolla, CVPR 2018; `layers.TaskUncertainty`).
 LOSS_WEIGHTINGS = ('fixed', 'uncertainty')
+# What a warm start does when the base model's features, tasks or architecture differ from the
+# config's (trainer_module/warm_start.py): stop the run naming the difference, or train from scratch.
+WARM_START_MISMATCHES = ('fail', 'cold_start')
 # Beside the SavedModel in the Trainer's model artifact: each task's mean gate weight per expert.
 GATE_REPORT_DIR = 'gate_report'
 GATE_REPORT_FILE = 'gates.json'  # in GATE_REPORT_DIR: gate weights, gate use, expert similarity
@@ -98,7 +101,14 @@ class TrainingConfig:
     the same machine trains the same weights (docs/reproducibility.md).
     `loss_weighting`: 'fixed' adds the tasks' losses times their `loss_weight`; 'uncertainty' also
     learns a log-variance per task that weights its loss (`layers.TaskUncertainty`), reported in
-    the run summary and TensorBoard."""
+    the run summary and TensorBoard.
+    `warm_start`: start from the weights of the Trainer's base model (the model that serves, which
+    the pipeline gives the Trainer as `base_model`) rather than from the initializers: every
+    weight copied but the embeddings, whose rows are carried over by token where the vocabulary
+    changed (trainer_module/warm_start.py); with no base model (nothing serves yet) it trains from
+    scratch. `warm_start_mismatch`: what it does when the base model's features, tasks or
+    architecture differ from this config's: 'fail' stops the run naming the difference,
+    'cold_start' warns naming it and trains from scratch (WARM_START_MISMATCHES)."""
     epochs: float = 10.0
     train_steps: Optional[int] = None
     evaluations_per_epoch: int = 4
@@ -113,6 +123,8 @@ class TrainingConfig:
     distribution: str = 'none'
     deterministic: bool = True
     loss_weighting: str = 'fixed'
+    warm_start: bool = False
+    warm_start_mismatch: str = 'fail'
 
 
 class TaskColumns:
