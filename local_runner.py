@@ -3,6 +3,7 @@
     python local_runner.py                              # the bundled e-commerce data
     python local_runner.py --data DIR --config FILE     # your CSVs, your config (pipeline.draft)
     python local_runner.py --set model.num_experts=4 --epochs 5
+    python local_runner.py --data DIR --config FILE --span 12   # data by span: one day's run
 
 Everything a run writes goes under --output (default ./outputs): pipeline_root/ (artifacts),
 metadata.sqlite, serving_model/ (pushed models), logs/, and run_summary.json.
@@ -16,9 +17,9 @@ import json
 import os
 import sys
 import time
-from typing import List
+from typing import List, Optional
 
-from pipeline import output_lock
+from pipeline import output_lock, spans
 from pipeline.cli import add_pipeline_flags, config_from_flags
 from pipeline.config import PROJECT_DIR, ConfigError, PipelineConfig
 
@@ -40,6 +41,11 @@ def parse_args(argv=None):
     add_pipeline_flags(parser)
     parser.add_argument('--output', default='outputs', help='where everything is written')
     parser.add_argument('--no-cache', action='store_true', help='run every component again')
+    parser.add_argument('--span', type=int,
+                        help='data by span (csv_pattern with {SPAN} or a date): the span to judge '
+                             'on, trained on the spans before it (default: the newest)')
+    parser.add_argument('--backfill', action='store_true',
+                        help='with --span: a span older than the serving model\'s is meant')
     parser.add_argument('-v', '--verbose', action='store_true',
                         help='show TensorFlow, Beam and TFX logging on the terminal')
     return parser.parse_args(argv)
@@ -57,11 +63,13 @@ def _header(csv_file: str) -> List[str]:
         return [name.strip() for name in next(csv.reader(f), [])]
 
 
-def check_inputs(config: PipelineConfig):
-    """Fails fast, before any component, on a missing or empty data directory or schema."""
+def check_inputs(config: PipelineConfig, csv_pattern: Optional[str] = None):
+    """Fails fast, before any component, on a missing or empty data directory or schema.
+    `csv_pattern`: the files a run reads instead of the config's (one span's)."""
     if not os.path.isdir(config.data):
         raise ConfigError(f'data: {config.data} is not a directory')
-    for pattern in filter(None, (config.csv_pattern, config.eval_csv_pattern)):
+    csv_pattern = csv_pattern or config.csv_pattern
+    for pattern in filter(None, (csv_pattern, config.eval_csv_pattern)):
         files = sorted(glob.glob(os.path.join(config.data, pattern)))
         if not files:
             raise ConfigError(f'data: no file matches {pattern} in {config.data}')
@@ -78,7 +86,7 @@ def check_inputs(config: PipelineConfig):
     group_by = config.evaluation.group_by
     if group_by is not None:
         for path in sorted(glob.glob(os.path.join(config.data, config.eval_csv_pattern
-                                                  or config.csv_pattern))):
+                                                  or csv_pattern))):
             if group_by not in _header(path):
                 raise ConfigError(f'evaluation.group_by: {group_by!r} is not a column of {path}, '
                                   'which the eval split is read from')
@@ -151,7 +159,12 @@ def main(argv=None):
     }
     try:
         config = config_from_flags(args)
-        check_inputs(config)
+        if not spans.by_span(config.csv_pattern):
+            if args.span is not None or args.backfill:
+                raise ConfigError(f'--span: csv_pattern {config.csv_pattern!r} does not name '
+                                  'spans ({SPAN} or {YYYY}-{MM}-{DD}, docs/continuous-training.md)')
+            # By span, the spans to check are known once the metadata store is held (_run).
+            check_inputs(config)
     except ConfigError as e:
         sys.exit(f'error: {e}')
     try:
@@ -174,26 +187,46 @@ def _run(args, config: PipelineConfig, output: str, paths) -> int:
     from tfx import v1 as tfx
 
     from pipeline.pipeline import create_pipeline
-    from pipeline.run_report import summarize
+    from pipeline.run_report import span_record, summarize
     from trainer_module.runtime import set_op_threads
 
     # The Trainer runs in this process, and TensorFlow takes its thread setting before its first op.
     set_op_threads(config.training.intra_op_parallelism_threads)
 
-    beam_args = list(LOCAL_BEAM_ARGS) + args.beam_arg
-    try:
-        pipeline = create_pipeline(
+    span_plan, unread = None, []
+    if spans.by_span(config.csv_pattern):
+        record = span_record(paths['metadata'], config.pipeline_name)
+        try:
+            span_plan = spans.plan(config.data, config.csv_pattern, config.training.window_spans,
+                                   args.span, record.blessed, args.backfill)
+            # The window's spans that no run read (or whose checks failed) are read first.
+            unread = [span for span in span_plan.window if span not in record.checked]
+            for span in (*unread, span_plan.span):
+                check_inputs(config, spans.files_of(config.csv_pattern, span))
+        except ConfigError as e:
+            sys.stderr.write(f'error: {e}\n')
+            return 1
+        print(_describe_plan(config.csv_pattern, span_plan, unread))
+
+    def pipeline(**kwargs):
+        return create_pipeline(
             config, paths['pipeline_root'], paths['serving'],
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
                 paths['metadata']),
-            beam_pipeline_args=beam_args,
-            enable_cache=not args.no_cache)
+            beam_pipeline_args=list(LOCAL_BEAM_ARGS) + args.beam_arg,
+            enable_cache=not args.no_cache, **kwargs)
+
+    try:
+        run = pipeline(spans=span_plan)
     except ConfigError as e:
         sys.stderr.write(f'error: {e}\n')
         return 1
     started = time.monotonic()
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        for span in unread:
+            tfx.orchestration.LocalDagRunner().run(
+                pipeline(spans=spans.SpanPlan(span, ()), ingest_only=True))
+        tfx.orchestration.LocalDagRunner().run(run)
     except Exception as error:  # pylint: disable=broad-except
         import logging  # pylint: disable=import-outside-toplevel
         logging.getLogger(__name__).exception('The pipeline failed')
@@ -207,6 +240,20 @@ def _run(args, config: PipelineConfig, output: str, paths) -> int:
         json.dump(summary, f, indent=2)
     _print_summary(summary, paths, time.monotonic() - started, sys.stdout)
     return 0
+
+
+def _describe_plan(pattern: str, plan: 'spans.SpanPlan', unread: List[int]) -> str:
+    """What a run by span reads, in a line or two."""
+    if not plan.window:
+        return (f'{spans.name(pattern, plan.span)}: the first span, trained and judged on hash '
+                'splits of its own rows')
+    trained = (spans.name(pattern, plan.window[0]) if len(plan.window) == 1 else
+               f'{spans.name(pattern, plan.window[0])} to {spans.name(pattern, plan.window[-1])}')
+    line = f'Judging on {spans.name(pattern, plan.span)}, training on {trained}'
+    if unread:
+        line += ('\n(reading first, as no run read them: '
+                 + ', '.join(spans.name(pattern, span) for span in unread) + ')')
+    return line
 
 
 def _root_message(error: BaseException) -> str:

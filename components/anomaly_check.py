@@ -30,6 +30,7 @@ from tfx.types import standard_artifacts
 from tfx.types.experimental import simple_artifacts
 from tfx.utils import io_utils
 
+from components.span_window import EXAMPLES_ID, SPAN, span_of
 from trainer_module.settings import PROGRESS_LOGGER
 
 TRAIN_SPLIT = 'train'
@@ -120,11 +121,14 @@ def AnomalyCheck(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
                  checked_statistics: OutputArtifact[CheckedStatistics],
                  statistics: InputArtifact[standard_artifacts.ExampleStatistics] = None,
                  drift: InputArtifact[standard_artifacts.ExampleAnomalies] = None,
+                 examples: InputArtifact[standard_artifacts.Examples] = None,
                  fail_on_anomalies: Parameter[bool] = True,
                  binary_labels: Parameter[str] = '[]',
                  sample_spaces: Parameter[str] = '{}'):
     """`binary_labels`: the JSON list of the binary tasks' label columns; `sample_spaces`: JSON
-    {task: the label column of its sample space} of the tasks that have one."""
+    {task: the label column of its sample space} of the tasks that have one. `examples`: the
+    examples the statistics describe, whose id and span the published statistics record
+    (components/span_window.py: what was checked is what a training window may read)."""
     problems = (training_split_problems(statistics, json.loads(binary_labels))
                 + sample_space_problems(statistics, json.loads(sample_spaces))
                 if statistics is not None else [])
@@ -152,3 +156,6 @@ def AnomalyCheck(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
     if statistics is not None:
         # The split directories (Split-<name>) come along: they name the splits.
         io_utils.copy_dir(statistics.uri, checked_statistics.uri)
+    if examples is not None:
+        checked_statistics.set_int_custom_property(EXAMPLES_ID, examples.id or 0)
+        checked_statistics.set_int_custom_property(SPAN, span_of(examples))

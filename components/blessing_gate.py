@@ -27,6 +27,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
 from components import group_auc, intervals
+from components.span_window import SPAN
 from trainer_module.task_types.binary import AUC, CALIBRATION
 from trainer_module.task_types.regression import MSE
 
@@ -216,29 +217,33 @@ def decide(tasks: List[str], evaluator_verdicts: Dict[str, Dict],
 
 
 def judge(model: types.Artifact, evaluation_uris: Dict[str, str], tasks: List[str],
-          interval_tests: Dict[str, Dict], blessing: types.Artifact):
-    """Judges the TFMA outputs `evaluation_uris` {task: uri} and writes the verdict."""
+          interval_tests: Dict[str, Dict], blessing: types.Artifact, span: Optional[int] = None):
+    """Judges the TFMA outputs `evaluation_uris` {task: uri} and writes the verdict; `span`: the
+    span the evaluations read, where the data is by span."""
     blessed, verdicts = decide(
         tasks, {task: task_verdict(uri) for task, uri in evaluation_uris.items()},
         {task: overall_metrics(uri) for task, uri in evaluation_uris.items()},
         {task: overall_intervals(uri) for task, uri in evaluation_uris.items()}, interval_tests)
-    write_verdict(model, evaluation_uris, blessed, verdicts, blessing)
+    write_verdict(model, evaluation_uris, blessed, verdicts, blessing, span)
 
 
 def write_verdict(model: types.Artifact, evaluation_uris: Dict[str, str], blessed: bool,
-                  verdicts: Dict[str, Dict], blessing: types.Artifact):
-    """Into `blessing`: properties (the verdict per task, `blessed`, the model), verdict.json and a
-    BLESSED or NOT_BLESSED marker."""
+                  verdicts: Dict[str, Dict], blessing: types.Artifact, span: Optional[int] = None):
+    """Into `blessing`: properties (the verdict per task, `blessed`, the model, the span judged
+    on), verdict.json and a BLESSED or NOT_BLESSED marker."""
     for task, verdict in verdicts.items():
         blessing.set_string_custom_property(f'verdict_{task}', describe(verdict))
     blessing.set_int_custom_property('blessed', int(blessed))
     blessing.set_int_custom_property(ALL_TASKS_BLESSED, int(blessed))
     blessing.set_string_custom_property('current_model', model.uri)
     blessing.set_int_custom_property('current_model_id', model.id)
+    if span is not None:
+        blessing.set_int_custom_property(SPAN, span)
     io_utils.write_string_file(
         os.path.join(blessing.uri, VERDICT_FILE),
         json.dumps({'blessed': blessed, 'model': model.uri, 'evaluations': evaluation_uris,
-                    'tasks': verdicts}, indent=2))
+                    'tasks': verdicts, **({'span': span} if span is not None else {})},
+                   indent=2))
     # The same marker files TFX's Evaluator writes, for tools that look for them.
     io_utils.write_string_file(
         os.path.join(blessing.uri, 'BLESSED' if blessed else 'NOT_BLESSED'), '')
@@ -259,14 +264,17 @@ class Executor(evaluator_executor.Executor):
                            if input_dict.get(evaluation_key(task))}
         judge(artifact_utils.get_single_instance(input_dict['model']), evaluation_uris, tasks,
               json.loads(exec_properties.get('interval_tests') or '{}'),
-              artifact_utils.get_single_instance(output_dict['blessing']))
+              artifact_utils.get_single_instance(output_dict['blessing']),
+              exec_properties.get(SPAN))
 
 
 class BlessingGateSpec(types.ComponentSpec):
     """The inputs every gate has; each instance adds `<task>_evaluation` per task."""
     PARAMETERS = {'task_names': ExecutionParameter(type=str),
                   # {task: pipeline.evaluation.interval_tests()}, as JSON.
-                  'interval_tests': ExecutionParameter(type=str, optional=True)}
+                  'interval_tests': ExecutionParameter(type=str, optional=True),
+                  # The span the evaluations read (pipeline/spans.py), recorded on the blessing.
+                  SPAN: ExecutionParameter(type=int, optional=True)}
     INPUTS = {'model': ChannelParameter(type=standard_artifacts.Model)}
     OUTPUTS = {'blessing': ChannelParameter(type=standard_artifacts.ModelBlessing)}
 
@@ -280,15 +288,16 @@ class BlessingGate(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, model: types.BaseChannel, evaluations: Dict[str, types.BaseChannel],
-                 interval_tests: Optional[Dict[str, Dict]] = None):
+                 interval_tests: Optional[Dict[str, Dict]] = None, span: Optional[int] = None):
         """`evaluations`: {task: its Evaluator's `evaluation` channel}, in task order;
-        `interval_tests`: {task: `pipeline.evaluation.interval_tests()`}."""
+        `interval_tests`: {task: `pipeline.evaluation.interval_tests()`}; `span`: the span they
+        judge on, where the data is by span."""
         spec_class = type(BlessingGateSpec.__name__, (BlessingGateSpec,), {'INPUTS': {
             **BlessingGateSpec.INPUTS,
             **{evaluation_key(task): ChannelParameter(type=standard_artifacts.ModelEvaluation)
                for task in evaluations}}})
         super().__init__(spec_class(
             model=model, task_names=json.dumps(list(evaluations)),
-            interval_tests=json.dumps(interval_tests or {}, sort_keys=True),
+            interval_tests=json.dumps(interval_tests or {}, sort_keys=True), **{SPAN: span},
             blessing=types.Channel(type=standard_artifacts.ModelBlessing),
             **{evaluation_key(task): channel for task, channel in evaluations.items()}))

@@ -251,6 +251,7 @@ class PipelineConfig(TaskColumns):
             raise ConfigError(f'training.warm_start_mismatch: '
                               f'{self.training.warm_start_mismatch!r} is not one of '
                               f'{WARM_START_MISMATCHES}')
+        self._check_spans()
         if not isinstance(self.training.max_memory_mb, int) or self.training.max_memory_mb < 0:
             raise ConfigError('training.max_memory_mb: must be a whole number of MB, 0 to always '
                               f'stream, got {self.training.max_memory_mb!r}')
@@ -300,6 +301,30 @@ class PipelineConfig(TaskColumns):
                                       f'{value}')
         if self.num_oov_buckets < 1:
             raise ConfigError('num_oov_buckets must be >= 1 so that unseen values get an OOV id')
+
+    def _check_spans(self):
+        """Data by span (pipeline/spans.py): the patterns TFX's ExampleGen reads alike, no files of
+        one's own for eval (the newest span is the eval data), and the settings that need spans."""
+        from pipeline import spans  # pylint: disable=import-outside-toplevel  (it imports this)
+        by_span = spans.by_span(self.csv_pattern)
+        if by_span:
+            spans.check_pattern(self.csv_pattern, 'csv_pattern')
+        for key in ('eval_csv_pattern', 'validation_csv_pattern'):
+            pattern = getattr(self, key)
+            if pattern and by_span:
+                raise ConfigError(f'{key}: with csv_pattern by span ({self.csv_pattern}) each run '
+                                  'judges on the newest span and draws validation rows from the '
+                                  'spans it trains on by hash; remove it')
+            if pattern and spans.by_span(pattern):
+                raise ConfigError(f'{key}: {pattern!r} names a span: name it in csv_pattern, '
+                                  'which the spans are read from')
+        if not isinstance(self.training.window_spans, int) or self.training.window_spans < 1:
+            raise ConfigError('training.window_spans: must be a whole number of spans, at least 1, '
+                              f'got {self.training.window_spans!r}')
+        if self.training.warm_start and not by_span:
+            raise ConfigError('training.warm_start: needs data by span (csv_pattern with {SPAN} '
+                              'or {YYYY}-{MM}-{DD}, docs/continuous-training.md): a run starts '
+                              'from the model judged on the span before its own')
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

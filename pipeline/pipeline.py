@@ -28,11 +28,19 @@ from components.drift_validator import DriftValidator, LatestIfAnyStrategy
 from components.evaluator import Evaluator
 from components.serving_baseline import COMPONENT_ID as SERVING_BASELINE_ID
 from components.serving_baseline import ServingBaseline
+from components.span_window import (
+    CHECKED_KEY,
+    EXAMPLES_KEY,
+    LatestBlessedBeforeStrategy,
+    WindowStrategy,
+)
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import bayes_aucs, eval_config, evaluator_id, interval_tests
+from pipeline.spans import SpanPlan
 from trainer_module import features
 
 PREPROCESSING_FN = 'trainer_module.preprocessing.preprocessing_fn'
+TRAINER_ID = 'Trainer'
 RUN_FN = 'trainer_module.run.run_fn'
 # How many of the gate's past runs each task's dashboard page shows in its History.
 HISTORY_RUNS = 30
@@ -74,6 +82,15 @@ def _split_configs(config: PipelineConfig):
             {name: shares[name] for name in [TRAIN, *drawn]} if drawn else {})
 
 
+def _blessed_models() -> Dict[str, Any]:
+    """A resolver's inputs: every model of the Trainer and every blessing of the gate."""
+    # Any: mypy would match the channels given by ** against Resolver's `config` argument.
+    return {MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                                       producer_component_id=TRAINER_ID),
+            BLESSING_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                          producer_component_id=GATE_ID)}
+
+
 def drift_config(config: PipelineConfig) -> tfx.proto.DistributionValidatorConfig:
     """DistributionValidator's comparators, one per `drift` bound."""
     drift = tfx.proto.DistributionValidatorConfig()
@@ -93,12 +110,20 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
                     beam_pipeline_args: Optional[List[str]] = None,
                     enable_cache: bool = True,
                     baselines: Baselines = Baselines.METADATA,
-                    history_runs: int = HISTORY_RUNS) -> tfx.dsl.Pipeline:
+                    history_runs: int = HISTORY_RUNS,
+                    spans: Optional[SpanPlan] = None,
+                    ingest_only: bool = False) -> tfx.dsl.Pipeline:
     """`baselines`: where the drift check's and the Evaluators' baselines come from (Baselines).
     `history_runs`: how many of the gate's past verdicts (from ML Metadata) the dashboards'
     History shows; 0 for none (KFP v2 compiles no Resolver that returns more than one
-    artifact)."""
+    artifact).
+    `spans`: for data by span (pipeline/spans.py), the span this run reads and judges on and the
+    earlier spans it trains on, which earlier runs read; `ingest_only`: the pipeline up to the
+    data checks only, which reads a span of a window that no run read yet."""
     split_configs, split_off_train = _split_configs(config)
+    if spans is not None:
+        split_configs['range_config'] = tfx.proto.RangeConfig(static_range=tfx.proto.StaticRange(
+            start_span_number=spans.span, end_span_number=spans.span))
     example_gen = FileBasedExampleGen(
         input_base=config.data,
         custom_config=csv_example_gen.custom_config(config.schema, config.bad_rows,
@@ -139,11 +164,37 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         binary_labels=json.dumps([task.label for task in config.tasks if task.kind.binary_labels]),
         sample_spaces=json.dumps({task.name: config.sample_space(task) for task in config.tasks
                                   if task.given}, sort_keys=True),
+        examples=example_gen.outputs['examples'],
     ).with_id(ANOMALY_CHECK_ID)
+    checks = [example_gen, *filter(None, [serving_baseline]),
+              *([previous_statistics] if serving_baseline is None else []), statistics_gen,
+              schema_gen, example_validator, drift_validator, anomaly_check]
+    if ingest_only:
+        return tfx.dsl.Pipeline(
+            pipeline_name=config.pipeline_name, pipeline_root=pipeline_root, components=checks,
+            enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
+            beam_pipeline_args=list(beam_pipeline_args or []))
+
+    # By span, the Trainer learns from the window's spans before this one, and the Evaluators
+    # judge on every row of this one: a time-based eval split. The first span has no window.
+    window = spans.window if spans is not None else ()
+    training_examples = example_gen.outputs['examples']
+    window_resolver = []
+    if window:
+        window_resolver = [tfx.dsl.Resolver(
+            strategy_class=WindowStrategy, config={'first': window[0], 'last': window[-1]},
+            **{EXAMPLES_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples,
+                                             producer_component_id=example_gen.id,
+                                             output_key='examples'),
+               CHECKED_KEY: tfx.dsl.Channel(type=CheckedStatistics,
+                                            producer_component_id=ANOMALY_CHECK_ID,
+                                            output_key=CHECKED_STATISTICS_KEY)},
+        ).with_id('training_window_resolver')]
+        training_examples = window_resolver[0].outputs[EXAMPLES_KEY]
 
     # TFX's Transform, reading and writing a batch of examples at a time (components/transform.py).
     transform = transform_component.Transform(
-        examples=example_gen.outputs['examples'],
+        examples=training_examples,
         schema=schema_gen.outputs['schema'],
         preprocessing_fn=PREPROCESSING_FN,
         # Vocabularies and scaling from the training rows only; eval is never transformed (the
@@ -159,8 +210,22 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     # Transform reads the examples directly; it must still wait for the anomaly check.
     transform.add_upstream_node(anomaly_check)
 
+    # Warm start (training.warm_start, by span only): from the model blessed on the newest span
+    # before this one, which is the model that serves unless this span was judged already (a rerun
+    # then starts from what the first run started from, and comes from the cache). From the serving
+    # directory, the model that serves (empty where none does: a cold start).
+    warm_start: List[Any] = []
+    base_model = None
+    if config.training.warm_start and serving_baseline is not None:
+        base_model = serving_baseline.outputs['model']
+    elif config.training.warm_start and spans is not None:
+        warm_start = [tfx.dsl.Resolver(
+            strategy_class=LatestBlessedBeforeStrategy, config={'span': spans.span},
+            **_blessed_models()).with_id('warm_start_model_resolver')]
+        base_model = warm_start[0].outputs[MODEL_KEY]
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
+        base_model=base_model,
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
         schema=schema_gen.outputs['schema'],
@@ -168,7 +233,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
         eval_args=tfx.proto.EvalArgs(splits=[VALIDATION]),
         custom_config=config.trainer_settings().to_dict(),
-        custom_executor_spec=executor_spec.ExecutorClassSpec(trainer_executor.Executor))
+        custom_executor_spec=executor_spec.ExecutorClassSpec(trainer_executor.Executor),
+    ).with_id(TRAINER_ID)
 
     # The baseline is the latest model the gate blessed: never one that only some tasks blessed,
     # and (locally) never the candidate itself. From the serving directory, the model that serves.
@@ -176,12 +242,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     if serving_baseline is not None:
         baseline_model = serving_baseline.outputs['model']
     else:
-        # Any: mypy would match the channels given by ** against Resolver's `config` argument.
-        blessed: Dict[str, Any] = {
-            MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
-                                       producer_component_id=trainer.id),
-            BLESSING_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
-                                          producer_component_id=GATE_ID)}
+        blessed = _blessed_models()
         if baselines is Baselines.METADATA_QUERIES:
             baseline_resolver = tfx.dsl.Resolver(
                 strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **blessed)
@@ -191,7 +252,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
                 **{CANDIDATE_KEY: trainer.outputs['model'], **blessed})
         baseline_resolver = baseline_resolver.with_id('latest_blessed_model_resolver')
         baseline_model = baseline_resolver.outputs['model']
-        resolvers = [previous_statistics, baseline_resolver]
+        resolvers = [baseline_resolver]
 
     evaluators = [
         Evaluator(
@@ -200,7 +261,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
             baseline_model=baseline_model,
             schema=schema_gen.outputs['schema'],
             eval_config=eval_config(config, task),
-            example_splits=[EVAL],
+            example_splits=list(SPLITS) if window else [EVAL],
             # TFMA's extractors, with groups of examples instead of single ones after the model
             # (the Evaluator's executor builds TFMA's metrics with combiners for such groups).
             module_path=grouped_evaluation.__name__,
@@ -212,6 +273,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         evaluations={task.name: evaluator.outputs['evaluation']
                      for task, evaluator in zip(config.tasks, evaluators)},
         interval_tests={task.name: interval_tests(task) for task in config.tasks},
+        span=spans.span if spans is not None else None,
     ).with_id(GATE_ID)
     # The gate's past verdicts, whatever they were: the dashboards' History.
     history = [tfx.dsl.Resolver(
@@ -243,9 +305,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, *filter(None, [serving_baseline]), *resolvers, statistics_gen,
-                    schema_gen, example_validator, drift_validator, anomaly_check, transform,
-                    trainer, *evaluators, gate, *history, dashboard, pusher],
+        components=[*checks, *window_resolver, transform, *warm_start, trainer, *resolvers,
+                    *evaluators, gate, *history, dashboard, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args or []))

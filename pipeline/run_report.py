@@ -4,15 +4,18 @@ output artifacts, and the per-task evaluation results and blessing verdicts."""
 import dataclasses
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, FrozenSet, List, NamedTuple, Optional
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
+from tfx.types import artifact_utils, standard_artifacts
 
 from components import atomic_pusher, csv_example_gen
 from components.blessing_gate import COMPONENT_ID as GATE_ID
 from components.blessing_gate import VERDICT_FILE, overall_metrics
+from components.anomaly_check import CheckedStatistics
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID
+from components.span_window import SPAN, checked_examples, span_of
 from components.trainer_executor import read_provenance
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import evaluator_id
@@ -67,6 +70,36 @@ def latest_run(store: mlmd.MetadataStore, pipeline_name: str) -> Dict[str, NodeR
         result[node_id] = NodeRun(node_id, _STATE_NAMES.get(execution.last_known_state, '?'),
                                   outputs, seconds)
     return result
+
+
+class SpanRecord(NamedTuple):
+    """What earlier runs did with data by span: `checked`, the spans whose examples passed the data
+    checks (a training window may read them); `blessed`, the newest span the gate blessed a model
+    on (the serving model's), None for none."""
+    checked: FrozenSet[int]
+    blessed: Optional[int]
+
+
+def span_record(metadata_path: str, pipeline_name: str) -> SpanRecord:
+    """The SpanRecord of `pipeline_name` in the store at `metadata_path` (none there yet: empty)."""
+    if not os.path.exists(metadata_path):
+        return SpanRecord(frozenset(), None)
+    store = sqlite_store(metadata_path)
+    context = store.get_context_by_type_and_name('pipeline', pipeline_name)
+    if context is None:
+        return SpanRecord(frozenset(), None)
+    types = {t.id: t for t in store.get_artifact_types()}
+    by_type: Dict[str, list] = {}
+    for artifact in store.get_artifacts_by_context(context.id):
+        if artifact.state == metadata_store_pb2.Artifact.LIVE:
+            artifact_type = types[artifact.type_id]
+            by_type.setdefault(artifact_type.name, []).append(
+                artifact_utils.deserialize_artifact(artifact_type, artifact))
+    checked = checked_examples(by_type.get(standard_artifacts.Examples.TYPE_NAME, []),
+                               by_type.get(CheckedStatistics.TYPE_NAME, []))
+    blessed = [span_of(b) for b in by_type.get(standard_artifacts.ModelBlessing.TYPE_NAME, [])
+               if b.has_custom_property(SPAN) and b.get_int_custom_property('blessed') == 1]
+    return SpanRecord(frozenset(checked), max(blessed, default=None))
 
 
 def _custom_properties(artifact: metadata_store_pb2.Artifact) -> Dict:

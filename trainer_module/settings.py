@@ -108,7 +108,10 @@ class TrainingConfig:
     changed (trainer_module/warm_start.py); with no base model (nothing serves yet) it trains from
     scratch. `warm_start_mismatch`: what it does when the base model's features, tasks or
     architecture differ from this config's: 'fail' stops the run naming the difference,
-    'cold_start' warns naming it and trains from scratch (WARM_START_MISMATCHES)."""
+    'cold_start' warns naming it and trains from scratch (WARM_START_MISMATCHES).
+    `window_spans` is read by the pipeline, not here: where the data is by span
+    (pipeline/spans.py), the Trainer learns from the last `window_spans` spans before the one the
+    run judges on."""
     epochs: float = 10.0
     train_steps: Optional[int] = None
     evaluations_per_epoch: int = 4
@@ -125,6 +128,7 @@ class TrainingConfig:
     loss_weighting: str = 'fixed'
     warm_start: bool = False
     warm_start_mismatch: str = 'fail'
+    window_spans: int = 7
 
 
 class TaskColumns:
