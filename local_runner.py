@@ -119,11 +119,25 @@ def _print_summary(summary, paths, seconds, stream):
     if bad_rows and bad_rows['count']:
         stream.write(f'  bad CSV rows:   {bad_rows["count"]} set aside, listed in '
                      f'{bad_rows["listed_in"]}\n')
+    by_span = summary.get('spans')
+    if by_span:
+        trained_on = ', '.join(by_span['trained_on']) or 'hash splits of its own rows'
+        stream.write(f'  spans:          judged on {by_span["judged_on"]}, trained on '
+                     f'{trained_on}\n')
     trained = summary['trained_model']
     if trained:
         properties = trained['properties']
         stream.write(f'  trained model:  {trained["uri"]} (seed {properties.get("seed")}, training '
                      f'data {properties.get("train_data_fingerprint", "")[:12]})\n')
+        warm_start = json.loads(properties.get('warm_start') or '{}')
+        if warm_start.get('warm'):
+            stream.write(f'  warm start:     from {warm_start["base_model"]} (embedding rows '
+                         'carried by token: ' + ', '.join(
+                             f'{name} {counts["carried"]:,} of {counts["carried"] + counts["new"]:,}'
+                             for name, counts in warm_start['tables'].items()) + ')\n')
+        elif json.loads(properties.get('trainer_settings') or '{}').get(
+                'training', {}).get('warm_start'):
+            stream.write(f'  warm start:     none, trained from scratch: {warm_start["reason"]}\n')
         if trained['task_log_variance']:
             stream.write('  learned log-variances (uncertainty loss weighting): ' + '  '.join(
                 f'{task} {value:.3f}' for task, value in trained['task_log_variance'].items())
@@ -236,6 +250,11 @@ def _run(args, config: PipelineConfig, output: str, paths) -> int:
         return 1
     summary = summarize(paths['metadata'], config)
     summary.update(paths=paths, seconds=round(time.monotonic() - started, 1))
+    if span_plan is not None:
+        summary['spans'] = {
+            'span': span_plan.span, 'window': list(span_plan.window), 'read_first': unread,
+            'judged_on': spans.name(config.csv_pattern, span_plan.span),
+            'trained_on': [spans.name(config.csv_pattern, span) for span in span_plan.window]}
     with open(paths['summary'], 'w') as f:
         json.dump(summary, f, indent=2)
     _print_summary(summary, paths, time.monotonic() - started, sys.stdout)

@@ -34,7 +34,7 @@ from components.span_window import (
     LatestBlessedBeforeStrategy,
     WindowStrategy,
 )
-from pipeline.config import PipelineConfig
+from pipeline.config import ConfigError, PipelineConfig
 from pipeline.evaluation import bayes_aucs, eval_config, evaluator_id, interval_tests
 from pipeline.spans import SpanPlan
 from trainer_module import features
@@ -218,6 +218,10 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     base_model = None
     if config.training.warm_start and serving_baseline is not None:
         base_model = serving_baseline.outputs['model']
+    elif config.training.warm_start and baselines is Baselines.METADATA_QUERIES:
+        raise ConfigError('training.warm_start: not on Vertex AI yet (its compiled resolvers '
+                          'cannot pick the model blessed on the span before the run\'s); '
+                          'docs/continuous-training.md')
     elif config.training.warm_start and spans is not None:
         warm_start = [tfx.dsl.Resolver(
             strategy_class=LatestBlessedBeforeStrategy, config={'span': spans.span},

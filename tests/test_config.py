@@ -56,7 +56,8 @@ def test_overrides_apply_together():
 def test_warm_start_settings_travel_to_the_trainer():
     assert (TrainingConfig().warm_start, TrainingConfig().warm_start_mismatch) == (False, 'fail')
     settings = PipelineConfig().with_overrides(
-        ['training.warm_start=true', 'training.warm_start_mismatch=cold_start']).trainer_settings()
+        ['csv_pattern=span-{SPAN}/*.csv', 'training.warm_start=true',
+         'training.warm_start_mismatch=cold_start']).trainer_settings()
     again = TrainerSettings.from_dict(json.loads(json.dumps(settings.to_dict())))
     assert (again.training.warm_start, again.training.warm_start_mismatch) == (True, 'cold_start')
 

@@ -27,7 +27,8 @@ from trainer_module.task_types.binary import AUC, CALIBRATION
 
 def history_entries(blessings) -> List[Dict]:
     """One entry per BlessingGate blessing (artifacts from ML Metadata), oldest first:
-    {'run', 'time' (ms since the epoch), 'model', 'model_id', 'blessed', 'serving',
+    {'run', 'time' (ms since the epoch), 'span' (the span judged on, data by span; else None),
+    'model', 'model_id', 'blessed', 'serving',
     'tasks': {task: {'blessed', 'verdict', 'values': `overall_intervals()` of its evaluation,
     'gated': the metric it was gated on, 'calibration': its calibration bound or None}}}.
     'serving' marks the runs of the model the latest blessing blessed: the one the Pusher serves."""
@@ -48,6 +49,7 @@ def history_entries(blessings) -> List[Dict]:
         entries.append({
             'run': os.path.basename(blessing.uri.rstrip('/')),
             'time': blessing.mlmd_artifact.create_time_since_epoch or None,
+            'span': gate.get('span'),
             'model': gate['model'],
             'model_id': blessing.get_int_custom_property('current_model_id'),
             'blessed': bool(gate['blessed']), 'tasks': tasks, 'serving': False})
@@ -121,6 +123,8 @@ def history_section(task: str, entries: List[Dict], reference_auc: Optional[floa
     calibration_bound = results[-1]['calibration'] if results else None
     others = [name for name in METRICS if name not in (gated, CALIBRATION.name)
               and any(name in r['values'] for r in results)]
+    # Data by span: a run per span, and the span it was judged on beside the run.
+    by_span = any(entry.get('span') is not None for entry in entries)
     for entry in entries:
         result = entry['tasks'].get(task)
         if result is None:
@@ -131,7 +135,10 @@ def history_section(task: str, entries: List[Dict], reference_auc: Optional[floa
         css = '' if result['blessed'] else ' fail'
         serving = 'serving' if entry['serving'] else ''
         rows.append(
-            f'<tr><td>{html.escape(entry["run"])}</td><td class="name">{when}</td>'
+            f'<tr><td>{html.escape(entry["run"])}</td>'
+            + (f'<td>{entry.get("span") if entry.get("span") is not None else ""}</td>'
+               if by_span else '')
+            + f'<td class="name">{when}</td>'
             f'<td class="name"><code>{html.escape(os.path.basename(entry["model"]))}</code></td>'
             f'<td>{_value_and_interval(values, gated)}</td>'
             f'<td>{_value_and_interval(values, gated + " change", True)}</td>'
@@ -139,11 +146,12 @@ def history_section(task: str, entries: List[Dict], reference_auc: Optional[floa
             + f'<td>{_value_and_interval(values, CALIBRATION.name)}</td>'
             f'<td class="name{css}">{html.escape(result["verdict"])}</td>'
             f'<td class="name">{serving}</td></tr>')
-        points.append((entry['run'], values, result['blessed'], entry['serving']))
+        points.append((f'span {entry["span"]}' if by_span and entry.get('span') is not None
+                       else entry['run'], values, result['blessed'], entry['serving']))
     if not rows:
         return ''
     header = ''.join(f'<th>{name}</th>' for name in (
-        'gate run', 'time', 'model', f'{gated} (gated)', f'{gated} change from its baseline',
+        'gate run', *(['span'] if by_span else []), 'time', 'model', f'{gated} (gated)', f'{gated} change from its baseline',
         *others, CALIBRATION.name, 'verdict', 'serving'))
     reference = (f' The dashed line is the Bayes AUC of the data ({reference_auc:.3f}): what the '
                  'true probabilities reach.' if reference_auc is not None else '')
