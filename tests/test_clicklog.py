@@ -1,8 +1,9 @@
 """The click-log generator: determinism, the labels' funnel, the histories' format, the Zipf shapes,
-the Bayes AUC and the history's share of the signal."""
+the Bayes AUC, the history's share of the signal and the days' span folders."""
 
 import filecmp
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -150,3 +151,24 @@ def test_a_day_is_a_non_negative_integer():
         clicklog.generate(10, day=-1)
     with pytest.raises(ValueError, match='day'):
         clicklog.generate(10, day=0.5)
+
+
+def test_days_are_written_a_span_folder_each(tmp_path):
+    reports = clicklog.write_days(str(tmp_path), days=3, rows_per_day=200, seed=3, first_day=1)
+    assert sorted(reports) == [1, 2, 3]
+    frames = {}
+    for day in (1, 2, 3):
+        folder = tmp_path / f'span-{day}'
+        with open(folder / clicklog.BAYES_AUC_NAME) as f:
+            assert json.load(f) == reports[day] and reports[day]['day'] == day
+        frames[day] = pd.read_csv(folder / clicklog.CSV_NAME, keep_default_na=False,
+                                  dtype={name: str for name in clicklog.SEQUENCE_COLUMNS})
+        pd.testing.assert_frame_equal(frames[day], clicklog.generate(200, seed=3, day=day)[0],
+                                      check_dtype=False)
+    assert sorted(os.listdir(tmp_path)) == ['span-1', 'span-2', 'span-3']
+    assert not frames[1].equals(frames[2]) and not frames[2].equals(frames[3])
+    # One catalogue, its item popularity another on each day.
+    catalogue = clicklog._Catalogue(3)  # pylint: disable=protected-access
+    popularity = [catalogue.on_day(day)[0] for day in (1, 2, 3)]
+    assert not np.allclose(popularity[0], popularity[1])
+    assert not np.allclose(popularity[1], popularity[2])

@@ -14,9 +14,15 @@ can beat.
 
     python -m pipeline.datasets.clicklog --rows 1000000 --seed 7 --out /tmp/clicklog
 
-writes `clicklog.csv` and `bayes_auc.json`. `hist_item_ids` and `hist_categories` are
-`|`-separated lists of 0 to 50 ids; an empty history is an empty field (pandas reads it as NaN
-unless told `keep_default_na=False`).
+writes `clicklog.csv` and `bayes_auc.json`;
+
+    python -m pipeline.datasets.clicklog --rows 40000 --days 5 --day 1 --out /tmp/clicklog-days
+
+writes a day per folder, `span-1/` to `span-5/`, each its `clicklog.csv` and `bayes_auc.json`
+(`write_days`): data by span for continuous training (`csv_pattern: 'span-{SPAN}/*.csv'`).
+
+`hist_item_ids` and `hist_categories` are `|`-separated lists of 0 to 50 ids; an empty history is
+an empty field (pandas reads it as NaN unless told `keep_default_na=False`).
 
 The catalogue (items, their categories, prices and popularity, and the popularity's drift) depends
 on the seed only, so the logs of several days share it. Users are drawn per call: the same
@@ -270,18 +276,34 @@ def write(out_dir, rows, seed=7, day=0):
                                                   'bayes_auc': bayes_auc(frame, probabilities)})
 
 
+def write_days(out_dir, days, rows_per_day, seed=7, first_day=0):
+    """Writes day k's log into `out_dir/span-<k>/` (`write`: `clicklog.csv`, `bayes_auc.json`) for
+    k = first_day .. first_day + days - 1, one catalogue whose popularity drifts by day; returns
+    {day: its Bayes AUC report}."""
+    return {day: write(os.path.join(out_dir, f'span-{day}'), rows_per_day, seed, day)
+            for day in range(first_day, first_day + days)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--rows', type=int, default=100000, help='impressions to generate')
     parser.add_argument('--seed', type=int, default=7)
-    parser.add_argument('--day', type=int, default=0, help="the day's item popularity (drifts)")
+    parser.add_argument('--day', type=int, default=0,
+                        help="the day's item popularity (drifts); with --days, the first day")
+    parser.add_argument('--days', type=int,
+                        help='that many days, --rows each, in span-<day>/ folders under --out')
     parser.add_argument('--out', required=True, help='directory for the CSV and bayes_auc.json')
     args = parser.parse_args(argv)
-    report = write(args.out, args.rows, args.seed, args.day)
-    print(f'wrote {args.rows} rows to {os.path.join(args.out, CSV_NAME)}')
-    for task, auc in report['bayes_auc'].items():
-        print(f"{task}: positive rate {auc['positive_rate']:.3f}, "
-              f"Bayes AUC {auc['expected']:.3f} (on these rows {auc['on_sample']:.3f})")
+    if args.days is None:
+        reports = {None: write(args.out, args.rows, args.seed, args.day)}
+    else:
+        reports = write_days(args.out, args.days, args.rows, args.seed, args.day)
+    for day, report in reports.items():
+        out = args.out if day is None else os.path.join(args.out, f'span-{day}')
+        print(f'wrote {args.rows} rows to {os.path.join(out, CSV_NAME)}')
+        for task, auc in report['bayes_auc'].items():
+            print(f"{task}: positive rate {auc['positive_rate']:.3f}, "
+                  f"Bayes AUC {auc['expected']:.3f} (on these rows {auc['on_sample']:.3f})")
 
 
 if __name__ == '__main__':
