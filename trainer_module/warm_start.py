@@ -103,8 +103,8 @@ def warm_start(model: keras.Model, settings: TrainerSettings, tf_transform_outpu
         plan = _plan(model, settings, tf_transform_output, base_model)
     except Mismatch as e:
         if settings.training.warm_start_mismatch == 'fail':
-            raise ValueError(f'{e} (set training.warm_start_mismatch: cold_start to train '
-                             'from scratch instead)') from None
+            raise ValueError(f'{e}; set training.warm_start_mismatch: cold_start to train '
+                             'from scratch instead') from None
         PROGRESS.warning('Trainer starts cold: %s', e)
         return cold_report(base_model, str(e))
     report = plan.apply()
@@ -309,7 +309,7 @@ def _plan(model: keras.Model, settings: TrainerSettings, tf_transform_output,
     base_settings = read_base_settings(base_model)
     found = differences(base_settings, settings)
     if found:
-        raise Mismatch('warm start: ' + '; '.join(found) + f' (serving model {base_model})')
+        raise Mismatch('warm start: ' + '; '.join(found) + f' (the serving model at {base_model})')
     old_tokens = base_vocabularies(base_model, base_settings)
     base_columns = features.feature_columns(base_settings, lambda name: len(old_tokens[name]))
     # Built beside the new model, outside any distribution strategy: it is only read.
@@ -327,12 +327,12 @@ def _plan(model: keras.Model, settings: TrainerSettings, tf_transform_output,
     for name in missing:
         if name != 'task_uncertainty':  # loss weighting is a training setting
             raise Mismatch(f'warm start: the serving model has no layer {name!r}, this config '
-                           f'does (serving model {base_model})')
+                           f'does (the serving model at {base_model})')
         plan.fresh.extend(variable.name for variable in ours[name].weights)
     for name in extra:
         if name != 'task_uncertainty':
             raise Mismatch(f'warm start: the serving model has a layer {name!r}, this config '
-                           f'does not (serving model {base_model})')
+                           f'does not (the serving model at {base_model})')
     for name, layer in ours.items():
         if name not in theirs:
             continue
@@ -340,7 +340,7 @@ def _plan(model: keras.Model, settings: TrainerSettings, tf_transform_output,
         if type(source) is not type(layer):
             raise Mismatch(f'warm start: the serving model\'s layer {name!r} is a '
                            f'{type(source).__name__}, this config\'s a {type(layer).__name__} '
-                           f'(serving model {base_model})')
+                           f'(the serving model at {base_model})')
         if isinstance(layer, SparseEmbeddings):
             _plan_tables(plan, source, layer, base_settings, settings, old_tokens,
                          tf_transform_output)
@@ -350,7 +350,7 @@ def _plan(model: keras.Model, settings: TrainerSettings, tf_transform_output,
             raise Mismatch(f'warm start: the serving model\'s layer {name!r} has the weights '
                            f'{shapes}, this config\'s '
                            f'{[(_short_name(v), tuple(v.shape)) for v in layer.weights]} '
-                           f'(serving model {base_model})')
+                           f'(the serving model at {base_model})')
         plan.copies.extend(zip(source.weights, layer.weights))
     return plan
 
@@ -366,7 +366,7 @@ def _plan_tables(plan: _Plan, source: SparseEmbeddings, layer: SparseEmbeddings,
     for name, (index, first_row, rows) in ours.items():
         if name not in theirs:
             raise Mismatch(f'warm start: the serving model has no embedding table {name!r}, '
-                           f'this config has (serving model {plan.base_model})')
+                           f'this config has (the serving model at {plan.base_model})')
         variable = layer.tables[index]
         new_block = variable.numpy()[first_row:first_row + rows]
         old_index, old_first, old_rows = theirs[name]
