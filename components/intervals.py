@@ -124,9 +124,13 @@ class _IntervalsCombiner(ArraysCombiner):
         computed = {}
         for (name, change), key in self._keys.items():
             metric = METRICS[name]
-            computed[key] = (
-                metric.change_interval(labels, candidate, baseline, groups, self._confidence)
-                if change else metric.interval(labels, candidate, groups, self._confidence))
+            if change:
+                # Only metrics with a change interval get a change key (their Metric says so).
+                assert metric.change_interval is not None
+                computed[key] = metric.change_interval(labels, candidate, baseline, groups,
+                                                       self._confidence)
+            else:
+                computed[key] = metric.interval(labels, candidate, groups, self._confidence)
         # A BoundedValue is written as the value with TFMA's `confidence_interval`.
         return {key: metrics_for_slice_pb2.BoundedValue(
                     value={'value': interval.value}, lower_bound={'value': interval.lower},

@@ -11,9 +11,9 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
 from components import atomic_pusher, csv_example_gen
+from components.anomaly_check import CheckedStatistics
 from components.blessing_gate import COMPONENT_ID as GATE_ID
 from components.blessing_gate import VERDICT_FILE, overall_metrics
-from components.anomaly_check import CheckedStatistics
 from components.dashboard import COMPONENT_ID as DASHBOARD_ID
 from components.span_window import SPAN, checked_examples, span_of
 from components.trainer_executor import read_provenance

@@ -15,7 +15,7 @@ are more alike than EXPERT_SIMILARITY.
 """
 
 import math
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import tensorflow as tf
 import tf_keras as keras
@@ -89,7 +89,7 @@ def expert_similarity(model: keras.Model, dataset: tf.data.Dataset
     return similarity
 
 
-def collapse_warnings(uses: Dict[str, Dict], gate_experts: Dict[str, Sequence[str]],
+def collapse_warnings(uses: Dict[str, Dict], gate_experts: Mapping[str, Sequence[str]],
                       experts: Sequence[str],
                       similarity: Sequence[Sequence[Optional[float]]]) -> List[str]:
     """What the run summary and the dashboard warn about, naming the experts as `experts` (the
@@ -101,7 +101,7 @@ def collapse_warnings(uses: Dict[str, Dict], gate_experts: Dict[str, Sequence[st
     warnings += [f'{experts[i]} and {experts[j]} are near-identical: their outputs have a cosine '
                  f'similarity of {similarity[i][j]:.3f} (above {EXPERT_SIMILARITY})'
                  for i in range(len(similarity)) for j in range(i + 1, len(similarity))
-                 if similarity[i][j] is not None and similarity[i][j] > EXPERT_SIMILARITY]
+                 if (similarity[i][j] or 0.0) > EXPERT_SIMILARITY]
     return warnings
 
 

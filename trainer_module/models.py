@@ -433,7 +433,7 @@ def gate_weights_model(model: keras.Model) -> keras.Model:
 def expert_outputs(model: keras.Model) -> Dict[str, Any]:
     """{expert name: its [batch, units] output (Keras tensor)} of every expert of `model`, in the
     order the model builds them."""
-    outputs = {}
+    outputs: Dict[str, Any] = {}
     for layer in model.layers:
         if isinstance(layer, Experts):
             # Keras gives a layer of one output that output, not a list of it.

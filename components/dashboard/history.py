@@ -151,7 +151,8 @@ def history_section(task: str, entries: List[Dict], reference_auc: Optional[floa
     if not rows:
         return ''
     header = ''.join(f'<th>{name}</th>' for name in (
-        'gate run', *(['span'] if by_span else []), 'time', 'model', f'{gated} (gated)', f'{gated} change from its baseline',
+        'gate run', *(['span'] if by_span else []), 'time', 'model', f'{gated} (gated)',
+        f'{gated} change from its baseline',
         *others, CALIBRATION.name, 'verdict', 'serving'))
     reference = (f' The dashed line is the Bayes AUC of the data ({reference_auc:.3f}): what the '
                  'true probabilities reach.' if reference_auc is not None else '')

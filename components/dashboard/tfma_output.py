@@ -3,7 +3,7 @@ its metrics per slice and model, and the overall slice's ROC, precision-recall a
 curves; `notebook_view`, TFMA's own interactive view of the same output."""
 
 import json
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.writers import eval_config_writer
@@ -80,7 +80,7 @@ class TaskEvaluation:
                 if plot.HasField('calibration_histogram_buckets'):
                     model_curves['calibration'] = _calibration_bins(
                         plot.calibration_histogram_buckets.buckets)
-        settings = next((json.loads(metric.config) for spec in eval_config.metrics_specs
+        settings: Dict[str, Any] = next((json.loads(metric.config) for spec in eval_config.metrics_specs
                          for metric in spec.metrics
                          if metric.class_name == intervals.Intervals.__name__), {})
         return cls(evaluation_uri, candidate.prediction_key, candidate.label_key, models, metrics,

@@ -29,7 +29,7 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -169,7 +169,7 @@ def logistic_regression(summary: Dict, config: PipelineConfig) -> Dict:
         frame[log1p] = np.log1p(frame[log1p].clip(lower=0))
     result = {}
     for task in config.tasks:
-        best = None
+        best: Optional[Tuple[float, Any]] = None  # (validation AUC, model)
         for c in LOGISTIC_C:
             model = make_pipeline(
                 ColumnTransformer([('ids', OneHotEncoder(handle_unknown='ignore'), categorical),
@@ -180,6 +180,7 @@ def logistic_regression(summary: Dict, config: PipelineConfig) -> Dict:
                              model.predict_proba(frames['validation'][categorical + numeric])[:, 1])
             if best is None or validation > best[0]:
                 best = validation, model
+        assert best is not None  # LOGISTIC_C is not empty
         scores = best[1].predict_proba(frames['eval'][categorical + numeric])[:, 1]
         result[f'auc_{task.name}'] = round(auc(frames['eval'][task.label].to_numpy(), scores), 5)
     return result
