@@ -1,4 +1,4 @@
-"""The MMoE paper's task-correlation experiment on this project's MMOE, OMoE and SharedBottom.
+"""The MMoE paper's task-correlation experiment on this project's MMOE, OMoE, SharedBottom and PLE.
 
     python -m pipeline.experiments.correlation_sweep --quick              # a few minutes on 2 cores
     python -m pipeline.experiments.correlation_sweep                      # the full sweep
@@ -8,8 +8,9 @@ For each label correlation p (the paper's knob, `pipeline.datasets.synthetic`) a
 new data set and new initial weights), it trains the three models on the same rows with Adam on
 the sum of the two tasks' mean squared errors, and records the eval loss (the mean of the two
 tasks' MSE on held-out rows) every `--eval-every` steps. As in the paper, the mixtures have 8
-single-layer experts of 16 units and a tower of 8 units per task; the Shared-Bottom's single bottom
-layer is as wide as makes its parameter count closest to MMoE's.
+single-layer experts of 16 units and a tower of 8 units per task; PLE (not in the paper) has as
+many experts, in one extraction level: 2 of each task's own and 4 shared; the Shared-Bottom's
+single bottom layer is as wide as makes its parameter count closest to MMoE's.
 
 Writes under --out: `curves.csv` (every recorded eval loss), `final_losses.csv` (the last one per
 model, p and repeat, with the labels' Pearson correlation) and `correlation_sweep.png` (eval loss
@@ -29,10 +30,12 @@ import tf_keras as keras
 
 from pipeline.datasets import synthetic
 from trainer_module.feature_column import DenseFeat
-from trainer_module.models import MMOE, OMoE, SharedBottom
+from trainer_module.models import MMOE, PLE, OMoE, SharedBottom
 
-MODELS = ('MMoE', 'OMoE', 'Shared-Bottom')
+MODELS = ('MMoE', 'OMoE', 'Shared-Bottom', 'PLE')
 EXPERTS, EXPERT_UNITS, TOWER_UNITS = 8, 16, 8
+# PLE's EXPERTS: each task's own and the shared ones, in one level.
+PLE_SPECIFIC, PLE_SHARED = 2, 4
 # Enough rows that no model overfits within the steps: on 5,000 rows the mixtures' eval loss rises
 # after a few hundred steps, which measures overfitting, not task relatedness.
 QUICK = dict(correlations=(0.5, 0.9, 1.0), repeats=3, steps=3000, rows=100_000, eval_every=300)
@@ -49,6 +52,9 @@ def build(model_name: str, dim: int, seed: int, bottom_units: int = 0) -> keras.
                   task_types=('regression', 'regression'), task_names=synthetic.LABELS)
     if model_name == 'Shared-Bottom':
         return SharedBottom(columns, bottom_dnn_hidden_units=(bottom_units,), **common)
+    if model_name == 'PLE':
+        return PLE(columns, shared_expert_num=PLE_SHARED, specific_expert_num=PLE_SPECIFIC,
+                   num_levels=1, expert_dnn_hidden_units=(EXPERT_UNITS,), **common)
     mixture = MMOE if model_name == 'MMoE' else OMoE
     return mixture(columns, num_experts=EXPERTS, expert_dnn_hidden_units=(EXPERT_UNITS,),
                    **common)
