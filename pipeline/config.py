@@ -9,6 +9,7 @@ schema and bad-row policy. So a change to one part leaves the components that do
 import dataclasses
 import math
 import os
+import re
 import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -547,6 +548,9 @@ def _task_item(item: Dict[str, Any], where: str) -> Dict[str, Any]:
     return item
 
 
+_EXPONENT = re.compile(r'[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+')
+
+
 def _convert(current, value, where, field):
     if dataclasses.is_dataclass(current):
         return _replace(current, value, where)
@@ -575,6 +579,9 @@ def _convert(current, value, where, field):
         if not isinstance(value, bool):
             raise ConfigError(f'{where}: expected true or false, got {value!r}')
         return value
+    if isinstance(current, float) and isinstance(value, str) and _EXPONENT.fullmatch(value):
+        # YAML 1.1 (PyYAML) reads 1e-4 as a string: it wants a dot, 1.0e-4. Both are numbers.
+        return float(value)
     if isinstance(current, (int, float)):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ConfigError(f'{where}: expected a number, got {value!r}')

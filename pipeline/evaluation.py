@@ -110,12 +110,14 @@ def eval_config(config: PipelineConfig, task: Task) -> tfma.EvalConfig:
                _intervals(task, group_by, config.sample_space(task))])])
 
 
-def bayes_aucs(config: PipelineConfig) -> Dict[str, float]:
+def bayes_aucs(config: PipelineConfig, eval_pattern: Optional[str] = None) -> Dict[str, float]:
     """{task: the best AUC any model can reach} where the data comes from the bundled generator,
-    whose `bayes_auc.json` lies beside the eval files (or the data); tasks match by label."""
+    whose `bayes_auc.json` lies beside the eval files (`eval_pattern`, e.g. the judged span's, or
+    the config's `eval_csv_pattern`) or in the data directory; tasks match by label."""
     directories = [config.data]
-    if config.eval_csv_pattern:
-        directories.insert(0, os.path.dirname(os.path.join(config.data, config.eval_csv_pattern)))
+    eval_pattern = eval_pattern or config.eval_csv_pattern
+    if eval_pattern:
+        directories.insert(0, os.path.dirname(os.path.join(config.data, eval_pattern)))
     for directory in directories:
         path = os.path.join(directory, ecommerce.BAYES_AUC_NAME)
         try:

@@ -36,7 +36,7 @@ from components.span_window import (
 )
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.evaluation import bayes_aucs, eval_config, evaluator_id, interval_tests
-from pipeline.spans import SpanPlan
+from pipeline.spans import SpanPlan, files_of
 from trainer_module import features
 
 PREPROCESSING_FN = 'trainer_module.preprocessing.preprocessing_fn'
@@ -288,7 +288,9 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     dashboard = Dashboard(
         blessing=gate.outputs['blessing'],
         history=history[0].outputs['blessings'] if history else None,
-        reference_aucs=json.dumps(bayes_aucs(config) if history else {}, sort_keys=True),
+        reference_aucs=json.dumps(bayes_aucs(config, files_of(config.csv_pattern, spans.span)
+                                             if spans is not None else None)
+                                  if history else {}, sort_keys=True),
     ).with_id(DASHBOARD_ID)
     pusher = atomic_pusher.Pusher(
         model=trainer.outputs['model'],

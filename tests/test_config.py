@@ -53,6 +53,15 @@ def test_overrides_apply_together():
     assert config.drift[0].infinity_norm == 0.2
 
 
+def test_numbers_in_exponent_form_are_numbers():
+    """YAML 1.1 reads 1e-4 (no dot) as a string; in a config or --set it is the number."""
+    config = PipelineConfig().with_overrides(['model.l2_reg_embedding=1e-4',
+                                              'training.learning_rate=3E-4'])
+    assert (config.model.l2_reg_embedding, config.training.learning_rate) == (1e-4, 3e-4)
+    with pytest.raises(ConfigError, match="training.learning_rate: expected a number, got '1e'"):
+        PipelineConfig().with_overrides(['training.learning_rate=1e'])
+
+
 def test_warm_start_settings_travel_to_the_trainer():
     assert (TrainingConfig().warm_start, TrainingConfig().warm_start_mismatch) == (False, 'fail')
     settings = PipelineConfig().with_overrides(

@@ -6,6 +6,8 @@ bundled`: ctr and ctcvr, with the generator's Bayes AUCs).
     python -m pipeline.experiments.census_table --input ../shared/data/census-income.test.gz \\
         --out /tmp/census_table                # 5 seeds; docs/performance.md says how long
     python -m pipeline.experiments.census_table --dataset bundled --out /tmp/bundled_table
+    python -m pipeline.experiments.census_table --dataset bundled --models MMoE \
+        --set model.l2_reg_embedding=1e-4 --out /tmp/l2   # other settings of the models trained
 
 1. Converts the UCI file (`pipeline.datasets.census`), or takes the bundled data, and runs the
    pipeline once on it with its config (`local_runner.py`): ExampleGen splits the rows 8:1:1 by
@@ -33,7 +35,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from pipeline.config import PROJECT_DIR, PipelineConfig
+from pipeline.config import PROJECT_DIR, ConfigError, PipelineConfig
 from pipeline.datasets import census
 from pipeline.evaluation import bayes_aucs
 
@@ -227,7 +229,15 @@ def main(argv=None):
     parser.add_argument('--seeds', type=int, default=len(SEEDS), help='seeds per model')
     parser.add_argument('--models', default=','.join(MODELS),
                         help=f'comma-separated, of {", ".join(MODELS)}')
+    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                        help='a model.* or training.* setting of the models trained (not of the '
+                             'pipeline run, whose Transform output they share), e.g. '
+                             'model.l2_reg_embedding=1e-4; repeatable')
     args = parser.parse_args(argv)
+    wrong = [a for a in args.set if not a.startswith(('model.', 'training.'))]
+    if wrong:
+        sys.exit(f'error: --set {wrong[0]}: only model.* and training.* settings apply to the '
+                 'models trained on the shared Transform output')
     models = [m.strip() for m in args.models.split(',')]
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
@@ -238,6 +248,10 @@ def main(argv=None):
     summary = pipeline_run(args.input, args.out)
     config = (PipelineConfig.from_yaml(os.path.join(args.out, 'data', 'config.yaml'))
               if args.input else PipelineConfig())
+    try:
+        config = config.with_overrides(args.set)
+    except ConfigError as e:
+        sys.exit(f'error: {e}')
     tasks = [task.name for task in config.tasks]
     results = []
     for seed in range(1, args.seeds + 1):
