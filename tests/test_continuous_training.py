@@ -104,12 +104,15 @@ def test_the_same_span_again_pushes_nothing(runs):
     assert again.summary['pushed_model'] is None
 
 
-def test_the_history_has_a_row_per_span(runs):
+def test_the_history_has_a_row_per_span_and_the_spans_bayes_auc(runs):
     _, _, again = runs
     with open(again.summary['dashboard'].replace('index.html', 'ctr.html')) as f:
-        rows = history_rows(f.read())
+        page = f.read()
     # Each row: the gate run, then the span it judged on.
-    assert [re.match(r'[^<]*</td><td>([^<]*)</td>', row).group(1) for row in rows] == ['2', '3']
+    assert [re.match(r'[^<]*</td><td>([^<]*)</td>', row).group(1)
+            for row in history_rows(page)] == ['2', '3']
+    # The reference line: the Bayes AUC the generator wrote beside the judged span's rows.
+    assert 'Bayes AUC' in page
 
 
 def test_an_older_span_and_a_missing_one_are_refused_before_any_component(runs, days):
