@@ -6,6 +6,7 @@ methods. Each module here holds the patches of one library's internals, each wit
 needed and the upstream change that would let it go:
 - tfx_evaluator.py: the TFXIO factory that TFX's Evaluator reads its examples through;
 - tfx_transform.py: TFX's Transform processor, its reading and its TFRecord writing;
+- tfx_statistics_gen.py: the TFXIO factory that TFX's StatisticsGen reads each split through;
 - tfma_combiners.py: TFMA's combiners behind the calibration histogram and the weighted sums;
 - beam_tfrecord.py: Beam's TFRecord sink, given a batch of records at a time;
 - autograph.py: TensorFlow's autograph, told to leave Keras 2 and TFT alone.
@@ -52,17 +53,19 @@ class Tested(NamedTuple):
 # tests/test_compat.py checks that the two agree. Exact where setup.py pins an exact version;
 # a release line where only TFX 1.16's own requirements bound it, because the container image
 # (Dockerfile) installs without constraints.txt and may hold another patch release of that line.
-# Two modules outside compat/ read private internals too, and are named so that an upgrade
+# Three modules outside compat/ read private internals too, and are named so that an upgrade
 # rechecks them: components/batched_records.py (tfx_bsl's TFExampleRecord: its private
-# `_ProjectImpl`, `_file_pattern`, `_schema`) and components/atomic_pusher.py (TensorFlow's
-# private `loader_impl.parse_saved_model`).
+# `_ProjectImpl`, `_file_pattern`, `_schema`), components/statistics_gen.py (the same, and the
+# RecordBatch tfx_bsl's decoder gives without a schema) and components/atomic_pusher.py
+# (TensorFlow's private `loader_impl.parse_saved_model`).
 TESTED: Dict[str, Tested] = {
-    'tfx': Tested('1.16.0', ('compat/tfx_evaluator.py', 'compat/tfx_transform.py')),
+    'tfx': Tested('1.16.0', ('compat/tfx_evaluator.py', 'compat/tfx_transform.py',
+                             'compat/tfx_statistics_gen.py')),
     'tensorflow-transform': Tested('1.16', ('compat/tfx_transform.py', 'compat/autograph.py')),
     'tensorflow-model-analysis': Tested('0.47', ('compat/tfma_combiners.py',)),
     'apache-beam': Tested('2.59.0', ('compat/beam_tfrecord.py',)),
     'tensorflow': Tested('2.16', ('compat/autograph.py', 'components/atomic_pusher.py')),
-    'tfx-bsl': Tested('1.16', ('components/batched_records.py',)),
+    'tfx-bsl': Tested('1.16', ('components/batched_records.py', 'components/statistics_gen.py')),
 }
 
 

@@ -34,6 +34,7 @@ from components.span_window import (
     LatestBlessedBeforeStrategy,
     WindowStrategy,
 )
+from components.statistics_gen import StatisticsGen
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.evaluation import bayes_aucs, eval_config, evaluator_id, interval_tests
 from pipeline.spans import SpanPlan, files_of
@@ -130,7 +131,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
                                                     split_off_train, features.separators(config)),
         custom_executor_spec=executor_spec.BeamExecutorSpec(csv_example_gen.Executor),
         **split_configs).with_id('CsvExampleGen')
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
+    statistics_gen = StatisticsGen(examples=example_gen.outputs['examples'])
     # The drift baseline: the statistics of the last data that passed every check (AnomalyCheck
     # publishes them only then), resolved before this run's exist. Not simply the previous run's:
     # data that a check refused would become its own baseline, and pass when run again. From the
