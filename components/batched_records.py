@@ -9,7 +9,7 @@ reads each file with tf.data, `BATCH_RECORDS` records at a time, and decodes eac
 as the Evaluators do for TFMA), fewer and larger.
 """
 
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import apache_beam as beam
 import numpy as np
@@ -82,17 +82,22 @@ class RecordDecoder:
         return pa.RecordBatch.from_arrays(columns, schema=self._arrow_schema)
 
 
-class _DecodeFn(beam.DoFn):
+class DecodeFn(beam.DoFn):
+    """Batches of serialized tf.Examples -> RecordBatches, by `RecordDecoder` (a subclass's
+    `setup` may make another decoder with the same `decode`), with the raw records as the column
+    `raw_record_column_name` where one is named."""
 
     def __init__(self, schema, raw_record_column_name: Optional[str]):
         self._schema = schema.SerializeToString() if schema is not None else None
         self._raw_record_column_name = raw_record_column_name
-        self._decoder: Optional[RecordDecoder] = None  # made on the worker
+        self._decoder: Optional[Any] = None  # made on the worker
 
     def setup(self):
+        """Makes the decoder, on the worker."""
         self._decoder = RecordDecoder(self._schema)
 
     def process(self, records: List[bytes]):
+        """One batch of records -> its RecordBatch."""
         assert self._decoder is not None  # setup() ran
         decoded = self._decoder.decode(records)
         if self._raw_record_column_name is not None:
@@ -122,7 +127,7 @@ class BatchedTFExampleRecord(tf_example_record.TFExampleRecord):
                     # A worker per file on a runner with several.
                     | 'Spread' >> beam.Reshuffle()
                     | 'Read' >> beam.FlatMap(_read_batches)
-                    | 'Decode' >> beam.ParDo(_DecodeFn(schema, raw_record_column_name)))
+                    | 'Decode' >> beam.ParDo(DecodeFn(schema, raw_record_column_name)))
 
         return read()  # pylint: disable=no-value-for-parameter
 

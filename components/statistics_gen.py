@@ -39,7 +39,7 @@ from tfx.components.statistics_gen import executor as statistics_gen_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.v1 import components as tfx_components
 from tfx_bsl.coders import example_coder
-from tfx_bsl.tfxio import record_based_tfxio, tf_example_record, tfxio
+from tfx_bsl.tfxio import tf_example_record, tfxio
 
 from compat import tfx_statistics_gen
 from components import batched_records
@@ -171,22 +171,14 @@ class SchemalessDecoder:
         return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-class _DecodeWithoutSchemaFn(beam.DoFn):
+class _DecodeWithoutSchemaFn(batched_records.DecodeFn):
+    """batched_records' decoding with `SchemalessDecoder`."""
 
     def __init__(self, raw_record_column_name: Optional[str]):
-        self._raw_record_column_name = raw_record_column_name
-        self._decoder: Optional[SchemalessDecoder] = None  # made on the worker
+        super().__init__(None, raw_record_column_name)
 
     def setup(self):
         self._decoder = SchemalessDecoder()
-
-    def process(self, records: List[bytes]):
-        assert self._decoder is not None  # setup() ran
-        decoded = self._decoder.decode(records)
-        if self._raw_record_column_name is not None:
-            decoded = record_based_tfxio.AppendRawRecordColumn(
-                decoded, self._raw_record_column_name, records)
-        yield decoded
 
 
 class BatchedExamples(batched_records.BatchedTFExampleRecord):
