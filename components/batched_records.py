@@ -115,8 +115,8 @@ class BatchedTFExampleRecord(tf_example_record.TFExampleRecord):
         rows each (a file's last one fewer); `batch_size` is ignored."""
         del batch_size  # Batches are BATCH_RECORDS long (TFX's components ask for none).
         patterns = self._file_pattern
-        schema = self._GetSchemaForDecoding()
-        raw_record_column_name = self.raw_record_column_name
+        read_batches = self._batch_reader()
+        decode = self._decode_fn(self._GetSchemaForDecoding(), self.raw_record_column_name)
 
         @beam.ptransform_fn
         def read(pipeline_or_pcoll):
@@ -126,10 +126,18 @@ class BatchedTFExampleRecord(tf_example_record.TFExampleRecord):
                     | 'Files' >> beam.FlatMap(lambda pattern: sorted(tf.io.gfile.glob(pattern)))
                     # A worker per file on a runner with several.
                     | 'Spread' >> beam.Reshuffle()
-                    | 'Read' >> beam.FlatMap(_read_batches)
-                    | 'Decode' >> beam.ParDo(DecodeFn(schema, raw_record_column_name)))
+                    | 'Read' >> beam.FlatMap(read_batches)
+                    | 'Decode' >> beam.ParDo(decode))
 
         return read()  # pylint: disable=no-value-for-parameter
+
+    def _batch_reader(self):
+        """A file's path -> its records in batches (a subclass may read otherwise)."""
+        return _read_batches
+
+    def _decode_fn(self, schema, raw_record_column_name: Optional[str]) -> beam.DoFn:
+        """The DoFn that decodes those batches (a subclass may decode otherwise)."""
+        return DecodeFn(schema, raw_record_column_name)
 
     def _ProjectImpl(self, tensor_names: List[str]) -> tfxio.TFXIO:
         projected = super()._ProjectImpl(tensor_names)

@@ -186,25 +186,17 @@ class BatchedExamples(batched_records.BatchedTFExampleRecord):
     batches of this module's BATCH_RECORDS (`_read_batches`) and decodes them with
     `SchemalessDecoder`; with a schema, it reads and decodes as batched_records does."""
 
-    def BeamSource(self, batch_size: Optional[int] = None) -> beam.PTransform:
-        """A PTransform from a pipeline to RecordBatches of the files' records, a batch of
-        `_read_batches` each; `batch_size` is ignored."""
+    def _batch_reader(self):
+        """Without a schema, this module's `_read_batches`."""
         if self._GetSchemaForDecoding() is not None:
-            return super().BeamSource(batch_size)
-        patterns = self._file_pattern
-        raw_record_column_name = self.raw_record_column_name
+            return super()._batch_reader()
+        return _read_batches
 
-        @beam.ptransform_fn
-        def read(pipeline_or_pcoll):
-            # batched_records' reading, with the decoding above.
-            return (pipeline_or_pcoll.pipeline
-                    | 'Patterns' >> beam.Create(patterns)
-                    | 'Files' >> beam.FlatMap(lambda pattern: sorted(tf.io.gfile.glob(pattern)))
-                    | 'Spread' >> beam.Reshuffle()
-                    | 'Read' >> beam.FlatMap(_read_batches)
-                    | 'Decode' >> beam.ParDo(_DecodeWithoutSchemaFn(raw_record_column_name)))
-
-        return read()  # pylint: disable=no-value-for-parameter
+    def _decode_fn(self, schema, raw_record_column_name: Optional[str]) -> beam.DoFn:
+        """Without a schema, `SchemalessDecoder`'s DoFn."""
+        if schema is not None:
+            return super()._decode_fn(schema, raw_record_column_name)
+        return _DecodeWithoutSchemaFn(raw_record_column_name)
 
     def _ProjectImpl(self, tensor_names: List[str]) -> tfxio.TFXIO:
         return batched(super()._ProjectImpl(tensor_names))
