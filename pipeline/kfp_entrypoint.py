@@ -8,8 +8,10 @@ own entrypoint (kubeflow_v2_run_executor), which cannot take it as sent.
 The repair: the open-source driver passes each upstream artifact with an empty type (its
 `instanceSchema` is ""), where TFX's entrypoint reads the artifact class from that type and fails
 (`'NoneType' object has no attribute 'get'`); the type is the one the component declares for that
-input, which kubeflow_runner.py adds to the inputs spec the task passes. The process then becomes
-TFX's entrypoint (exec), with the repaired input in place of the one given.
+input, which kubeflow_runner.py adds to the inputs spec the task passes. The process then runs
+TFX's entrypoint as `python -m` would run it, with the repaired input in place of the one given
+(in the same process rather than an exec of a new one: the pod starts one Python, and imports
+TensorFlow and TFX once).
 
 With `--pre_cache_check`, the entrypoint instead runs a component's check before the cache
 (`pre_cache_check()`) and writes what it finds as the task's output parameters. Vertex AI runs such a
@@ -26,6 +28,7 @@ import dataclasses
 import functools
 import json
 import os
+import runpy
 import sys
 from typing import Any, Callable, Dict, List, Optional
 
@@ -184,8 +187,8 @@ def main(argv: List[str]):
         return
     tfx_argv[tfx_argv.index(INVOCATION_FLAG) + 1] = json.dumps(
         repair_executor_input(executor_input, inputs_spec))
-    sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, '-m', TFX_ENTRYPOINT, *tfx_argv])
+    sys.argv = [TFX_ENTRYPOINT, *tfx_argv]
+    runpy.run_module(TFX_ENTRYPOINT, run_name='__main__', alter_sys=True)
 
 
 if __name__ == '__main__':

@@ -5,12 +5,13 @@ per backend: `--backend vertex` (Vertex AI Pipelines) and `--backend kfp` (open-
 Pipelines 2.x). The harness walks the spec's DAG in dependency order, independent tasks side by
 side. For each container task it builds the executor input (`{{$}}`) as that backend's driver does
 (`Dialect`: each rule with its source), looks the task up in the backend's cache, and otherwise
-runs the task's `command` + `args`, exactly as written, as a subprocess in the project directory
-(the image's WORKDIR). Resolver tasks, which only Vertex AI runs, are answered as it answers their
-metadata queries: from the artifacts of earlier tasks and runs that match the query's filter, the
-newest first. Each backend's spec runs twice into one pipeline root, metadata store and cache: on
-the data, and again with nothing new. What this proves and what only a cluster can:
-docs/kubeflow.md.
+runs the task's `command` + `args`, exactly as written, as a process of its own in the project
+directory (the image's WORKDIR): a fork of a Python that has imported the libraries every task
+imports (`forked_python.py`), which runs the command's module as `python -m` does. Resolver tasks,
+which only Vertex AI runs, are answered as it answers their metadata queries: from the artifacts
+of earlier tasks and runs that match the query's filter, the newest first. Each backend's spec runs
+twice into one pipeline root, metadata store and cache: on the data, and again with nothing new.
+What this proves and what only a cluster can: docs/kubeflow.md.
 """
 
 import concurrent.futures
@@ -38,6 +39,7 @@ from pipeline.evaluation import evaluator_id
 from trainer_module.serving import instances_to_inputs, signature_input_dtypes
 from trainer_module.settings import RAW_SIGNATURE
 
+from forked_python import ForkServer
 from helpers import SMALL_TRAINING, SPLIT_DATA
 
 pytestmark = pytest.mark.e2e
@@ -186,8 +188,8 @@ class SpecRun:
     """One run of a compiled spec: each task's executor input and outputs, which tasks came from
     the cache, and the serving directory's versions after it."""
 
-    def __init__(self, spec, pipeline_root, run_id, store, env, serving):
-        self.spec, self.store, self.dialect = spec, store, store.dialect
+    def __init__(self, spec, pipeline_root, run_id, store, python, serving):
+        self.spec, self.store, self.dialect, self.python = spec, store, store.dialect, python
         self.root = os.path.join(pipeline_root, run_id)
         self.outputs = {}  # task -> {key: [runtime artifact]}
         self.parameters = {}  # task -> {output parameter: value}
@@ -204,7 +206,7 @@ class SpecRun:
                         f'{self.dialect.backend} refuses resolver task {name}'
                     self._resolve(name, tasks[name], executor['resolver'])
                 else:
-                    containers.append((name, tasks[name], component, executor['container'], env))
+                    containers.append((name, tasks[name], component, executor['container']))
             with concurrent.futures.ThreadPoolExecutor(max(1, len(containers))) as pool:
                 for future in [pool.submit(self._run_container, *args) for args in containers]:
                     future.result()
@@ -249,13 +251,11 @@ class SpecRun:
         assert not any('{{' in arg for arg in command), (name, command)
         return command
 
-    def _execute(self, name, command, env):
-        process = subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True,
-                                 text=True, timeout=900)
-        assert process.returncode == 0, \
-            f'task {name} failed:\n{(process.stdout + process.stderr)[-6000:]}'
+    def _execute(self, name, command):
+        status, output = self.python.run(command, cwd=PROJECT_DIR)
+        assert status == 0, f'task {name} failed:\n{output[-6000:]}'
 
-    def _run_container(self, name, task, component, container, env):
+    def _run_container(self, name, task, component, container):
         task_dir = os.path.join(self.root, name)
         definitions = component.get('outputDefinitions', {})
         outputs = {key: {'artifacts': [{
@@ -278,7 +278,7 @@ class SpecRun:
         checked = {}
         check = container.get('lifecycle', {}).get('preCacheCheck')
         if check and self.dialect.runs_pre_cache_check:
-            self._execute(name, self._command(name, check, executor_input), env)
+            self._execute(name, self._command(name, check, executor_input))
             with open(executor_input['outputs']['outputFile']) as f:
                 checked = json.load(f).get('parameterValues', {})
         # The cache key: the inputs' artifact names and parameter values, the outputs' definitions
@@ -290,7 +290,7 @@ class SpecRun:
             self.outputs[name], self.parameters[name] = self.store.cache[cache_key]
             self.cached.add(name)
             return
-        self._execute(name, self._command(name, container, executor_input), env)
+        self._execute(name, self._command(name, container, executor_input))
         with open(executor_input['outputs']['outputFile']) as f:
             written = json.load(f)
         self.parameters[name] = {key: written['parameterValues'][key]
@@ -319,6 +319,10 @@ def executed(request, tmp_path_factory, small_data):
     dialect = DIALECTS[request.param]
     tmp = tmp_path_factory.mktemp(f'kfp_executed_{dialect.backend}')
     root, serving = str(tmp / 'pipeline_root'), str(tmp / 'serving_model')
+    # The image's environment (Dockerfile): its `python`, the project as WORKDIR, legacy Keras.
+    python = ForkServer({**os.environ, 'TF_USE_LEGACY_KERAS': '1', 'PATH': os.pathsep.join(
+        [os.path.dirname(sys.executable), os.environ['PATH']])})
+    request.addfinalizer(python.close)
     compiled = subprocess.run(
         [sys.executable, 'kubeflow_runner.py', '--local', '--backend', dialect.backend,
          '--output', str(tmp / 'pipeline.yaml'), '--image', 'local', '--pipeline-root', root,
@@ -327,11 +331,8 @@ def executed(request, tmp_path_factory, small_data):
     assert compiled.returncode == 0, compiled.stderr[-3000:]
     with open(tmp / 'pipeline.yaml') as f:
         spec = yaml.safe_load(f)
-    # The image's environment (Dockerfile): its `python`, the project as WORKDIR, legacy Keras.
-    env = {**os.environ, 'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'],
-           'TF_USE_LEGACY_KERAS': '1'}
     store = MetadataStore(dialect)
-    runs = [SpecRun(spec, root, f'run-{number}', store, env, serving) for number in (1, 2)]
+    runs = [SpecRun(spec, root, f'run-{number}', store, python, serving) for number in (1, 2)]
     return dialect, spec, runs, serving
 
 
