@@ -42,7 +42,7 @@ PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_DIR)
 
 import trainer_module  # noqa: E402,F401  (TF_USE_LEGACY_KERAS=1 before DeepCTR reads tf.keras)
-from bench.pipeline_scaling import PeakMemory  # noqa: E402
+from bench.pipeline_scaling import PeakMemory, clicklog_settings  # noqa: E402
 from pipeline.datasets import clicklog  # noqa: E402
 from pipeline.datasets.ecommerce import sample_auc  # noqa: E402
 
@@ -165,22 +165,11 @@ def pipeline_run(train, eval_rows, seed, epochs, attention):
             rows.to_csv(os.path.join(root, 'data', split, clicklog.CSV_NAME), index=False)
         draft.draft(os.path.join(root, 'data', 'train', clicklog.CSV_NAME),
                     os.path.join(root, 'project'))
-        sparse = ', '.join(f'{{name: {name}, embedding_dim: {EMBEDDING_DIM}}}'
-                           for name in clicklog.SPARSE_COLUMNS)
-        histories = ', '.join(
-            f'{{name: {name}, embedding_name: {shared}, max_length: {clicklog.MAX_HISTORY}'
-            + (f', combiner: attention, query: {shared}' if attention and shared == 'item_category'
-               else '') + '}'
-            for name, shared in clicklog.SEQUENCE_COLUMNS.items())
         settings = [
             f'data={os.path.join(root, "data")}', 'csv_pattern=train/*.csv',
-            'eval_csv_pattern=eval/*.csv', f'sparse_features=[{sparse}]',
-            f'sequence_features=[{histories}]',
-            'dense_features=[{name: price, log1p: true}, {name: item_review_count, log1p: true}]',
-            'tasks=' + json.dumps([{'name': task, 'label': label, 'gate': {'min': 0}}
-                                   for task, label in clicklog.TASK_LABELS.items()]),
-            'slice_features=[]', 'drift=[]', f'model.seed={seed}', f'training.epochs={epochs}',
-            f'training.batch_size={BATCH}']
+            'eval_csv_pattern=eval/*.csv',
+            *clicklog_settings(clicklog.MAX_HISTORY, EMBEDDING_DIM, attention),
+            f'model.seed={seed}', f'training.epochs={epochs}', f'training.batch_size={BATCH}']
         output = os.path.join(root, 'outputs')
         with open(os.path.join(root, 'run.log'), 'w') as log:
             run = subprocess.Popen(

@@ -1,25 +1,31 @@
 """What the whole local pipeline costs as the data grows longer and wider.
 
     .venv/bin/python bench/pipeline_scaling.py [--sizes 10000,100000] [--with-1m] [--with-5m]
-        [--widths 16,40,80,160] [--width-rows 1000] [--beam-arg=...] [--out DIR]
+        [--widths 16,40,80,160] [--width-rows 1000] [--layout clicklog [--max-history 20]]
+        [--set KEY=VALUE ...] [--beam-arg=...] [--out DIR]
 
 Row axis: for each size it generates the e-commerce data (`pipeline.datasets.ecommerce`, seed 7,
-16 columns) and runs `local_runner.py` on it with the default config. Width axis: at
+16 columns) and runs `local_runner.py` on it with the default config; with `--layout clicklog`,
+the click log (`pipeline.datasets.clicklog`, seed 7, histories of up to `--max-history` values)
+with a config `pipeline.draft` wrote and `clicklog_settings` (both histories kept whole, as lists
+sharing the tables of the item and category ids). Width axis: at
 `--width-rows` rows it widens the same data with noise columns (`--extra-sparse`/`--extra-dense`,
 one sparse for seven dense) to each total column count, drafts a config with `pipeline.draft`, as
 a new user would, and runs `local_runner.py --config` on it. Every run starts from scratch
 (--no-cache), in its own output directory, with the local runner's Beam settings (in-memory
-DirectRunner) unless --beam-arg says otherwise.
+DirectRunner) unless --beam-arg says otherwise; `--set` settings go to every run.
 
 It prints, per run, each component's wall seconds (from the run summary, which reads ML Metadata),
-rows per second of ExampleGen, StatisticsGen and Transform (all rows) and of the Evaluators (the
-eval split), training examples per second (steps run x batch over the Trainer's wall time, which
-includes its evaluations and export), the peak resident memory of the runner and all its child
-processes, and each task's AUC beside the Bayes AUC the generator reports (the AUC of the true
+rows per second of ExampleGen, StatisticsGen and Transform (all rows), of Transform over the train
+rows it reads (analyzes and transforms; it also transforms the validation split), and of the
+Evaluators (the eval split), training examples per second (steps run x batch over the Trainer's wall
+time, which includes its evaluations and export), the peak resident memory of the runner and all its
+child processes, and each task's AUC beside the Bayes AUC the generator reports (the AUC of the true
 probabilities: no model can beat it). It writes `scaling.csv` and `scaling.png` (seconds against
-rows and against columns, log-log, a line per component) under --out. Last it prints the data
-path's goals that its runs can check (Transform on the 80-column width run; rates, time, memory and
-AUCs at 1M rows; memory and growth from 1M at 5M), with what it measured and whether each is met.
+rows and against columns, log-log, a line per component) under --out. Last it prints the data path's
+goals that its runs can check (Transform on the 80-column width run; rates, time, memory and AUCs at
+1M rows; memory and growth from 1M at 5M; for the click log, Transform's train rows/s at 1M rows),
+with what it measured and whether each is met.
 """
 
 import argparse
@@ -36,11 +42,13 @@ import psutil
 
 from pipeline import draft
 from pipeline.config import PROJECT_DIR
-from pipeline.datasets import ecommerce
+from pipeline.datasets import clicklog, ecommerce
 
 ALL_ROWS = ('CsvExampleGen', 'StatisticsGen', 'Transform')
 NARROW_COLUMNS = len(ecommerce.SPARSE_COLUMNS) + len(ecommerce.DENSE_COLUMNS) + len(
     ecommerce.TASK_LABELS)
+CLICKLOG_COLUMNS = (len(clicklog.SPARSE_COLUMNS) + len(clicklog.DENSE_COLUMNS)
+                    + len(clicklog.SEQUENCE_COLUMNS) + len(clicklog.TASK_LABELS))
 
 
 class PeakMemory:
@@ -86,22 +94,70 @@ def _data(out: str, rows: int, columns: int) -> str:
     return data
 
 
-def run_one(out: str, rows: int, columns: int, drafted: bool, beam_args) -> dict:
-    """One run from scratch on generated data; drafted: with a config `pipeline.draft` wrote."""
-    data = _data(out, rows, columns)
-    name = f'{rows}x{columns}{"-drafted" if drafted else ""}'
-    output = os.path.join(out, f'run-{name}')
-    flags = ['--data', data]
+def clicklog_settings(max_length: int, embedding_dim: int, attention: bool = False):
+    """`--set` values over a drafted config of the click log: its sparse, list (the last
+    `max_length` values, sharing the item and category tables; with `attention`, the category
+    history attends to the target's category) and dense features, its two tasks (gated at no
+    floor), no slices and no drift bounds."""
+    sparse = ', '.join(f'{{name: {name}, embedding_dim: {embedding_dim}}}'
+                       for name in clicklog.SPARSE_COLUMNS)
+    histories = ', '.join(
+        f'{{name: {name}, embedding_name: {shared}, max_length: {max_length}'
+        + (f', combiner: attention, query: {shared}' if attention and shared == 'item_category'
+           else '') + '}'
+        for name, shared in clicklog.SEQUENCE_COLUMNS.items())
+    return [f'sparse_features=[{sparse}]', f'sequence_features=[{histories}]',
+            'dense_features=[{name: price, log1p: true}, {name: item_review_count, log1p: true}]',
+            'tasks=' + json.dumps([{'name': task, 'label': label, 'gate': {'min': 0}}
+                                   for task, label in clicklog.TASK_LABELS.items()]),
+            'slice_features=[]', 'drift=[]']
+
+
+def _clicklog_data(out: str, rows: int, max_history: int) -> str:
+    """The generated click log's directory: `rows` rows, histories of up to `max_history`."""
+    data = os.path.join(out, f'data-clicklog-{rows}-history{max_history}')
+    if not os.path.exists(os.path.join(data, clicklog.CSV_NAME)):
+        clicklog.write(data, rows=rows, seed=7, max_history=max_history)
+    return data
+
+
+def _train_rows(summary: dict) -> int:
+    """The train split's rows, from StatisticsGen's statistics of the run."""
+    import tensorflow_data_validation as tfdv  # pylint: disable=import-outside-toplevel
+    uri = summary['nodes']['StatisticsGen']['outputs']['statistics'][0]['uri']
+    return tfdv.load_stats_binary(
+        os.path.join(uri, 'Split-train', 'FeatureStats.pb')).datasets[0].num_examples
+
+
+def run_one(out: str, rows: int, columns: int, drafted: bool, flags, layout: str = 'ecommerce',
+            max_history: int = clicklog.MAX_HISTORY) -> dict:
+    """One run from scratch on generated data; drafted: with a config `pipeline.draft` wrote;
+    `flags`: more local_runner.py flags; `layout` 'clicklog': the click log (row axis only)."""
     roles = None
-    if drafted:
+    if layout == 'clicklog':
+        data = _clicklog_data(out, rows, max_history)
+        name = f'clicklog-{rows}-history{max_history}'
+        project = os.path.join(out, f'project-{name}')
+        draft.draft(os.path.join(data, clicklog.CSV_NAME), project, pipeline_name='scaling_clicklog')
+        flags = ['--config', os.path.join(project, 'config.yaml'), '--warn-on-anomalies',
+                 *(arg for setting in clicklog_settings(max_history, embedding_dim=8)
+                   for arg in ('--set', setting)), *flags]
+    elif drafted:
+        data = _data(out, rows, columns)
+        name = f'{rows}x{columns}-drafted'
         project = os.path.join(out, f'project-{name}')
         roles = draft.draft(os.path.join(data, ecommerce.CSV_NAME), project,
                             pipeline_name=f'scaling_{columns}')
-        flags = ['--config', os.path.join(project, 'config.yaml')]
+        flags = ['--config', os.path.join(project, 'config.yaml'), *flags]
+    else:
+        data = _data(out, rows, columns)
+        name = f'{rows}x{columns}'
+        flags = ['--data', data, *flags]
+    output = os.path.join(out, f'run-{name}')
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), *flags,
-         '--output', output, '--no-cache', *beam_args],
+         '--output', output, '--no-cache'],
         cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     memory = PeakMemory(process.pid)
     log = process.communicate()[0]
@@ -118,6 +174,7 @@ def run_one(out: str, rows: int, columns: int, drafted: bool, beam_args) -> dict
     eval_rows = next(iter(summary['tasks'].values()))['metrics']['example_count']
     settings = json.loads(summary['trained_model']['properties']['trainer_settings'])
     rates = {f'{node} rows/s': rows / component_seconds[node] for node in ALL_ROWS}
+    rates['Transform train rows/s'] = _train_rows(summary) / component_seconds['Transform']
     rates.update({f'{node} rows/s': eval_rows / seconds_
                   for node, seconds_ in component_seconds.items() if node.startswith('Evaluator')})
     rates['training examples/s'] = (settings['steps']['run'] * settings['training']['batch_size']
@@ -134,7 +191,8 @@ def run_one(out: str, rows: int, columns: int, drafted: bool, beam_args) -> dict
     auc = {task_of.get(task, task): values['metrics']['auc']
            for task, values in summary['tasks'].items()}
     role_counts = {role: list((roles or {}).values()).count(role) for role in ('sparse', 'dense')}
-    return {'run': name, 'rows': rows, 'columns': columns, 'roles': role_counts if roles else None,
+    return {'run': name, 'layout': layout, 'max history': max_history, 'rows': rows,
+            'columns': columns, 'roles': role_counts if roles else None,
             'total seconds': seconds, 'peak memory GB': peak / 2**30,
             'components': {renamed(node): value for node, value in component_seconds.items()},
             'rates': {renamed(rate): value for rate, value in rates.items()},
@@ -215,12 +273,21 @@ GOAL_WIDTH = (1000, 80, 30.0)  # rows, columns, most Transform seconds
 GOAL_1M = {'Transform rows/s': 20_000, 'Evaluator rows/s': 5_000, 'whole run s': 480,
            'peak memory GB': 4.0, 'AUC below Bayes': 0.02}
 GOAL_5M_MEMORY_GB = 6.0
+# The click log's (issue 30): Transform's train rows/s at 1M rows, two histories of 20 values.
+GOAL_CLICKLOG_1M = (1_000_000, 20, 15_000)  # rows, most values per history, least train rows/s
 
 
 def goals(results):
     """[(goal, measured, met)] for the goals whose runs are among `results`."""
     checks = []
-    by_size = {(r['rows'], r['columns']): r for r in results}
+    clicklog_1m = next((r for r in results if r['layout'] == 'clicklog'
+                        and (r['rows'], r['max history']) == GOAL_CLICKLOG_1M[:2]), None)
+    if clicklog_1m:
+        rate = clicklog_1m['rates']['Transform train rows/s']
+        checks.append((f'1M click log, histories of {GOAL_CLICKLOG_1M[1]}: Transform >= '
+                       f'{GOAL_CLICKLOG_1M[2]:,} train rows/s', f'{rate:,.0f}',
+                       rate >= GOAL_CLICKLOG_1M[2]))
+    by_size = {(r['rows'], r['columns']): r for r in results if r['layout'] == 'ecommerce'}
     width = by_size.get(GOAL_WIDTH[:2])
     if width:
         seconds = width['components']['Transform']
@@ -268,6 +335,12 @@ def main(argv=None):
                         help=f'column counts (at least {NARROW_COLUMNS}), comma-separated; '
                              'empty for none')
     parser.add_argument('--width-rows', type=int, default=1000, help='rows of the width axis')
+    parser.add_argument('--layout', choices=('ecommerce', 'clicklog'), default='ecommerce',
+                        help='the data of the row axis')
+    parser.add_argument('--max-history', type=int, default=GOAL_CLICKLOG_1M[1],
+                        help="the click log's longest history, and the values each list keeps")
+    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                        help='passed on to local_runner.py, e.g. --set training.epochs=1')
     parser.add_argument('--beam-arg', action='append', default=[], metavar='ARG',
                         help='passed on to local_runner.py, e.g. '
                              '--beam-arg=--direct_running_mode=multi_processing')
@@ -276,15 +349,17 @@ def main(argv=None):
     sizes = ([int(size) for size in args.sizes.split(',') if size]
              + ([1_000_000] if args.with_1m else []) + ([5_000_000] if args.with_5m else []))
     widths = [int(width) for width in args.widths.split(',') if width]
-    beam_args = [f'--beam-arg={arg}' for arg in args.beam_arg]
+    flags = ([f'--beam-arg={arg}' for arg in args.beam_arg]
+             + [arg for setting in args.set for arg in ('--set', setting)])
     os.makedirs(args.out, exist_ok=True)
     print(f'machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, '
           f'{psutil.virtual_memory().total / 2**30:.0f} GB')
-    plan = ([('rows', rows, NARROW_COLUMNS, False) for rows in sizes]
-            + [('columns', args.width_rows, width, True) for width in widths])
+    row_columns = CLICKLOG_COLUMNS if args.layout == 'clicklog' else NARROW_COLUMNS
+    plan = ([('rows', rows, row_columns, False, args.layout) for rows in sizes]
+            + [('columns', args.width_rows, width, True, 'ecommerce') for width in widths])
     results = []
-    for axis, rows, columns, drafted in plan:
-        result = run_one(args.out, rows, columns, drafted, beam_args)
+    for axis, rows, columns, drafted, layout in plan:
+        result = run_one(args.out, rows, columns, drafted, flags, layout, args.max_history)
         result['axis'] = axis
         print(f'{result["run"]}: {result["total seconds"]:.0f} s, Transform '
               f'{result["components"]["Transform"]:.1f} s, peak memory '

@@ -15,6 +15,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import tensorflow as tf
+from google.protobuf import descriptor_pb2
 from tfx_bsl.coders import example_coder
 from tfx_bsl.tfxio import record_based_tfxio, tf_example_record, tfxio
 
@@ -30,9 +31,71 @@ def _read_batches(path: str):
         yield records.tolist()
 
 
+def _wire_descriptors() -> bytes:
+    """`decode_proto`'s descriptor source of three messages that read tf.Example's wire format
+    without merging: `Example.features` and `Features.feature` as repeated bytes (field 1 of
+    each), so that every occurrence of a field is counted (a message field that occurs twice is
+    one merged message to protobuf, and only its last occurrence to `decode_proto`), and a map
+    entry's key (`Entry.key`, field 1) as bytes."""
+    field = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name='tf_example_wire.proto',
+                                              package='tf_example_wire', syntax='proto2')
+    for message, name, label in (('Example', 'features', field.LABEL_REPEATED),
+                                 ('Features', 'feature', field.LABEL_REPEATED),
+                                 ('Entry', 'key', field.LABEL_OPTIONAL)):
+        file.message_type.add(name=message).field.add(
+            name=name, number=1, type=field.TYPE_BYTES, label=label)
+    return b'bytes://' + descriptor_pb2.FileDescriptorSet(file=[file]).SerializeToString()
+
+
+_WIRE = _wire_descriptors()
+
+
+def features_per_record(records: tf.Tensor, names: Optional[np.ndarray] = None) -> np.ndarray:
+    """The map entries (features, a name counted as often as it occurs) in each serialized
+    tf.Example, every occurrence of its `features` field counted; with `names` (bytes), only the
+    entries of those names."""
+    examples = tf.io.decode_proto(records, 'tf_example_wire.Example', ['features'],
+                                  [tf.string], descriptor_source=_WIRE)
+    occurrences = examples.sizes.numpy()[:, 0]
+    if (occurrences == 1).all():  # As protobuf writes a tf.Example with features.
+        features, rows = tf.reshape(examples.values[0], [-1]), None
+    else:
+        features = tf.boolean_mask(examples.values[0], tf.sequence_mask(
+            occurrences, tf.shape(examples.values[0])[1]))
+        rows = np.repeat(np.arange(len(occurrences)), occurrences)
+    decoded = tf.io.decode_proto(features, 'tf_example_wire.Features', ['feature'],
+                                 [tf.string], descriptor_source=_WIRE)
+    entries = decoded.sizes.numpy()[:, 0]
+    if names is not None:
+        keys = tf.io.decode_proto(
+            tf.boolean_mask(decoded.values[0], tf.sequence_mask(
+                entries, tf.shape(decoded.values[0])[1])),
+            'tf_example_wire.Entry', ['key'], [tf.string], descriptor_source=_WIRE).values[0]
+        named = np.isin(keys.numpy()[:, 0], names)
+        entries = np.bincount(np.repeat(np.arange(len(entries)), entries), weights=named,
+                              minlength=len(entries)).astype(np.int64)
+    if rows is None:
+        return entries
+    return np.bincount(rows, weights=entries, minlength=len(occurrences)).astype(np.int64)
+
+
 # The Arrow types tfx_bsl's decoder gives each tf.Example value type, and TensorFlow's for them.
 _PARSED_TYPES = {pa.large_list(pa.int64()): tf.int64, pa.large_list(pa.float32()): tf.float32,
                  pa.large_list(pa.large_binary()): tf.string}
+
+
+def _arrow_values(values: tf.Tensor, value_type: pa.DataType) -> pa.Array:
+    """A parsed feature's values as an Arrow array of `value_type`. Strings go over as one buffer
+    of their bytes and their offsets: through numpy each would become a Python bytes object, and
+    on a click log (tens of history values a row) most of the decoding time went into converting
+    the values rather than into parsing them (docs/performance.md)."""
+    if value_type != pa.large_binary():
+        return pa.array(values.numpy(), value_type)
+    offsets = np.zeros(values.shape[0] + 1, np.int64)
+    np.cumsum(tf.strings.length(values).numpy(), out=offsets[1:])
+    return pa.LargeBinaryArray.from_buffers(value_type, values.shape[0], [
+        None, pa.py_buffer(offsets), pa.py_buffer(tf.strings.reduce_join(values).numpy())])
 
 
 class RecordDecoder:
@@ -43,8 +106,11 @@ class RecordDecoder:
     could give other than what tfx_bsl gives, or that it refuses, so every RecordBatch and every
     error is tfx_bsl's:
     - a schema with features other than plain int, float or bytes lists, or none at all;
-    - a batch where some example has no value for a feature (tfx_bsl tells a missing feature
-      (null) from an empty list, parsing does not);
+    - a batch where some example has no value for a feature and it cannot be told, from the
+      number of the schema's features on the wire (`features_per_record`), that the feature is
+      missing (null to tfx_bsl) and not an empty list (an empty list to tfx_bsl; parsing tells
+      neither apart): a list column's empty cell is a missing feature
+      (components/example_encoder.py), so a batch of click logs with empty histories is parsed;
     - a batch that parsing refuses (a value of another type than the schema's, a broken record).
     """
 
@@ -55,6 +121,7 @@ class RecordDecoder:
         if arrow_schema is not None and all(field.type in _PARSED_TYPES
                                             for field in arrow_schema):
             self._arrow_schema = arrow_schema
+            self._names = np.array([field.name.encode() for field in arrow_schema], object)
             self._spec = {field.name: tf.io.VarLenFeature(_PARSED_TYPES[field.type])
                           for field in arrow_schema}
 
@@ -65,20 +132,31 @@ class RecordDecoder:
     def _parsed(self, records: List[bytes]) -> Optional[pa.RecordBatch]:
         if self._spec is None or not records:
             return None
+        serialized = tf.constant(records, tf.string)
         try:
-            parsed = tf.io.parse_example(tf.constant(records, tf.string), self._spec)
+            parsed = tf.io.parse_example(serialized, self._spec)
         except tf.errors.InvalidArgumentError:
             return None
-        columns = []
-        for field in self._arrow_schema:
-            values = parsed[field.name]
-            counts = np.bincount(values.indices[:, 0].numpy(), minlength=len(records))
-            if not counts.all():
+        counts = [np.bincount(parsed[field.name].indices[:, 0].numpy(), minlength=len(records))
+                  for field in self._arrow_schema]
+        with_values = np.sum([count > 0 for count in counts], axis=0, dtype=np.int64)
+        incomplete = with_values < len(counts)
+        if incomplete.any():
+            # A record without values for a feature: missing (null) only if the record's features
+            # of the schema on the wire are just those with values (no empty list, none twice);
+            # tfx_bsl leaves the others out, as parsing does.
+            entries = features_per_record(tf.boolean_mask(serialized, incomplete), self._names)
+            if not (entries == with_values[incomplete]).all():
                 return None
+        columns = []
+        for field, count in zip(self._arrow_schema, counts):
             offsets = np.zeros(len(records) + 1, np.int64)
-            np.cumsum(counts, out=offsets[1:])
+            np.cumsum(count, out=offsets[1:])
+            missing = count == 0
             columns.append(pa.LargeListArray.from_arrays(
-                pa.array(offsets), pa.array(values.values.numpy(), field.type.value_type)))
+                pa.array(offsets),
+                _arrow_values(parsed[field.name].values, field.type.value_type),
+                mask=pa.array(missing) if missing.any() else None))
         return pa.RecordBatch.from_arrays(columns, schema=self._arrow_schema)
 
 

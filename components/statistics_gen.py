@@ -34,7 +34,6 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import tensorflow as tf
-from google.protobuf import descriptor_pb2
 from tfx.components.statistics_gen import executor as statistics_gen_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.v1 import components as tfx_components
@@ -77,42 +76,6 @@ def _read_batches(path: str) -> Iterator[List[bytes]]:
         yield batch
 
 
-def _wire_descriptors() -> bytes:
-    """`decode_proto`'s descriptor source of two messages that read tf.Example's wire format
-    without merging: `Example.features` and `Features.feature` as repeated bytes (field 1 of
-    each), so that every occurrence of a field is counted (a message field that occurs twice is
-    one merged message to protobuf, and only its last occurrence to `decode_proto`)."""
-    field = descriptor_pb2.FieldDescriptorProto
-    file = descriptor_pb2.FileDescriptorProto(name='statistics_gen_wire.proto',
-                                              package='statistics_gen_wire', syntax='proto2')
-    for message, name in (('Example', 'features'), ('Features', 'feature')):
-        file.message_type.add(name=message).field.add(
-            name=name, number=1, type=field.TYPE_BYTES, label=field.LABEL_REPEATED)
-    return b'bytes://' + descriptor_pb2.FileDescriptorSet(file=[file]).SerializeToString()
-
-
-_WIRE = _wire_descriptors()
-
-
-def _features_per_record(records: tf.Tensor) -> np.ndarray:
-    """The map entries (features, a name counted as often as it occurs) in each serialized
-    tf.Example, every occurrence of its `features` field counted."""
-    examples = tf.io.decode_proto(records, 'statistics_gen_wire.Example', ['features'],
-                                  [tf.string], descriptor_source=_WIRE)
-    occurrences = examples.sizes.numpy()[:, 0]
-    if (occurrences == 1).all():  # As protobuf writes a tf.Example with features.
-        features, rows = tf.reshape(examples.values[0], [-1]), None
-    else:
-        features = tf.boolean_mask(examples.values[0], tf.sequence_mask(
-            occurrences, tf.shape(examples.values[0])[1]))
-        rows = np.repeat(np.arange(len(occurrences)), occurrences)
-    entries = tf.io.decode_proto(features, 'statistics_gen_wire.Features', ['feature'],
-                                 [tf.string], descriptor_source=_WIRE).sizes.numpy()[:, 0]
-    if rows is None:
-        return entries
-    return np.bincount(rows, weights=entries, minlength=len(occurrences)).astype(np.int64)
-
-
 class SchemalessDecoder:
     """tfx_bsl's decoder of serialized tf.Examples without a schema, made faster where it can
     be: tfx_bsl decodes the first `SAMPLE_RECORDS` records of a batch, which gives the features
@@ -124,8 +87,9 @@ class SchemalessDecoder:
     - a batch whose sample tfx_bsl refuses or decodes to no feature, or to a feature whose values
       are of no kind (null);
     - a batch where some record holds a feature the sample does not (parsing ignores features it
-      was not asked for: `_features_per_record` counts them on the wire), a feature twice, or a
-      feature with an empty list (tfx_bsl tells one from a missing feature, parsing does not);
+      was not asked for: `batched_records.features_per_record` counts them on the wire), a
+      feature twice, or a feature with an empty list (tfx_bsl tells one from a missing feature,
+      parsing does not);
     - a batch that parsing refuses (a value of another kind than the sample's, a broken record).
     """
 
@@ -148,7 +112,7 @@ class SchemalessDecoder:
             return None
         serialized = tf.constant(records, tf.string)
         try:
-            entries = _features_per_record(serialized)
+            entries = batched_records.features_per_record(serialized)
             parsed = tf.io.parse_example(serialized, {
                 field.name: tf.io.VarLenFeature(_PARSED_TYPES[field.type]) for field in schema})
         except tf.errors.OpError:

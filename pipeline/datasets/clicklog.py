@@ -21,8 +21,8 @@ writes `clicklog.csv` and `bayes_auc.json`;
 writes a day per folder, `span-1/` to `span-5/`, each its `clicklog.csv` and `bayes_auc.json`
 (`write_days`): data by span for continuous training (`csv_pattern: 'span-{SPAN}/*.csv'`).
 
-`hist_item_ids` and `hist_categories` are `|`-separated lists of 0 to 50 ids; an empty history is
-an empty field (pandas reads it as NaN unless told `keep_default_na=False`).
+`hist_item_ids` and `hist_categories` are `|`-separated lists of 0 to 50 ids (`--max-history`);
+an empty history is an empty field (pandas reads it as NaN unless told `keep_default_na=False`).
 
 The catalogue (items, their categories, prices and popularity, and the popularity's drift) depends
 on the seed only, so the logs of several days share it. Users are drawn per call: the same
@@ -172,11 +172,14 @@ def _joined(table, ids, lengths):
                      for a, b in zip(starts.tolist(), ends.tolist())], dtype=object)
 
 
-def generate(rows, seed=7, day=0):
-    """Returns (DataFrame of `rows` impressions on `day`, {task: true probability per row}). The same
-    arguments give the same rows; the catalogue depends on `seed` only."""
+def generate(rows, seed=7, day=0, max_history=MAX_HISTORY):
+    """Returns (DataFrame of `rows` impressions on `day`, {task: true probability per row}), each
+    history of 0 to `max_history` entries. The same arguments give the same rows; the catalogue
+    depends on `seed` only."""
     if day < 0 or int(day) != day:
         raise ValueError(f'day must be a non-negative integer, got {day}')
+    if max_history < 1 or int(max_history) != max_history:
+        raise ValueError(f'max_history must be a positive integer, got {max_history}')
     catalogue = _Catalogue(seed)
     log_popularity, popularity_z, draws, category_share = catalogue.on_day(int(day))
     rng = np.random.default_rng([seed, 1, int(day)])
@@ -189,16 +192,16 @@ def generate(rows, seed=7, day=0):
     interest_weight[np.arange(MAX_INTERESTS) >= num_interests[:, None]] = 0.0
     interest_weight /= interest_weight.sum(axis=1, keepdims=True)
 
-    # Each user's behaviour sequence: MAX_HISTORY items, mostly of the user's interests. A row's
+    # Each user's behaviour sequence: max_history items, mostly of the user's interests. A row's
     # history is the sequence's first `length` entries: a user's history grows by one entry per
     # impression from a length of their own.
-    sequence_user = np.repeat(np.arange(num_users), MAX_HISTORY)
+    sequence_user = np.repeat(np.arange(num_users), max_history)
     sequence_category = interest[sequence_user, _weighted_choice(interest_weight, sequence_user, rng)]
     noise = rng.random(len(sequence_user)) < HISTORY_NOISE
     sequence_category[noise] = rng.choice(NUM_CATEGORIES, int(noise.sum()), p=category_share)
     sequence_item = catalogue.draw_items(sequence_category, draws, rng)
-    first_length = (MAX_HISTORY * rng.random(num_users) ** 2).astype(np.int64)
-    length = np.minimum(first_length[user] + nth, MAX_HISTORY)
+    first_length = (max_history * rng.random(num_users) ** 2).astype(np.int64)
+    length = np.minimum(first_length[user] + nth, max_history)
 
     # Targets: some from the user's interests, the rest by popularity.
     targeted = rng.random(rows) < TARGETED_SHARE
@@ -213,7 +216,7 @@ def generate(rows, seed=7, day=0):
     token_row = np.repeat(np.arange(rows, dtype=np.int32), length)
     position = (np.arange(len(token_row), dtype=np.int32)
                 - np.repeat((np.cumsum(length) - length).astype(np.int32), length))
-    token = user.astype(np.int32)[token_row] * MAX_HISTORY + position
+    token = user.astype(np.int32)[token_row] * max_history + position
     recency = RECENCY ** (length[token_row] - 1 - position)
     category_match = np.bincount(
         token_row, weights=recency * (sequence_category[token] == target_category[token_row]),
@@ -269,10 +272,11 @@ def bayes_auc(frame, probabilities):
     }
 
 
-def write(out_dir, rows, seed=7, day=0):
+def write(out_dir, rows, seed=7, day=0, max_history=MAX_HISTORY):
     """Writes `clicklog.csv` and `bayes_auc.json` into `out_dir`; returns the Bayes AUC report."""
-    frame, probabilities = generate(rows, seed, day)
+    frame, probabilities = generate(rows, seed, day, max_history)
     return write_frame(out_dir, CSV_NAME, frame, {'rows': rows, 'seed': seed, 'day': day,
+                                                  'max_history': max_history,
                                                   'bayes_auc': bayes_auc(frame, probabilities)})
 
 
@@ -292,10 +296,12 @@ def main(argv=None):
                         help="the day's item popularity (drifts); with --days, the first day")
     parser.add_argument('--days', type=int,
                         help='that many days, --rows each, in span-<day>/ folders under --out')
+    parser.add_argument('--max-history', type=int, default=MAX_HISTORY,
+                        help='the most entries of a history (default %(default)s)')
     parser.add_argument('--out', required=True, help='directory for the CSV and bayes_auc.json')
     args = parser.parse_args(argv)
     if args.days is None:
-        reports = {None: write(args.out, args.rows, args.seed, args.day)}
+        reports = {None: write(args.out, args.rows, args.seed, args.day, args.max_history)}
     else:
         reports = write_days(args.out, args.days, args.rows, args.seed, args.day)
     for day, report in reports.items():
