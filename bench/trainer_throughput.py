@@ -2,7 +2,7 @@
 MMOE, PLE and ESMM.
 
     .venv/bin/python bench/trainer_throughput.py [--rounds 15] [--window 200] [--rows 204800]
-        [--history 20] [--architectures mmoe,ple,esmm]
+        [--history 20] [--architectures mmoe,ple,esmm] [--no-bfloat16]
 
 Ours: gzipped TFRecords of transformed examples, read by `trainer_module.data.make_dataset` and fed to
 the model `trainer_module.build.build_model` compiles, exactly as the Trainer does. DeepCTR 0.9.4:
@@ -17,8 +17,9 @@ tables of `cat_0` and `cat_1`: ours as the pipeline builds them (ids padded afte
 padded with 0, its mask). DeepCTR runs twice: as
 its users run it (TensorFlow's default threads), and with the intra-op thread setting our Trainer
 uses (`training.intra_op_parallelism_threads`), to tell that setting's share of the gain from the
-model's. Ours runs twice too: with TensorFlow's op determinism, as the Trainer trains by default
-(`training.deterministic`), and without, to tell what reproducible training costs.
+model's. Ours runs three times: with TensorFlow's op determinism, as the Trainer trains by default
+(`training.deterministic`), without, to tell what reproducible training costs, and with
+`training.precision: mixed_bfloat16` (determinism on), unless `--no-bfloat16`.
 
 Each contender is a worker process in one long `fit`, which pauses after a warm-up and after every
 `--window` batches until the bench lets it run the next window. The bench runs the contenders one
@@ -55,6 +56,8 @@ MODELS = {
 }
 READY, RATE = 'bench-worker-ready', 'bench-worker-rate '
 GOAL_RATIO = 2.0  # our examples/s over DeepCTR's
+BFLOAT16 = 'ours mixed_bfloat16'  # the contender trained with training.precision: mixed_bfloat16
+BFLOAT16_GOAL_RATIO = 2.5  # its examples/s over DeepCTR's, where the CPU has bfloat16 instructions
 
 
 HISTORIES = 2  # with --history: lists sharing the tables of cat_0 and cat_1
@@ -135,9 +138,11 @@ def deepctr_worker(rows, window, windows, history, architecture):
               callbacks=[paced_windows(keras, window, windows)])
 
 
-def ours_worker(rows, window, windows, work_dir, deterministic, history, architecture):
+def ours_worker(rows, window, windows, work_dir, deterministic, history, architecture,
+                precision):
     """Our Trainer's path: the model fed by `make_dataset` from gzipped transformed TFRecords, with
-    TensorFlow's op determinism on as the Trainer turns it on (`training.deterministic`), or off."""
+    TensorFlow's op determinism on as the Trainer turns it on (`training.deterministic`), or off,
+    in the `training.precision` given."""
     # pylint: disable=import-outside-toplevel
     import tensorflow as tf
     import tf_keras as keras
@@ -147,7 +152,7 @@ def ours_worker(rows, window, windows, work_dir, deterministic, history, archite
     from trainer_module.features import feature_columns
     from trainer_module.runtime import set_op_threads
 
-    config = ours_config(history, architecture)
+    config = ours_config(history, architecture, precision)
     set_op_threads(config.training.intra_op_parallelism_threads)
     keras.utils.set_random_seed(config.model.seed)
     if deterministic:
@@ -175,8 +180,9 @@ def ours_worker(rows, window, windows, work_dir, deterministic, history, archite
               callbacks=[paced_windows(keras, window, windows)])
 
 
-def ours_config(history=0, architecture='mmoe'):
-    """The pipeline's config of the bench's data and the model of `architecture`."""
+def ours_config(history=0, architecture='mmoe', precision='float32'):
+    """The pipeline's config of the bench's data and the model of `architecture`, trained in
+    `precision`."""
     from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
     sequences = [f'{{name: hist_{i}, embedding_name: cat_{i}, max_length: {history}}}'
                  for i in range(HISTORIES if history else 0)]
@@ -187,7 +193,8 @@ def ours_config(history=0, architecture='mmoe'):
         f'dense_features={[f"num_{i}" for i in range(DENSE)]}',
         'tasks=[{name: ctr, label: ctr}, {name: ctcvr, label: ctcvr}]', 'slice_features=[]',
         'drift=[]', 'evaluation.group_by=null',
-        f'training.batch_size={BATCH}', f'model.architecture={architecture}',
+        f'training.batch_size={BATCH}', f'training.precision={precision}',
+        f'model.architecture={architecture}',
         *(f'model.{name}={list(value) if isinstance(value, tuple) else value}'
           for name, value in MODELS[architecture].items())])
 
@@ -218,9 +225,9 @@ class Worker:
         return float(self._read(RATE))
 
 
-def _workers(architecture, script, work_dir, worker_args, threads):
-    """The four contenders of `architecture`, named after it, started one after the other: a
-    paused worker takes no CPU from the next one's start."""
+def _workers(architecture, script, work_dir, worker_args, threads, bfloat16):
+    """The contenders of `architecture`, named after it, started one after the other: a paused
+    worker takes no CPU from the next one's start."""
     args = [*worker_args, '--architecture', architecture]
 
     def log(name):
@@ -237,7 +244,9 @@ def _workers(architecture, script, work_dir, worker_args, threads):
         Worker(f'{architecture} DeepCTR 0.9.4 same threads',
                [sys.executable, script, '--worker', 'deepctr', *args],
                {'TF_NUM_INTRAOP_THREADS': str(threads)}, log('deepctr-same-threads')),
-    ]
+    ] + ([Worker(f'{architecture} {BFLOAT16}',
+                 [sys.executable, script, '--worker', 'ours', '--precision', 'mixed_bfloat16',
+                  '--work-dir', work_dir, *args], {}, log('ours-bfloat16'))] if bfloat16 else [])
 
 
 def main():
@@ -249,8 +258,11 @@ def main():
                         help='two mean-pooled histories of up to this many ids (0: none)')
     parser.add_argument('--architectures', default=','.join(MODELS),
                         help=f'the models to measure, comma-separated, of {", ".join(MODELS)}')
+    parser.add_argument('--no-bfloat16', dest='bfloat16', action='store_false',
+                        help='leave out our model trained with training.precision: mixed_bfloat16')
     parser.add_argument('--worker', choices=['ours', 'ours-nondeterministic', 'deepctr'],
                         help=argparse.SUPPRESS)
+    parser.add_argument('--precision', default='float32', help=argparse.SUPPRESS)
     parser.add_argument('--architecture', choices=list(MODELS), default='mmoe',
                         help=argparse.SUPPRESS)
     parser.add_argument('--work-dir', help=argparse.SUPPRESS)
@@ -261,7 +273,7 @@ def main():
     if args.worker in ('ours', 'ours-nondeterministic'):
         ours_worker(args.rows, args.window, args.rounds, args.work_dir,
                     deterministic=args.worker == 'ours', history=args.history,
-                    architecture=args.architecture)
+                    architecture=args.architecture, precision=args.precision)
         return
     architectures = args.architectures.split(',')
     unknown = sorted(set(architectures) - set(MODELS))
@@ -277,7 +289,8 @@ def main():
     with tempfile.TemporaryDirectory() as work_dir:
         script = os.path.abspath(__file__)
         workers = [worker for architecture in architectures
-                   for worker in _workers(architecture, script, work_dir, worker_args, threads)]
+                   for worker in _workers(architecture, script, work_dir, worker_args, threads,
+                                          args.bfloat16)]
         measured = {worker.name: [] for worker in workers}
         for i in range(args.rounds):
             for worker in workers[i % len(workers):] + workers[:i % len(workers)]:
@@ -294,15 +307,20 @@ def main():
           + ', '.join(f'{name} {rate:,.0f}' for name, rate in medians.items()))
     for architecture in architectures:
         ours = f'{architecture} ours'
-        others = [name for name in measured if name.startswith(f'{architecture} ')
-                  and name != ours]
-        for name in others:
-            per_round = statistics.median(o / d for o, d in zip(measured[ours], measured[name]))
-            print(f'ratio {ours} / {name}: {medians[ours] / medians[name]:.2f} of the medians, '
-                  f'{per_round:.2f} the median of the rounds')
-        slowest = min(medians[ours] / medians[name] for name in others if 'DeepCTR' in name)
-        print(f'{architecture} goal: at least {GOAL_RATIO} times every DeepCTR contender (of the '
-              'medians): ' + ('met' if slowest >= GOAL_RATIO else f'not met ({slowest:.2f})'))
+        bfloat16 = f'{architecture} {BFLOAT16}'
+        deepctr = [name for name in measured if name.startswith(f'{architecture} DeepCTR')]
+        for mine, goal in ((ours, GOAL_RATIO), (bfloat16, BFLOAT16_GOAL_RATIO)):
+            if mine not in measured:
+                continue
+            for name in measured:
+                if name.startswith(f'{architecture} ') and name not in (ours, mine):
+                    per_round = statistics.median(
+                        o / d for o, d in zip(measured[mine], measured[name]))
+                    print(f'ratio {mine} / {name}: {medians[mine] / medians[name]:.2f} of the '
+                          f'medians, {per_round:.2f} the median of the rounds')
+            slowest = min(medians[mine] / medians[name] for name in deepctr)
+            print(f'{mine} goal: at least {goal} times every DeepCTR contender (of the medians): '
+                  + ('met' if slowest >= goal else f'not met ({slowest:.2f})'))
 
 
 if __name__ == '__main__':

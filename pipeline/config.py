@@ -21,6 +21,7 @@ from trainer_module.features import DenseFeature, SequenceFeature, SparseFeature
 from trainer_module.settings import (
     DISTRIBUTIONS,
     LOSS_WEIGHTINGS,
+    PRECISIONS,
     WARM_START_MISMATCHES,
     ModelConfig,
     TaskColumns,
@@ -252,6 +253,9 @@ class PipelineConfig(TaskColumns):
             raise ConfigError(f'training.warm_start_mismatch: '
                               f'{self.training.warm_start_mismatch!r} is not one of '
                               f'{WARM_START_MISMATCHES}')
+        if self.training.precision not in PRECISIONS:
+            raise ConfigError(f'training.precision: {self.training.precision!r} is not one of '
+                              f'{PRECISIONS}')
         self._check_spans()
         if not isinstance(self.training.max_memory_mb, int) or self.training.max_memory_mb < 0:
             raise ConfigError('training.max_memory_mb: must be a whole number of MB, 0 to always '

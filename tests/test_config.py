@@ -92,6 +92,8 @@ def test_warm_start_settings_travel_to_the_trainer():
     ('training.warm_start_mismatch=ignore',
      "training.warm_start_mismatch: 'ignore' is not one of ('fail', 'cold_start')"),
     ('training.warm_start=maybe', 'config.training.warm_start: expected true or false'),
+    ('training.precision=mixed_float16',
+     "training.precision: 'mixed_float16' is not one of ('float32', 'mixed_bfloat16')"),
     ('training.steps_per_execution=0',
      'training.steps_per_execution: must be a whole number, at least 1, got 0'),
     ('training.train_steps=2.5', 'training.train_steps: must be a whole number, at least 1'),

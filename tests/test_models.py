@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer_module.feature_column import DenseFeat, SparseFeat
+from trainer_module.feature_column import DenseFeat, SparseFeat, VarLenSparseFeat
 from trainer_module.layers import SparseEmbeddings
 from trainer_module.models import (
     ESMM,
@@ -352,3 +352,53 @@ def test_trainer_builds_trains_and_predicts_at_the_edges_of_the_config(edge):
             assert np.all((prediction > 0) & (prediction < 1))
     gates = sorted(mixture.gate for mixture in mixtures(model))
     assert gates == sorted(settings.task_names if architecture == 'mmoe' else [SHARED_GATE])
+
+
+PRECISION_COLUMNS = [
+    *COLUMNS, VarLenSparseFeat(SparseFeat('hist', vocabulary_size=10, embedding_dim=4,
+                                          embedding_name='a'), maxlen=3, combiner='mean',
+                               length_name='hist_length'),
+    VarLenSparseFeat(SparseFeat('clicked', vocabulary_size=10, embedding_dim=4,
+                                embedding_name='a'), maxlen=3, combiner='attention',
+                     length_name='clicked_length', query_name='a')]
+
+
+@pytest.mark.parametrize('architecture', ['mmoe', 'omoe', 'shared_bottom', 'ple', 'esmm'])
+def test_mixed_bfloat16_computes_in_bfloat16_and_keeps_weights_and_predictions_float32(
+        architecture):
+    """`training.precision: mixed_bfloat16`: every architecture, with lists pooled by mean and by
+    attention, computes in bfloat16, holds float32 weights and predicts in float32 what the same
+    weights predict in float32 to bfloat16's precision; a few steps lower the loss; Keras' global
+    policy is float32 again afterwards."""
+    from pipeline.config import PipelineConfig
+    from trainer_module.build import build_model
+    rows = 64
+    rng = np.random.default_rng(5)
+    inputs = {**_inputs(rows), 'hist': rng.integers(0, 10, (rows, 3)),
+              'hist_length': rng.integers(0, 4, (rows, 1)),
+              'clicked': rng.integers(0, 10, (rows, 3)),
+              'clicked_length': rng.integers(0, 4, (rows, 1))}
+    labels = {'ctr': (inputs['x'] > 0).astype('float32'),
+              'ctcvr': ((inputs['x'] > 0) & (inputs['a'] % 2 == 0)).astype('float32')}
+    overrides = [f'model.architecture={architecture}', 'training.learning_rate=0.01',
+                 f'model.tower_dnn_hidden_units={list(SMALL["tower_dnn_hidden_units"])}']
+    if architecture != 'esmm':
+        overrides.append(
+            f'model.expert_dnn_hidden_units={list(SMALL["expert_dnn_hidden_units"])}')
+    models = {precision: build_model(PipelineConfig().with_overrides(
+        [*overrides, f'training.precision={precision}']).trainer_settings(), PRECISION_COLUMNS)
+        for precision in ('float32', 'mixed_bfloat16')}
+    assert tf.keras.mixed_precision.global_policy().name == 'float32'
+    mixed = models['mixed_bfloat16']
+    models['float32'].set_weights(mixed.get_weights())
+    assert {variable.dtype for variable in mixed.weights} == {tf.float32}
+    assert {layer.compute_dtype for layer in mixed.layers
+            if isinstance(layer, tf.keras.layers.Dense)} == {'bfloat16'}
+    predicted = {precision: model.predict(inputs, verbose=0)
+                 for precision, model in models.items()}
+    for mixed_output, float32_output in zip(predicted['mixed_bfloat16'], predicted['float32']):
+        assert mixed_output.dtype == np.float32
+        np.testing.assert_allclose(mixed_output, float32_output, atol=0.02)
+    before = mixed.evaluate(inputs, labels, verbose=0, return_dict=True)['loss']
+    mixed.fit(inputs, labels, batch_size=16, epochs=5, verbose=0)
+    assert mixed.evaluate(inputs, labels, verbose=0, return_dict=True)['loss'] < before

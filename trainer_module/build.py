@@ -1,5 +1,8 @@
-"""The Trainer's model: the architecture `settings.model` names, compiled with a loss and a metric
-per task and the optimizer `settings.training` configures."""
+"""The Trainer's model: the architecture `settings.model` names, in the precision
+`settings.training.precision` names, compiled with a loss and a metric per task and the optimizer
+`settings.training` configures."""
+
+import contextlib
 
 import tf_keras as keras
 
@@ -14,8 +17,13 @@ def build_model(settings: TrainerSettings, feature_columns) -> keras.Model:
     loss and metrics per task. With `training.loss_weighting: uncertainty` the model also holds the
     tasks' learned log-variances (`model.task_uncertainty`, a `TaskUncertainty`), which weight their
     losses."""
-    model = build_architecture(settings.model, feature_columns, settings.task_types,
-                               settings.task_names)
+    with precision_policy(settings.training.precision):
+        model = build_architecture(settings.model, feature_columns, settings.task_types,
+                                   settings.task_names)
+    not_float32 = [output.name for output in model.outputs if output.dtype != 'float32']
+    if not_float32:  # an architecture whose prediction layers forgot dtype='float32'
+        raise TypeError(f'{settings.model.architecture}: outputs {not_float32} are not float32 '
+                        f'under training.precision {settings.training.precision!r}')
     uncertainty = None
     if settings.training.loss_weighting == 'uncertainty':
         uncertainty = TaskUncertainty(settings.task_types, name='task_uncertainty')
@@ -39,3 +47,16 @@ def build_model(settings: TrainerSettings, feature_columns) -> keras.Model:
                   steps_per_execution=settings.training.steps_per_execution)
     return model
 
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    """Keras' global dtype policy set to `precision` (a Keras mixed-precision policy name) while
+    layers are made inside the block: each layer keeps the policy it was made under, and the
+    policy is global, so it is put back afterwards."""
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)

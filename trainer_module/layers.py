@@ -321,14 +321,14 @@ PADDING_BY_LENGTH = 'length'
 PADDING_BY_ZERO_ID = 'zero_id'
 
 
-def _counted(padding, mask_source, maxlen):
-    """[batch, maxlen] float32, 1 where a position counts: from [batch, 1] lengths (the first
-    `length` positions, a length clipped to [0, maxlen]) or from the [batch, maxlen] ids (those
-    not 0)."""
+def _counted(padding, mask_source, maxlen, dtype):
+    """[batch, maxlen] of `dtype` (the embeddings': bfloat16 under a mixed precision), 1 where a
+    position counts: from [batch, 1] lengths (the first `length` positions, a length clipped to
+    [0, maxlen]) or from the [batch, maxlen] ids (those not 0)."""
     if padding == PADDING_BY_LENGTH:
         lengths = tf.clip_by_value(tf.reshape(tf.cast(mask_source, tf.int32), [-1]), 0, maxlen)
-        return tf.sequence_mask(lengths, maxlen, dtype=tf.float32)
-    return tf.cast(tf.not_equal(mask_source, tf.zeros([], mask_source.dtype)), tf.float32)
+        return tf.sequence_mask(lengths, maxlen, dtype=dtype)
+    return tf.cast(tf.not_equal(mask_source, tf.zeros([], mask_source.dtype)), dtype)
 
 
 def _check_padding(padding):
@@ -367,7 +367,8 @@ class SequencePooling(keras.layers.Layer):
         """[embeddings [batch, maxlen, dim], lengths [batch, 1] or ids [batch, maxlen](, weights
         [batch, maxlen, 1])] -> [batch, dim]."""
         embeddings, mask_source, *weights = inputs
-        counted = _counted(self.padding, mask_source, embeddings.shape[1])[:, :, None]
+        counted = _counted(self.padding, mask_source, embeddings.shape[1],
+                           embeddings.dtype)[:, :, None]
         if weights:  # DeepCTR's padding weights: a softmax's nothing, or 0
             weight = tf.where(counted > 0, tf.cast(weights[0], embeddings.dtype),
                               -2 ** 32 + 1.0 if self.weight_norm else 0.0)
@@ -435,7 +436,7 @@ class AttentionSequencePooling(keras.layers.Layer):
         hidden = self.mlp(tf.concat([queries, keys, queries - keys, queries * keys], axis=-1),
                           training=training)
         scores = tf.nn.bias_add(tf.tensordot(hidden, self.kernel, axes=(-1, 0)), self.bias)
-        counted = _counted(self.padding, mask_source, keys.shape[1])[:, :, None]
+        counted = _counted(self.padding, mask_source, keys.shape[1], keys.dtype)[:, :, None]
         return tf.reduce_sum(scores * counted * keys, axis=1)
 
     def compute_output_shape(self, input_shape):

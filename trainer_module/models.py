@@ -197,7 +197,8 @@ def _task_output(task_input, task_type, name, tower_dnn_hidden_units, dnn: _DnnF
     logit = keras.layers.Dense(
         1, use_bias=False, kernel_initializer=keras.initializers.glorot_uniform(seed=dnn.seed),
         name=f'logit_{name}')(tower)
-    return PredictionLayer(task_type, name=name)(logit)
+    # float32 under a mixed precision too: the losses, metrics and served predictions are.
+    return PredictionLayer(task_type, name=name, dtype='float32')(logit)
 
 
 def _multi_task_model(inputs, task_inputs, tower_dnn_hidden_units, task_types, task_names,
@@ -379,7 +380,7 @@ def ESMM(dnn_feature_columns, tower_dnn_hidden_units=(256, 128, 64), l2_reg_embe
     ctr = _task_output(dnn_input, 'binary', task_names[0], tower_dnn_hidden_units, dnn)
     cvr = _task_output(dnn_input, 'binary', esmm_cvr_name(task_names), tower_dnn_hidden_units,
                        dnn)
-    ctcvr = keras.layers.Multiply(name=task_names[1])([ctr, cvr])
+    ctcvr = keras.layers.Multiply(name=task_names[1], dtype='float32')([ctr, cvr])
     return keras.Model(inputs=list(inputs.values()), outputs=[ctr, ctcvr])
 
 

@@ -24,6 +24,9 @@ LOSS_WEIGHTINGS = ('fixed', 'uncertainty')
 # What a warm start does when the base model's features, tasks or architecture differ from the
 # config's (trainer_module/warm_start.py): stop the run naming the difference, or train from scratch.
 WARM_START_MISMATCHES = ('fail', 'cold_start')
+# The Trainer's arithmetic (Keras mixed-precision policies): 'mixed_bfloat16' computes in bfloat16
+# and keeps the variables, the predictions and so the exported model's outputs in float32.
+PRECISIONS = ('float32', 'mixed_bfloat16')
 # Beside the SavedModel in the Trainer's model artifact: each task's mean gate weight per expert.
 GATE_REPORT_DIR = 'gate_report'
 GATE_REPORT_FILE = 'gates.json'  # in GATE_REPORT_DIR: gate weights, gate use, expert similarity
@@ -111,7 +114,11 @@ class TrainingConfig:
     'cold_start' warns naming it and trains from scratch (WARM_START_MISMATCHES).
     `window_spans` is read by the pipeline, not here: where the data is by span
     (pipeline/spans.py), the Trainer learns from the last `window_spans` spans before the one the
-    run judges on."""
+    run judges on.
+    `precision`: 'float32', or 'mixed_bfloat16' (PRECISIONS): the layers compute in bfloat16 where
+    the CPU has bfloat16 instructions (AVX-512 BF16, AMX) while the weights, the optimizer and the
+    predictions stay float32, so the exported model takes and returns what a float32 one does
+    (docs/model.md#precision)."""
     epochs: float = 10.0
     train_steps: Optional[int] = None
     evaluations_per_epoch: int = 4
@@ -129,6 +136,7 @@ class TrainingConfig:
     warm_start: bool = False
     warm_start_mismatch: str = 'fail'
     window_spans: int = 7
+    precision: str = 'float32'
 
 
 class TaskColumns:
