@@ -313,7 +313,7 @@ def main():
             if mine not in measured:
                 continue
             for name in measured:
-                if name.startswith(f'{architecture} ') and name not in (ours, mine):
+                if name.startswith(f'{architecture} ') and name != mine:
                     per_round = statistics.median(
                         o / d for o, d in zip(measured[mine], measured[name]))
                     print(f'ratio {mine} / {name}: {medians[mine] / medians[name]:.2f} of the '
