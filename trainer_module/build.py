@@ -48,7 +48,6 @@ def build_model(settings: TrainerSettings, feature_columns) -> keras.Model:
     return model
 
 
-
 @contextlib.contextmanager
 def precision_policy(precision: str):
     """Keras' global dtype policy set to `precision` (a Keras mixed-precision policy name) while
