@@ -55,7 +55,7 @@ class _BackgroundWrites:
             self._wait()
         finally:
             self._thread.shutdown()
-        self._handle.close()
+            self._handle.close()  # also after a failed write: the file is not left open
 
 
 class _TFRecordBatchSink(filebasedsink.FileBasedSink):
