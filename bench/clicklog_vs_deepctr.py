@@ -16,8 +16,10 @@ The contenders:
   with early stopping on a validation split;
 - the pipeline (`local_runner.py`, every component, from the CSVs), with the same MMOE arguments and
   embedding width, the histories as `sequence_features` sharing the targets' tables: once with
-  `mean` pooling, as DeepCTR's, and once with the `attention` combiner on the category history
-  (queried by the target's category; the item history stays mean-pooled). Its train rows are split
+  `mean` pooling, as DeepCTR's; once with the `attention` combiner on the category history
+  (queried by the target's category; the item history stays mean-pooled); and once with `mean`
+  pooling and each history's `match` with the target's item or category (how often and how
+  recently it occurs in the history, docs/features.md). Its train rows are split
   into train and validation by hash as a run splits them, the eval rows are its eval split
   (`eval_csv_pattern`), and its AUCs are the Evaluators'. Its examples/s is the steps it ran times
   the batch over the Trainer's wall time, its evaluations and export included.
@@ -150,7 +152,7 @@ def deepctr_mmoe(train, eval_rows, seed, epochs):
     return aucs, trained / clock.seconds, epochs_run
 
 
-def pipeline_run(train, eval_rows, seed, epochs, attention):
+def pipeline_run(train, eval_rows, seed, epochs, attention=False, match=False):
     """The whole pipeline on the rows; returns ({task: eval AUC}, Trainer examples/s, passes
     over the training split)."""
     # pylint: disable=import-outside-toplevel
@@ -168,7 +170,7 @@ def pipeline_run(train, eval_rows, seed, epochs, attention):
         settings = [
             f'data={os.path.join(root, "data")}', 'csv_pattern=train/*.csv',
             'eval_csv_pattern=eval/*.csv',
-            *clicklog_settings(clicklog.MAX_HISTORY, EMBEDDING_DIM, attention),
+            *clicklog_settings(clicklog.MAX_HISTORY, EMBEDDING_DIM, attention, match),
             f'model.seed={seed}', f'training.epochs={epochs}', f'training.batch_size={BATCH}']
         output = os.path.join(root, 'outputs')
         with open(os.path.join(root, 'run.log'), 'w') as log:
@@ -204,6 +206,8 @@ CONTENDERS = {
     'the pipeline, mean-pooled histories': functools.partial(pipeline_run, attention=False),
     'the pipeline, attention over the category history': functools.partial(pipeline_run,
                                                                          attention=True),
+    'the pipeline, mean-pooled histories and their matches': functools.partial(pipeline_run,
+                                                                              match=True),
 }
 
 

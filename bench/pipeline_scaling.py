@@ -1,14 +1,15 @@
 """What the whole local pipeline costs as the data grows longer and wider.
 
     .venv/bin/python bench/pipeline_scaling.py [--sizes 10000,100000] [--with-1m] [--with-5m]
-        [--widths 16,40,80,160] [--width-rows 1000] [--layout clicklog [--max-history 20]]
+        [--widths 16,40,80,160] [--width-rows 1000] [--layout clicklog [--max-history 20] [--match]]
         [--set KEY=VALUE ...] [--beam-arg=...] [--out DIR]
 
 Row axis: for each size it generates the e-commerce data (`pipeline.datasets.ecommerce`, seed 7,
 16 columns) and runs `local_runner.py` on it with the default config; with `--layout clicklog`,
 the click log (`pipeline.datasets.clicklog`, seed 7, histories of up to `--max-history` values)
 with a config `pipeline.draft` wrote and `clicklog_settings` (both histories kept whole, as lists
-sharing the tables of the item and category ids). Width axis: at
+sharing the tables of the item and category ids; with `--match`, each also counting the target's
+item or category among its values). Width axis: at
 `--width-rows` rows it widens the same data with noise columns (`--extra-sparse`/`--extra-dense`,
 one sparse for seven dense) to each total column count, drafts a config with `pipeline.draft`, as
 a new user would, and runs `local_runner.py --config` on it. Every run starts from scratch
@@ -24,7 +25,8 @@ child processes, and each task's AUC beside the Bayes AUC the generator reports 
 probabilities: no model can beat it). It writes `scaling.csv` and `scaling.png` (seconds against
 rows and against columns, log-log, a line per component) under --out. Last it prints the data path's
 goals that its runs can check (Transform on the 80-column width run; rates, time, memory and AUCs at
-1M rows; memory and growth from 1M at 5M; for the click log, Transform's train rows/s at 1M rows),
+1M rows; memory and growth from 1M at 5M; for the click log, Transform's train rows/s and the AUCs
+at 1M rows),
 with what it measured and whether each is met.
 """
 
@@ -94,17 +96,19 @@ def _data(out: str, rows: int, columns: int) -> str:
     return data
 
 
-def clicklog_settings(max_length: int, embedding_dim: int, attention: bool = False):
+def clicklog_settings(max_length: int, embedding_dim: int, attention: bool = False,
+                      match: bool = False):
     """`--set` values over a drafted config of the click log: its sparse, list (the last
     `max_length` values, sharing the item and category tables; with `attention`, the category
-    history attends to the target's category) and dense features, its two tasks (gated at no
-    floor), no slices and no drift bounds."""
+    history attends to the target's category; with `match`, each history counts the target's
+    item or category in it) and dense features, its two tasks (gated at no floor), no slices and
+    no drift bounds."""
     sparse = ', '.join(f'{{name: {name}, embedding_dim: {embedding_dim}}}'
                        for name in clicklog.SPARSE_COLUMNS)
     histories = ', '.join(
         f'{{name: {name}, embedding_name: {shared}, max_length: {max_length}'
         + (f', combiner: attention, query: {shared}' if attention and shared == 'item_category'
-           else '') + '}'
+           else '') + (f', match: {shared}' if match else '') + '}'
         for name, shared in clicklog.SEQUENCE_COLUMNS.items())
     return [f'sparse_features=[{sparse}]', f'sequence_features=[{histories}]',
             'dense_features=[{name: price, log1p: true}, {name: item_review_count, log1p: true}]',
@@ -130,17 +134,19 @@ def _train_rows(summary: dict) -> int:
 
 
 def run_one(out: str, rows: int, columns: int, drafted: bool, flags, layout: str = 'ecommerce',
-            max_history: int = clicklog.MAX_HISTORY) -> dict:
+            max_history: int = clicklog.MAX_HISTORY, match: bool = False) -> dict:
     """One run from scratch on generated data; drafted: with a config `pipeline.draft` wrote;
-    `flags`: more local_runner.py flags; `layout` 'clicklog': the click log (row axis only)."""
+    `flags`: more local_runner.py flags; `layout` 'clicklog': the click log (row axis only), its
+    histories matched against the target with `match`."""
     roles = None
     if layout == 'clicklog':
         data = _clicklog_data(out, rows, max_history)
-        name = f'clicklog-{rows}-history{max_history}'
+        name = f'clicklog-{rows}-history{max_history}' + ('-match' if match else '')
         project = os.path.join(out, f'project-{name}')
         draft.draft(os.path.join(data, clicklog.CSV_NAME), project, pipeline_name='scaling_clicklog')
         flags = ['--config', os.path.join(project, 'config.yaml'), '--warn-on-anomalies',
-                 *(arg for setting in clicklog_settings(max_history, embedding_dim=8)
+                 *(arg for setting in clicklog_settings(max_history, embedding_dim=8,
+                                                        match=match)
                    for arg in ('--set', setting)), *flags]
     elif drafted:
         data = _data(out, rows, columns)
@@ -287,6 +293,10 @@ def goals(results):
         checks.append((f'1M click log, histories of {GOAL_CLICKLOG_1M[1]}: Transform >= '
                        f'{GOAL_CLICKLOG_1M[2]:,} train rows/s', f'{rate:,.0f}',
                        rate >= GOAL_CLICKLOG_1M[2]))
+        for task, auc in clicklog_1m['auc'].items():
+            gap = clicklog_1m['bayes auc'][task] - auc
+            checks.append((f'1M click log: {task} AUC within {GOAL_1M["AUC below Bayes"]} of '
+                           'Bayes', f'{gap:.4f} below', gap <= GOAL_1M['AUC below Bayes']))
     by_size = {(r['rows'], r['columns']): r for r in results if r['layout'] == 'ecommerce'}
     width = by_size.get(GOAL_WIDTH[:2])
     if width:
@@ -339,6 +349,9 @@ def main(argv=None):
                         help='the data of the row axis')
     parser.add_argument('--max-history', type=int, default=GOAL_CLICKLOG_1M[1],
                         help="the click log's longest history, and the values each list keeps")
+    parser.add_argument('--match', action='store_true',
+                        help="the click log's histories count the target's item and category "
+                             'among their values (sequence_features[].match)')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                         help='passed on to local_runner.py, e.g. --set training.epochs=1')
     parser.add_argument('--beam-arg', action='append', default=[], metavar='ARG',
@@ -359,7 +372,8 @@ def main(argv=None):
             + [('columns', args.width_rows, width, True, 'ecommerce') for width in widths])
     results = []
     for axis, rows, columns, drafted, layout in plan:
-        result = run_one(args.out, rows, columns, drafted, flags, layout, args.max_history)
+        result = run_one(args.out, rows, columns, drafted, flags, layout, args.max_history,
+                         args.match)
         result['axis'] = axis
         print(f'{result["run"]}: {result["total seconds"]:.0f} s, Transform '
               f'{result["components"]["Transform"]:.1f} s, peak memory '

@@ -1,7 +1,7 @@
 """A click log through the whole pipeline: behaviour histories as list features (one sharing the
-item table, one pooled by attention against the target's category), a hashed id and a bounded
-vocabulary, drafted from the CSV and run end to end; both serving signatures and pipeline.predict
-score its rows alike."""
+item table and counting the target item in it, one pooled by attention against the target's
+category), a hashed id and a bounded vocabulary, drafted from the CSV and run end to end; both
+serving signatures and pipeline.predict score its rows alike."""
 
 import json
 import os
@@ -29,7 +29,8 @@ ROWS = 4000
 FEATURES = [
     'sparse_features=[{name: user_id, hash_buckets: 500}, '
     '{name: item_id, min_frequency: 2, num_oov_buckets: 5}, item_category, device]',
-    'sequence_features=[{name: hist_item_ids, embedding_name: item_id, max_length: 10}, '
+    'sequence_features=[{name: hist_item_ids, embedding_name: item_id, max_length: 10, '
+    'match: item_id}, '
     '{name: hist_categories, embedding_name: item_category, max_length: 10, '
     'combiner: attention, query: item_category}]',
     # A drift bound on a list feature: TFDV compares its values' frequencies.
@@ -60,7 +61,7 @@ def clicklog_run(tmp_path_factory):
 def test_the_draft_reads_a_click_log(clicklog_run):
     roles, _ = clicklog_run
     role, hist, _ = roles['hist_item_ids']
-    assert role == 'sequence' and hist.embedding_name == 'item_id'
+    assert role == 'sequence' and hist.embedding_name == 'item_id' and hist.match == 'item_id'
     assert roles['hist_categories'][1].embedding_name == 'item_category'
     # Most items are seen once in 4000 rows: the draft bounds their vocabulary.
     assert roles['item_id'][0] == 'sparse' and roles['item_id'][1].min_frequency == 2

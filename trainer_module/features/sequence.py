@@ -12,10 +12,18 @@ Ids come from a vocabulary of the list's own values (bounded as a categorical fe
 `embedding_name`, from another categorical feature's: a history of item ids looks its values up in
 the `item_id` vocabulary, whose counts then include the history's values, and shares its embedding
 table (DeepCTR's `embedding_name`).
+
+With `match`, Transform also counts how often the row's value of a categorical feature (the target
+item, its category) occurs among the kept values, and how recently: two numbers the model takes as
+dense inputs (`match_names`). Pooling blurs that match, which in click logs carries much of the
+signal (a user clicks what they clicked before), and an MLP learns the equality of two embeddings
+slowly; the exact count, on the raw values before any vocabulary, is cheap and needs nothing to
+learn (docs/performance.md, click logs). It is computed on the values as they are, so two values
+outside the vocabulary match only when they are the same value.
 """
 
 import dataclasses
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from trainer_module.features.categorical import Categorical, SparseFeature
 from trainer_module.features.kind import CSV_RESERVED, FeatureKind, Ids, positive_int
@@ -40,6 +48,13 @@ def length_name(name: str) -> str:
     return f'{name}_length'
 
 
+def match_names(name: str) -> Tuple[str, str]:
+    """The transformed features (and model inputs) of list feature `name`'s match with its `match`
+    feature: log(1 + the number of kept values equal to it), and 1 / (1 + k) for the most recent
+    such value, k values before the last (0 where none is)."""
+    return f'{name}_matches', f'{name}_match_recency'
+
+
 @dataclasses.dataclass(frozen=True)
 class SequenceFeature:
     """A list column: its last `max_length` values embedded and pooled by `combiner`.
@@ -49,7 +64,8 @@ class SequenceFeature:
     feature's, and `embedding_dim` is its dimension or left out). Otherwise the list has its own
     vocabulary, bounded by `top_k`, `min_frequency` and `num_oov_buckets`, or `hash_buckets`, as a
     categorical feature's. `query`: the categorical feature the 'attention' combiner matches each
-    value against (the target item or its category), of the same embedding dimension.
+    value against (the target item or its category), of the same embedding dimension. `match`: a
+    categorical feature whose value is counted among the list's (`match_names`).
     """
     name: str
     max_length: int = 20
@@ -62,6 +78,7 @@ class SequenceFeature:
     num_oov_buckets: Optional[int] = None
     hash_buckets: Optional[int] = None
     query: Optional[str] = None
+    match: Optional[str] = None
 
 
 def _own_ids(feature: SequenceFeature) -> SparseFeature:
@@ -130,10 +147,14 @@ class List(FeatureKind):
                 raise ValueError(f'{where}.query: {feature.query!r} has embedding_dim '
                                  f'{query.embedding_dim}, the list '
                                  f'{dimension(feature, features)}')
+        if feature.match is not None and not isinstance(features.get(feature.match), SparseFeature):
+            raise ValueError(f'{where}.match: {feature.match!r} is not a categorical feature '
+                             '(sparse_features) whose value to look for in the list')
 
     def outputs(self, feature: SequenceFeature):
-        """Its ids and its length."""
-        return (feature.name, length_name(feature.name))
+        """Its ids and its length, and its match's two numbers where it has one."""
+        matches = match_names(feature.name) if feature.match is not None else ()
+        return (feature.name, length_name(feature.name), *matches)
 
     def separator(self, feature: SequenceFeature) -> str:
         """Its separator."""
@@ -167,17 +188,21 @@ class List(FeatureKind):
             ragged = kept.with_flat_values(ids(self._owner(feature), kept.flat_values))
             outputs[feature.name] = ragged.to_tensor(0, shape=[None, feature.max_length])
             outputs[length_name(feature.name)] = tf.cast(ragged.row_lengths(), tf.int64)
+            if feature.match is not None:
+                outputs.update(zip(match_names(feature.name), _match(kept, values[feature.match])))
         return outputs
 
     def model_columns(self, feature: SequenceFeature, features, sizes):
         """A VarLenSparseFeat masked by the length, over the shared or its own table."""
-        from trainer_module.feature_column import SparseFeat, VarLenSparseFeat
+        from trainer_module.feature_column import DenseFeat, SparseFeat, VarLenSparseFeat
         owner = self._owner(feature)
         return [VarLenSparseFeat(
             SparseFeat(feature.name, vocabulary_size=sizes[owner],
                        embedding_dim=dimension(feature, features), embedding_name=owner),
             maxlen=feature.max_length, combiner=feature.combiner,
-            length_name=length_name(feature.name), query_name=feature.query)]
+            length_name=length_name(feature.name), query_name=feature.query)] + (
+                [DenseFeat(name) for name in match_names(feature.name)]
+                if feature.match is not None else [])
 
     def draft(self, name: str, column, frame):
         """A text column with separators in many cells; sharing the table of a column holding most
@@ -206,8 +231,27 @@ class List(FeatureKind):
                f'{lengths.quantile(LENGTH_QUANTILE):.0f} values or fewer in '
                f'{LENGTH_QUANTILE:.0%}: the last {max_length} kept, mean-pooled')
         if shared is not None:
-            why += f"; {share:.0%} of its values are {shared!r} values: it shares that table"
-        return SequenceFeature(name, max_length=max_length, embedding_name=shared), why
+            why += (f"; {share:.0%} of its values are {shared!r} values: it shares that table, "
+                    f"and counts the row's {shared!r} among its values (match)")
+        return SequenceFeature(name, max_length=max_length, embedding_name=shared,
+                               match=shared), why
+
+
+def _match(kept, targets):
+    """([batch, (values)] ragged strings, [batch] strings, '' where missing) -> ([batch] log(1 +
+    how many values equal the row's target), [batch] 1 / (1 + k) for the latest equal value, k
+    values before the row's last, 0 where none), float32; a missing target matches nothing."""
+    import tensorflow as tf
+    rows = kept.value_rowids()
+    row_target = tf.gather(targets, rows)
+    hit = tf.cast(tf.logical_and(tf.equal(kept.flat_values, row_target), row_target != ''),
+                  tf.float32)
+    position = tf.range(tf.size(rows, out_type=rows.dtype)) - tf.gather(kept.row_starts(), rows)
+    from_last = tf.gather(kept.row_lengths(), rows) - 1 - position
+    recency = hit / (1.0 + tf.cast(from_last, tf.float32))
+    # A row without values is an empty segment, whose max is the lowest float32.
+    return (tf.math.log1p(tf.math.unsorted_segment_sum(hit, rows, kept.nrows())),
+            tf.maximum(tf.math.unsorted_segment_max(recency, rows, kept.nrows()), 0.0))
 
 
 KIND = List()
