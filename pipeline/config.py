@@ -17,7 +17,7 @@ import yaml
 
 from pipeline.datasets import ecommerce
 from trainer_module import architectures, features
-from trainer_module.features import DenseFeature, SequenceFeature, SparseFeature
+from trainer_module.features import CrossFeature, DenseFeature, SequenceFeature, SparseFeature
 from trainer_module.settings import (
     DISTRIBUTIONS,
     LOSS_WEIGHTINGS,
@@ -157,6 +157,8 @@ class PipelineConfig(TaskColumns):
         for name in ecommerce.DENSE_COLUMNS)
     # Columns of several values per row, such as behaviour histories (trainer_module/features/).
     sequence_features: Tuple[SequenceFeature, ...] = ()
+    # Crosses of categorical features, computed in the Transform graph (trainer_module/features/).
+    cross_features: Tuple[CrossFeature, ...] = ()
     tasks: Tuple[Task, ...] = tuple(
         Task(name, label, gate=Gate(metric=AUC.name)) for name, label in ecommerce.TASK_LABELS.items())
     slice_features: Tuple[str, ...] = ('device',)
@@ -184,11 +186,20 @@ class PipelineConfig(TaskColumns):
         for where, value in _numbers(self, ''):
             if not math.isfinite(value):
                 raise ConfigError(f'{where}: must be a finite number, got {value}')
-        columns = ([f.name for section in features.SECTIONS for f in getattr(self, section)]
-                   + list(self.label_columns))
+        columns = features.columns(self) + list(self.label_columns)
         repeated = sorted({c for c in columns if columns.count(c) > 1})
         if repeated:
             raise ConfigError(f'columns used twice (as features or labels): {repeated}')
+        # A feature computed from others (a cross) is no column: its name must be none of them.
+        computed = [(kind.section, f.name) for kind in features.KINDS if not kind.column
+                    for f in getattr(self, kind.section)]
+        for index, (section, name) in enumerate(computed):
+            if name in columns:
+                raise ConfigError(f'{section}.{name}: the name of a column of the data (a feature '
+                                  'or a label); a cross is computed from columns and needs a name '
+                                  'of its own')
+            if name in [other for _, other in computed[:index]]:
+                raise ConfigError(f'{section}.{name}: named twice')
         if not any(getattr(self, section) for section in features.SECTIONS):
             raise ConfigError(f'no features: {", ".join(features.SECTIONS)} are all empty')
         # A transformed feature a kind adds (a list's length) must not be another column.

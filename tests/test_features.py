@@ -1,8 +1,10 @@
 """The feature kinds (trainer_module/features/) on tiny inputs: their config checks, bounded and
-hashed vocabularies and lists through TFT's real Beam implementation, list cells in ExampleGen's
-encoder, the raw serving signature's split, and the draft's guesses."""
+hashed vocabularies, lists and crosses through TFT's real Beam implementation, the exported
+model's raw signature on them, list cells in ExampleGen's encoder, the raw serving signature's
+split, and the draft's guesses. More on crosses: tests/test_cross_features.py."""
 
 import functools
+import os
 
 import numpy as np
 import pandas as pd
@@ -10,15 +12,24 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
 from components.example_encoder import RowEncoder
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.draft import guess_roles
 from trainer_module import features
+from trainer_module.build import build_model
+from trainer_module.export import export_serving_model
 from trainer_module.features import SequenceFeature, SparseFeature
 from trainer_module.preprocessing import preprocessing_fn
-from trainer_module.serving import split_values
+from trainer_module.serving import (
+    instances_to_inputs,
+    row_to_example,
+    signature_input_dtypes,
+    split_values,
+)
+from trainer_module.settings import RAW_SIGNATURE
 
 BASE = ['slice_features=[]', 'drift=[]', 'evaluation.group_by=null', 'dense_features=[price]']
 
@@ -91,7 +102,11 @@ TRANSFORM_CONFIG = _config(
     'sparse_features=[{name: item_id, min_frequency: 2, num_oov_buckets: 3}, '
     '{name: user_id, top_k: 2}, {name: zip, hash_buckets: 7}]',
     'sequence_features=[{name: hist, embedding_name: item_id, max_length: 3}, '
-    '{name: tags, max_length: 2, combiner: sum}]')
+    '{name: tags, max_length: 2, combiner: sum}]',
+    'cross_features=[{name: user_x_zip, columns: [user_id, zip], hash_buckets: 7}, '
+    '{name: item_x_user, columns: [item_id, user_id], min_frequency: 2, num_oov_buckets: 2}]',
+    # A small model: the export's signatures are under test, not its weights.
+    'model.expert_dnn_hidden_units=[4]', 'model.tower_dnn_hidden_units=[2]')
 
 
 def _row(item, user, zip_code, hist, tags):
@@ -117,6 +132,8 @@ def transformed(tmp_path_factory):
                               custom_config=TRANSFORM_CONFIG.transform_dict())))
         rows, _ = ((SERVING, RAW_METADATA), transform_fn) | tft_beam.TransformDataset()
         _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
+    # What Transform writes beside its graph, which the export's raw feature spec reads.
+    metadata_io.write_metadata(RAW_METADATA, os.path.join(output_dir, 'metadata'))
     return rows, tft.TFTransformOutput(output_dir)
 
 
@@ -169,6 +186,54 @@ def test_the_model_columns_are_sized_from_the_vocabularies(transformed):
     assert (hist.maxlen, hist.combiner, hist.length_name) == (3, 'mean', 'hist_length')
     assert (hist.vocabulary_size, hist.embedding_name) == (5, 'item_id')
     assert columns['tags'].vocabulary_size == 3 + 1
+
+
+def test_a_cross_hashes_or_counts_its_columns_values_joined(transformed):
+    rows, output = transformed
+    expected = tf.strings.to_hash_bucket_fast([b'u3_X_z1', b'u1_X_zz'], 7).numpy()
+    assert [row['user_x_zip'] for row in rows] == list(expected)
+    # i1 with u1 twice in training, every other combination once: min_frequency 2 keeps it.
+    assert output.vocabulary_by_name('item_x_user') == [b'i1_X_u1']
+    # i1 with u3 and i3 with u1 were never seen together: OOV ids after the one token.
+    assert all(1 <= row['item_x_user'] < 3 for row in rows)
+    columns = {column.name: column for column in features.feature_columns_from_transform(
+        TRANSFORM_CONFIG.trainer_settings(), output)}
+    assert (columns['user_x_zip'].vocabulary_size, columns['item_x_user'].vocabulary_size) == (7, 3)
+
+
+def test_the_exported_model_takes_the_raw_columns_and_computes_the_crosses_inside(
+        transformed, tmp_path):
+    _, output = transformed
+    settings = TRANSFORM_CONFIG.trainer_settings()
+    columns = features.feature_columns_from_transform(settings, output)
+    export_serving_model(build_model(settings, columns), output, settings, columns,
+                         str(tmp_path / '1'))
+    model = tf.saved_model.load(str(tmp_path / '1'))
+    raw = model.signatures[RAW_SIGNATURE]
+    dtypes = signature_input_dtypes(raw)
+    assert sorted(dtypes) == ['hist', 'item_id', 'price', 'tags', 'user_id', 'zip']
+    instances = [{'item_id': 'i1', 'user_id': 'u1', 'zip': 'z1', 'hist': 'i2|i1', 'tags': '5',
+                  'price': 2.0},
+                 {'item_id': 'i3', 'user_id': 'u3', 'zip': 'zz', 'hist': '', 'tags': '6|7',
+                  'price': float('nan')}]
+    by_rows = raw(**instances_to_inputs(instances, dtypes))
+    types = {'item_id': schema_pb2.BYTES, 'user_id': schema_pb2.BYTES, 'zip': schema_pb2.BYTES,
+             'price': schema_pb2.FLOAT}
+    examples = []
+    for instance in instances:
+        example = tf.train.Example.FromString(row_to_example(
+            {name: instance[name] for name in types}, types))
+        for name, values in (('hist', instance['hist']), ('tags', instance['tags'])):
+            items = [v for v in values.split('|') if v]
+            if name == 'hist':
+                example.features.feature[name].bytes_list.value.extend(v.encode() for v in items)
+            else:
+                example.features.feature[name].int64_list.value.extend(int(v) for v in items)
+        examples.append(example.SerializeToString())
+    by_examples = model.signatures['serving_default'](examples=tf.constant(examples))
+    assert set(by_rows) == {'ctr', 'ctcvr'}
+    for task, scores in by_rows.items():
+        np.testing.assert_allclose(scores.numpy(), by_examples[task].numpy(), rtol=0, atol=1e-6)
 
 
 # ExampleGen's encoder and the raw serving signature read a list cell alike.

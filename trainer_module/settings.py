@@ -13,7 +13,7 @@ import os
 from typing import Any, Dict, Optional, Tuple
 
 from trainer_module import features
-from trainer_module.features import DenseFeature, SequenceFeature, SparseFeature
+from trainer_module.features import CrossFeature, DenseFeature, SequenceFeature, SparseFeature
 
 # tf.distribute strategies the Trainer can train with; 'multi_worker_mirrored' reads the cluster
 # from the TF_CONFIG environment variable.
@@ -167,6 +167,7 @@ class TrainerSettings(TaskColumns):
     tasks: Tuple[TaskHead, ...]
     num_oov_buckets: int = 1
     sequence_features: Tuple[SequenceFeature, ...] = ()
+    cross_features: Tuple[CrossFeature, ...] = ()
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
 

@@ -31,12 +31,13 @@ checkpoint (`variables/variables`) through the model's structure, then copied va
 variable.
 
 A base model whose features (names, kinds, order, embedding dimensions, tables shared, list
-combiners), tasks (names, types, labels) or architecture (the `model` arguments that make its
-weights: architecture, experts, levels, hidden units, activation, batch normalisation) differ from
-the config's is a mismatch: `training.warm_start_mismatch: fail` raises a ValueError naming each
-difference, `cold_start` logs a warning naming them and trains from scratch. Vocabularies and
-data are no mismatch (that is what the token carry-over is for), and neither are training
-settings (learning rate, epochs, loss weights, regularisation, dropout, seed, loss weighting).
+combiners, the columns a cross combines), tasks (names, types, labels) or architecture (the `model`
+arguments that make its weights: architecture, experts, levels, hidden units, activation, batch
+normalisation) differ from the config's is a mismatch: `training.warm_start_mismatch: fail` raises a
+ValueError naming each difference, `cold_start` logs a warning naming them and trains from scratch.
+Vocabularies and data are no mismatch (that is what the token carry-over is for), and neither are
+training settings (learning rate, epochs, loss weights, regularisation, dropout, seed, loss
+weighting).
 """
 
 import json
@@ -192,10 +193,13 @@ def differences(base: TrainerSettings, new: TrainerSettings) -> List[str]:
 
 
 def _feature_shape(feature, by_name: Mapping[str, Any]) -> Dict[str, Any]:
-    """What of a feature's settings makes the model's weights: its embedding dimension, and a
-    list's shared table, combiner and query."""
+    """What of a feature's settings makes the model's weights: its embedding dimension, a
+    list's shared table, combiner and query, and the columns a cross combines (its rows are their
+    combinations)."""
     if isinstance(feature, features.SparseFeature):
         return {'embedding_dim': feature.embedding_dim}
+    if isinstance(feature, features.CrossFeature):
+        return {'embedding_dim': feature.embedding_dim, 'columns': feature.columns}
     if isinstance(feature, features.SequenceFeature):
         return {'embedding_dim': features.sequence.dimension(feature, by_name),
                 'embedding_name': feature.embedding_name, 'combiner': feature.combiner,

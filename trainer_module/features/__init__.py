@@ -1,11 +1,13 @@
 """The kinds of feature the pipeline reads, each one definition (`kind.FeatureKind`), and the
 functions the rest of the project asks them through.
 
-`KINDS` lists them in the model's input order: categorical (`sparse_features`), list
+`KINDS` lists them in the model's input order: categorical (`sparse_features`), cross
+(`cross_features`, computed from categorical features, no column of its own), list
 (`sequence_features`), numeric (`dense_features`). A config, the Trainer's settings and Transform's
 custom_config each hold one list of features per kind, under the kind's `section`; everything that
 differs between kinds is asked of the kind, here or where a component needs it:
-- the config's checks (`check_features`) and the columns each feature outputs;
+- the config's checks (`check_features`), the columns of the data the features read (`columns`)
+  and the columns each feature outputs;
 - Transform's vocabularies and outputs (`trainer_module.preprocessing.preprocessing_fn`);
 - the model's DeepCTR feature columns (`feature_columns_from_transform`);
 - how a CSV cell or a raw serving input is read: one value, or values split at a separator
@@ -15,23 +17,25 @@ differs between kinds is asked of the kind, here or where a component needs it:
 
 from typing import Any, Callable, Dict, List, Mapping, Tuple
 
-from trainer_module.features import categorical, numeric, sequence
+from trainer_module.features import categorical, cross, numeric, sequence
 from trainer_module.features.categorical import SparseFeature
+from trainer_module.features.cross import CrossFeature
 from trainer_module.features.kind import FeatureKind, Ids
 from trainer_module.features.numeric import DenseFeature
 from trainer_module.features.sequence import SequenceFeature
 
-KINDS: Tuple[FeatureKind, ...] = (categorical.KIND, sequence.KIND, numeric.KIND)
+KINDS: Tuple[FeatureKind, ...] = (categorical.KIND, cross.KIND, sequence.KIND, numeric.KIND)
 SECTIONS = tuple(kind.section for kind in KINDS)
 # The order the draft asks the kinds in, the most particular first: a text column whose cells hold
 # separators is a list before it is a categorical column; a number is numeric only when no kind
-# before took it.
+# before took it. A cross is no column, so the draft never guesses one.
 DRAFT_ORDER: Tuple[FeatureKind, ...] = (sequence.KIND, categorical.KIND, numeric.KIND)
 _BY_TYPE = {kind.config: kind for kind in KINDS}
 
-__all__ = ['KINDS', 'SECTIONS', 'DRAFT_ORDER', 'DenseFeature', 'SequenceFeature', 'SparseFeature',
-           'kind_of', 'features_by_name', 'check_features', 'feature_ids', 'separators', 'outputs',
-           'feature_columns', 'feature_columns_from_transform', 'from_dicts', 'to_dicts']
+__all__ = ['KINDS', 'SECTIONS', 'DRAFT_ORDER', 'CrossFeature', 'DenseFeature', 'SequenceFeature',
+           'SparseFeature', 'kind_of', 'features_by_name', 'columns', 'check_features',
+           'feature_ids', 'separators', 'outputs', 'feature_columns',
+           'feature_columns_from_transform', 'from_dicts', 'to_dicts']
 
 
 def kind_of(feature) -> FeatureKind:
@@ -44,6 +48,13 @@ def features_by_name(settings) -> Dict[str, Any]:
     kind's section, such as the config or the Trainer's settings), kind by kind in `KINDS`'
     order."""
     return {feature.name: feature for kind in KINDS for feature in getattr(settings, kind.section)}
+
+
+def columns(settings) -> List[str]:
+    """The names of the features of `settings` that are columns of the data (the kinds with
+    `column`), kind by kind in `KINDS`' order; a cross is computed from them."""
+    return [feature.name for kind in KINDS if kind.column
+            for feature in getattr(settings, kind.section)]
 
 
 def from_dicts(values: Mapping[str, Any]) -> Dict[str, tuple]:

@@ -1,12 +1,12 @@
 """What a kind of feature is: `FeatureKind`, the one definition the rest of the project asks.
 
-A kind (a categorical column, a number, a list of values) owns everything that differs between
-kinds: its config (a frozen dataclass, listed under its own key of the config), the checks of that
-config, the columns its Transform outputs, its share of the vocabularies and the Transform itself,
-the DeepCTR feature columns of the model, how a CSV cell and a raw serving input of it are read,
-and the guess the draft makes from a sample of a column. Adding a kind is a module of this package
-with a `FeatureKind` subclass, an entry in `KINDS` (`trainer_module/features/__init__.py`) and its
-tests.
+A kind (a categorical column, a number, a list of values, a cross of categorical columns) owns
+everything that differs between kinds: its config (a frozen dataclass, listed under its own key of
+the config), the checks of that config, the columns its Transform outputs, its share of the
+vocabularies and the Transform itself, the DeepCTR feature columns of the model, how a CSV cell and
+a raw serving input of it are read, and the guess the draft makes from a sample of a column. Adding
+a kind is a module of this package with a `FeatureKind` subclass, an entry in `KINDS`
+(`trainer_module/features/__init__.py`) and its tests.
 
 This module imports only the standard library at import time, as `trainer_module.settings` does:
 the config and its error messages load before TensorFlow. The methods that build graphs import
@@ -49,6 +49,10 @@ class FeatureKind:
     section: str
     role: str
     config: type
+    # Whether each feature of this kind is a column of the data, by its name (in the CSV files,
+    # the schema, the raw serving inputs; sliceable, watched for drift). A kind computed in the
+    # Transform graph from other features' raw values (a cross) sets it False.
+    column: bool = True
 
     def parse(self, item: Any) -> Any:
         """A config entry (a name, or a mapping of the dataclass's fields) -> the dataclass;
