@@ -142,3 +142,11 @@ def test_census_table_reports_mean_sd_and_max_per_model_and_task():
     assert text.rstrip().endswith(
         '| logistic regression |  | 0.9300 ± 0.0000 (0.9300) | 0.9800 ± 0.0000 (0.9800) | 1 |')
     assert 'OMoE' not in text and 'PLE' not in text
+
+
+def test_census_table_sets_only_what_its_models_or_the_run_read(tmp_path):
+    # Checked before the pipeline runs: an evaluation setting changes none of the models trained.
+    with pytest.raises(SystemExit, match=r'--set evaluation.group_by=null: only model\.\*, '
+                                         r'training\.\* and feature settings \(sparse_features'):
+        census_table.main(['--dataset', 'bundled', '--out', str(tmp_path),
+                           '--set', 'evaluation.group_by=null'])

@@ -8,6 +8,9 @@ bundled`: ctr and ctcvr, with the generator's Bayes AUCs).
     python -m pipeline.experiments.census_table --dataset bundled --out /tmp/bundled_table
     python -m pipeline.experiments.census_table --dataset bundled --models MMoE \
         --set model.l2_reg_embedding=1e-4 --out /tmp/l2   # other settings of the models trained
+    python -m pipeline.experiments.census_table --dataset bundled --models MMoE \
+        --set 'cross_features=[{name: age_x_category, columns: [user_age, category_id],
+               hash_buckets: 1000, embedding_dim: 8}]' --out /tmp/cross   # features: the run too
 
 1. Converts the UCI file (`pipeline.datasets.census`), or takes the bundled data, and runs the
    pipeline once on it with its config (`local_runner.py`): ExampleGen splits the rows 8:1:1 by
@@ -17,9 +20,12 @@ bundled`: ctr and ctcvr, with the generator's Bayes AUCs).
    `run_fn` (the pipeline's budget and early stopping on validation), and scores the eval split's
    raw examples with the exported model's serving signature.
 3. A logistic regression per task on the same splits (sklearn: categorical columns one-hot, numbers
-   standardised after the config's log1p, the best of four C on validation).
+   standardised after the config's log1p, the best of four C on validation); where the config has
+   crosses, a second one with each cross's combinations one-hot as well.
 4. Writes `results.csv` (a row per model and seed) and `table.md` (mean ± sd and max of the AUC per
-   task and model, with the models' parameter counts) under --out, and prints the table.
+   task and model, with the models' parameter counts; each seed's AUC minus the logistic
+   regression's, paired 95% DeLong intervals on the same eval rows) under --out, and prints the
+   table.
 """
 
 import argparse
@@ -38,24 +44,28 @@ import numpy as np
 from pipeline.config import PROJECT_DIR, ConfigError, PipelineConfig
 from pipeline.datasets import census
 from pipeline.evaluation import bayes_aucs
+from trainer_module.features import SECTIONS
+from trainer_module.features.cross import SEPARATOR as CROSS_SEPARATOR
+from trainer_module.task_types.statistics import auc_change_interval
 
 # The table's models: their names in the paper and the Trainer's `model.architecture`.
 MODELS = {'MMoE': 'mmoe', 'OMoE': 'omoe', 'Shared-Bottom': 'shared_bottom', 'PLE': 'ple',
           'ESMM': 'esmm'}
 LOGISTIC = 'logistic regression'
+LOGISTIC_CROSSES = 'logistic regression with the crosses'
 # The regularisation strengths the logistic regression chooses from, on validation.
 LOGISTIC_C = (0.01, 0.1, 1.0, 10.0)
 SEEDS = (1, 2, 3, 4, 5)
 
 
-def pipeline_run(input_path: Optional[str], out_dir: str) -> Dict:
+def pipeline_run(input_path: Optional[str], out_dir: str, assignments: List[str]) -> Dict:
     """Converts the census file (or, without one, takes the bundled data and default config) and
-    runs the pipeline on it; returns the run summary."""
-    flags = []
+    runs the pipeline on it with the `--set` `assignments`; returns the run summary."""
+    flags = [f'--set={assignment}' for assignment in assignments]
     if input_path:
         data = os.path.join(out_dir, 'data')
         census.convert([input_path], data)
-        flags = ['--config', os.path.join(data, 'config.yaml')]
+        flags += ['--config', os.path.join(data, 'config.yaml')]
     subprocess.run([sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), *flags,
                     '--output', os.path.join(out_dir, 'pipeline')], check=True)
     with open(os.path.join(out_dir, 'pipeline', 'run_summary.json')) as f:
@@ -104,8 +114,11 @@ def eval_scores(model_dir: str, examples_uri: str, config: PipelineConfig):
 
 
 def train_and_score(summary: Dict, config: PipelineConfig, architecture: str, seed: int,
-                    out_dir: str) -> Dict:
-    """One model trained by the Trainer's run_fn on the run's Transform output; its eval AUCs."""
+                    out_dir: str, reference: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> Dict:
+    """One model trained by the Trainer's run_fn on the run's Transform output; its eval AUCs,
+    and per task the paired 95% DeLong interval of its AUC minus that of the `reference` scores
+    ({task: (labels, scores)} of the logistic regression, on the same eval rows in the same
+    order)."""
     # pylint: disable=import-outside-toplevel
     from tfx.components.trainer.fn_args_utils import FnArgs
 
@@ -126,8 +139,14 @@ def train_and_score(summary: Dict, config: PipelineConfig, architecture: str, se
                                  _output_uri(summary, 'CsvExampleGen', 'examples'), config)
     with open(os.path.join(model_dir, 'Format-Serving', 'assets.extra', 'provenance.json')) as f:
         steps = json.load(f)['steps']
+    versus = {}
+    for task, (reference_labels, reference_scores) in reference.items():
+        assert np.array_equal(reference_labels, labels[task])  # the same rows, in the same order
+        change = auc_change_interval(labels[task], scores[task], reference_scores, 0.95)
+        versus[f'auc_{task}_vs_lr'] = f'{change.lower:+.4f}..{change.upper:+.4f}'
     return {'steps_kept': steps['kept'], 'eval_rows': len(next(iter(labels.values()))),
-            **{f'auc_{task}': round(auc(labels[task], scores[task]), 5) for task in labels}}
+            **{f'auc_{task}': round(auc(labels[task], scores[task]), 5) for task in labels},
+            **versus}
 
 
 def _split_frame(examples_uri: str, split: str, columns: List[str]):
@@ -148,10 +167,13 @@ def _split_frame(examples_uri: str, split: str, columns: List[str]):
     return pd.DataFrame(rows, columns=columns)
 
 
-def logistic_regression(summary: Dict, config: PipelineConfig) -> Dict:
+def logistic_regression(summary: Dict, config: PipelineConfig, crosses: bool = False
+                        ) -> Tuple[Dict, Dict[str, Tuple[np.ndarray, np.ndarray]]]:
     """Eval AUC per task of a logistic regression on the run's train split: categorical columns
     one-hot (unseen values: none), numbers log1p'd as the config says and standardised (missing:
-    the training mean), C the best of LOGISTIC_C by validation AUC."""
+    the training mean), C the best of LOGISTIC_C by validation AUC; with `crosses`, each of the
+    config's crosses one-hot too (the joined text of its columns' values). With {task: (eval
+    labels, eval scores)}."""
     # pylint: disable=import-outside-toplevel
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
@@ -169,7 +191,11 @@ def logistic_regression(summary: Dict, config: PipelineConfig) -> Dict:
         frame[categorical] = frame[categorical].astype(str)
         frame[numeric] = frame[numeric].astype(float).fillna(means)
         frame[log1p] = np.log1p(frame[log1p].clip(lower=0))
-    result = {}
+        for cross in config.cross_features if crosses else ():
+            frame[cross.name] = frame[list(cross.columns)].agg(CROSS_SEPARATOR.join, axis=1)
+    if crosses:
+        categorical = categorical + [cross.name for cross in config.cross_features]
+    result, eval_scores_by_task = {}, {}
     for task in config.tasks:
         best: Optional[Tuple[float, Any]] = None  # (validation AUC, model)
         for c in LOGISTIC_C:
@@ -184,8 +210,10 @@ def logistic_regression(summary: Dict, config: PipelineConfig) -> Dict:
                 best = validation, model
         assert best is not None  # LOGISTIC_C is not empty
         scores = best[1].predict_proba(frames['eval'][categorical + numeric])[:, 1]
-        result[f'auc_{task.name}'] = round(auc(frames['eval'][task.label].to_numpy(), scores), 5)
-    return result
+        labels = frames['eval'][task.label].to_numpy()
+        result[f'auc_{task.name}'] = round(auc(labels, scores), 5)
+        eval_scores_by_task[task.name] = labels, scores
+    return result, eval_scores_by_task
 
 
 def parameter_count(summary: Dict, config: PipelineConfig, architecture: str) -> int:
@@ -205,7 +233,7 @@ def table(results: List[Dict], tasks: List[str], parameters: Dict[str, int]) -> 
     """Markdown: a row per model, mean ± sd (and max) of the eval AUC per task over the seeds."""
     lines = ['| model | parameters | ' + ' | '.join(f'{t} AUC, mean ± sd (max)' for t in tasks)
              + ' | seeds |', '|---|---:|' + '---:|' * len(tasks) + '---:|']
-    for name in [*MODELS, LOGISTIC]:
+    for name in [*MODELS, LOGISTIC, LOGISTIC_CROSSES]:
         rows = [r for r in results if r['model'] == name]
         if not rows:
             continue
@@ -232,12 +260,16 @@ def main(argv=None):
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                         help='a model.* or training.* setting of the models trained (not of the '
                              'pipeline run, whose Transform output they share), e.g. '
-                             'model.l2_reg_embedding=1e-4; repeatable')
+                             'model.l2_reg_embedding=1e-4; or features (a section such as '
+                             'cross_features), which Transform computes: of the run as well; '
+                             'repeatable')
     args = parser.parse_args(argv)
-    wrong = [a for a in args.set if not a.startswith(('model.', 'training.'))]
+    feature_settings = [a for a in args.set if a.split('=')[0].split('.')[0] in SECTIONS]
+    wrong = [a for a in args.set
+             if not a.startswith(('model.', 'training.')) and a not in feature_settings]
     if wrong:
-        sys.exit(f'error: --set {wrong[0]}: only model.* and training.* settings apply to the '
-                 'models trained on the shared Transform output')
+        sys.exit(f'error: --set {wrong[0]}: only model.*, training.* and feature settings '
+                 f'({", ".join(SECTIONS)}) apply to the models trained on the Transform output')
     models = [m.strip() for m in args.models.split(',')]
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
@@ -245,7 +277,7 @@ def main(argv=None):
     if (args.dataset == 'census') != bool(args.input):
         sys.exit('error: --input: a census-income file for --dataset census, none for bundled')
     os.makedirs(args.out, exist_ok=True)
-    summary = pipeline_run(args.input, args.out)
+    summary = pipeline_run(args.input, args.out, feature_settings)
     config = (PipelineConfig.from_yaml(os.path.join(args.out, 'data', 'config.yaml'))
               if args.input else PipelineConfig())
     try:
@@ -253,21 +285,31 @@ def main(argv=None):
     except ConfigError as e:
         sys.exit(f'error: {e}')
     tasks = [task.name for task in config.tasks]
+    logistic, reference = logistic_regression(summary, config)
     results = []
     for seed in range(1, args.seeds + 1):
         for name in models:
             result = {'model': name, 'seed': seed,
-                      **train_and_score(summary, config, MODELS[name], seed, args.out)}
+                      **train_and_score(summary, config, MODELS[name], seed, args.out, reference)}
             print(json.dumps(result), flush=True)
             results.append(result)
-    results.append({'model': LOGISTIC, 'seed': 0, **logistic_regression(summary, config)})
+    results.append({'model': LOGISTIC, 'seed': 0, **logistic})
     print(json.dumps(results[-1]), flush=True)
+    if config.cross_features:
+        results.append({'model': LOGISTIC_CROSSES, 'seed': 0,
+                        **logistic_regression(summary, config, crosses=True)[0]})
+        print(json.dumps(results[-1]), flush=True)
     with open(os.path.join(args.out, 'results.csv'), 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=list(results[0]), restval='')
         writer.writeheader()
         writer.writerows(results)
     parameters = {name: parameter_count(summary, config, MODELS[name]) for name in models}
     text = table(results, tasks, parameters)
+    text += ('\nEach seed\'s AUC minus the logistic regression\'s, paired 95% DeLong intervals on '
+             'the same eval rows:\n\n' + '\n'.join(
+                 f'- {r["model"]} seed {r["seed"]}: '
+                 + ', '.join(f'{task} {r[f"auc_{task}_vs_lr"]}' for task in tasks)
+                 for r in results if f'auc_{tasks[0]}_vs_lr' in r) + '\n')
     pipeline_aucs = ', '.join(
         f'{task} AUC {result["metrics"]["auc"]:.4f}'
         + (f' (GAUC {result["metrics"]["gauc"]:.4f} over {result["metrics"]["gauc_groups"]:,.0f} '
