@@ -2,6 +2,7 @@
 recently the row's value occurs among the list's kept values, computed on the raw strings by the
 Transform graph, and the two model inputs it adds."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -11,6 +12,7 @@ import tensorflow as tf
 from pipeline.config import ConfigError, PipelineConfig
 from trainer_module import features
 from trainer_module.features.sequence import _match, match_names
+from trainer_module.warm_start import differences
 
 BASE = ['slice_features=[]', 'drift=[]', 'evaluation.group_by=null', 'dense_features=[price]',
         'sparse_features=[item_id, device]']
@@ -56,3 +58,12 @@ def test_a_list_with_a_match_outputs_and_feeds_two_numbers():
 def test_a_bad_match_is_refused_naming_its_key(assignments, message):
     with pytest.raises(ConfigError, match=message):
         _config(*assignments)
+
+
+def test_warm_start_refuses_a_base_model_without_the_match():
+    settings = _config('sequence_features=[{name: hist, embedding_name: item_id, '
+                       'match: item_id}]').trainer_settings()
+    base = dataclasses.replace(settings, sequence_features=(dataclasses.replace(
+        settings.sequence_features[0], match=None),))
+    assert differences(base, settings) == [
+        "the serving model has sequence_features.hist.match None, this config 'item_id'"]

@@ -165,8 +165,8 @@ def carry_buckets(old_table: np.ndarray, new_table: np.ndarray
 def differences(base: TrainerSettings, new: TrainerSettings) -> List[str]:
     """What makes a model of `base`'s settings no start for one of `new`'s, each as 'the serving
     model has X, this config Y': the features of each kind (names in order), their embedding
-    dimensions, the tables lists share and their combiners and queries; the tasks' names, types
-    and labels; the architecture's arguments (ARCHITECTURE_FIELDS). Empty when none."""
+    dimensions, the tables lists share, their combiners, queries and matches; the tasks' names,
+    types and labels; the architecture's arguments (ARCHITECTURE_FIELDS). Empty when none."""
     found = []
 
     def differ(what, theirs, ours):
@@ -194,8 +194,8 @@ def differences(base: TrainerSettings, new: TrainerSettings) -> List[str]:
 
 def _feature_shape(feature, by_name: Mapping[str, Any]) -> Dict[str, Any]:
     """What of a feature's settings makes the model's weights: its embedding dimension, a
-    list's shared table, combiner and query, and the columns a cross combines (its rows are their
-    combinations)."""
+    list's shared table, combiner, query and match (two more inputs to the first layers), and the
+    columns a cross combines (its rows are their combinations)."""
     if isinstance(feature, features.SparseFeature):
         return {'embedding_dim': feature.embedding_dim}
     if isinstance(feature, features.CrossFeature):
@@ -203,7 +203,7 @@ def _feature_shape(feature, by_name: Mapping[str, Any]) -> Dict[str, Any]:
     if isinstance(feature, features.SequenceFeature):
         return {'embedding_dim': features.sequence.dimension(feature, by_name),
                 'embedding_name': feature.embedding_name, 'combiner': feature.combiner,
-                'query': feature.query}
+                'query': feature.query, 'match': feature.match}
     return {}
 
 
