@@ -15,7 +15,8 @@ The contenders:
   embeddings, padded with `pad_sequences`, the inputs named by `get_feature_names`, Keras' `fit`
   with early stopping on a validation split;
 - the pipeline (`local_runner.py`, every component, from the CSVs), with the same MMOE arguments and
-  embedding width, the histories as `sequence_features` sharing the targets' tables: once with
+  embedding width, the numbers scaled as DeepCTR's contender scales them (log1p, then min-max:
+  `scaling: min_max`), the histories as `sequence_features` sharing the targets' tables: once with
   `mean` pooling, as DeepCTR's; once with the `attention` combiner on the category history
   (queried by the target's category; the item history stays mean-pooled); and once with `mean`
   pooling and each history's `match` with the target's item or category (how often and how
@@ -170,7 +171,8 @@ def pipeline_run(train, eval_rows, seed, epochs, attention=False, match=False):
         settings = [
             f'data={os.path.join(root, "data")}', 'csv_pattern=train/*.csv',
             'eval_csv_pattern=eval/*.csv',
-            *clicklog_settings(clicklog.MAX_HISTORY, EMBEDDING_DIM, attention, match),
+            *clicklog_settings(clicklog.MAX_HISTORY, EMBEDDING_DIM, attention, match,
+                               scaling='min_max'),
             f'model.seed={seed}', f'training.epochs={epochs}', f'training.batch_size={BATCH}']
         output = os.path.join(root, 'outputs')
         with open(os.path.join(root, 'run.log'), 'w') as log:

@@ -97,12 +97,12 @@ def _data(out: str, rows: int, columns: int) -> str:
 
 
 def clicklog_settings(max_length: int, embedding_dim: int, attention: bool = False,
-                      match: bool = False):
+                      match: bool = False, scaling: str = 'z_score'):
     """`--set` values over a drafted config of the click log: its sparse, list (the last
     `max_length` values, sharing the item and category tables; with `attention`, the category
     history attends to the target's category; with `match`, each history counts the target's
-    item or category in it) and dense features, its two tasks (gated at no floor), no slices and
-    no drift bounds."""
+    item or category in it) and dense features (log1p, then `scaling`), its two tasks (gated at
+    no floor), no slices and no drift bounds."""
     sparse = ', '.join(f'{{name: {name}, embedding_dim: {embedding_dim}}}'
                        for name in clicklog.SPARSE_COLUMNS)
     histories = ', '.join(
@@ -111,7 +111,8 @@ def clicklog_settings(max_length: int, embedding_dim: int, attention: bool = Fal
            else '') + (f', match: {shared}' if match else '') + '}'
         for name, shared in clicklog.SEQUENCE_COLUMNS.items())
     return [f'sparse_features=[{sparse}]', f'sequence_features=[{histories}]',
-            'dense_features=[{name: price, log1p: true}, {name: item_review_count, log1p: true}]',
+            'dense_features=' + json.dumps([{'name': name, 'log1p': True, 'scaling': scaling}
+                                            for name in clicklog.DENSE_COLUMNS]),
             'tasks=' + json.dumps([{'name': task, 'label': label, 'gate': {'min': 0}}
                                    for task, label in clicklog.TASK_LABELS.items()]),
             'slice_features=[]', 'drift=[]']

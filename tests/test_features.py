@@ -59,6 +59,8 @@ def _config(*assignments):
      "sequence_features.hist.top_k: the list shares the vocabulary of 'item_id'"),
     (['sparse_features=[item_id]', 'sequence_features=[{name: hist, combiner: attention}]'],
      'sequence_features.hist.query: the attention combiner needs a query'),
+    (['sparse_features=[item_id]', 'dense_features=[{name: price, scaling: log}]'],
+     "dense_features.price.scaling: 'log' is not one of ('z_score', 'min_max')"),
     (['sparse_features=[item_id]', 'sequence_features=[{name: hist, combiner: median}]'],
      "sequence_features.hist.combiner: 'median' is not one of"),
     (['sparse_features=[item_id]', 'sequence_features=[{name: hist, max_length: 0}]'],
@@ -106,20 +108,21 @@ TRANSFORM_CONFIG = _config(
     'cross_features=[{name: user_x_zip, columns: [user_id, zip], hash_buckets: 7}, '
     '{name: item_x_user, columns: [item_id, user_id], min_frequency: 2, num_oov_buckets: 2}]',
     # A small model: the export's signatures are under test, not its weights.
-    'model.expert_dnn_hidden_units=[4]', 'model.tower_dnn_hidden_units=[2]')
+    'model.expert_dnn_hidden_units=[4]', 'model.tower_dnn_hidden_units=[2]',
+    'dense_features=[{name: price, scaling: min_max}]')
 
 
-def _row(item, user, zip_code, hist, tags):
+def _row(item, user, zip_code, hist, tags, price):
     return {'item_id': [item], 'user_id': [user], 'zip': [zip_code], 'hist': hist, 'tags': tags,
-            'price': [1.0], 'click': [1], 'purchase': [0]}
+            'price': [] if price is None else [price], 'click': [1], 'purchase': [0]}
 
 
-TRAIN = [_row(b'i1', b'u1', b'z1', [b'i1', b'i2'], [5]),
-         _row(b'i1', b'u1', b'z2', [b'i2', b'i3', b'i1', b'i2'], [5, 6, 7]),
-         _row(b'i2', b'u2', b'z3', [], []),
-         _row(b'i4', b'u3', b'z4', [b'i1'], [6])]
-SERVING = [_row(b'i1', b'u3', b'z1', [b'i9', b'i1', b'i2', b'i3'], [7, 5, 6]),
-           _row(b'i3', b'u1', b'zz', [], [8])]
+TRAIN = [_row(b'i1', b'u1', b'z1', [b'i1', b'i2'], [5], 2.0),
+         _row(b'i1', b'u1', b'z2', [b'i2', b'i3', b'i1', b'i2'], [5, 6, 7], 4.0),
+         _row(b'i2', b'u2', b'z3', [], [], None),
+         _row(b'i4', b'u3', b'z4', [b'i1'], [6], 1.0)]
+SERVING = [_row(b'i1', b'u3', b'z1', [b'i9', b'i1', b'i2', b'i3'], [7, 5, 6], 7.0),
+           _row(b'i3', b'u1', b'zz', [], [8], None)]
 
 
 @pytest.fixture(scope='module')
@@ -166,6 +169,13 @@ def test_lists_keep_their_last_values_as_ids_padded_with_their_lengths(transform
     assert list(first['tags']) == [1, 0] and first['tags_length'] == 2
     # 8 is unseen: the one default OOV id after the 3 tokens.
     assert list(second['tags']) == [3, 0] and second['tags_length'] == 1
+
+
+def test_min_max_scales_by_the_training_range_as_scikit_learns_scaler(transformed):
+    rows, _ = transformed
+    # Training prices 2, 4, missing, 1: (x - 1) / 3, not clipped beyond the range (MinMaxScaler's),
+    # and a missing price takes the training mean, 7 / 3.
+    np.testing.assert_allclose([row['price'] for row in rows], [2.0, 4 / 9], rtol=1e-6)
 
 
 def test_a_hashed_feature_hashes_in_the_graph_as_tensorflow_does(transformed):

@@ -102,6 +102,23 @@ def z_scores(values: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.where(std > 0, centred / std, centred), tf.float32)
 
 
+def min_max_scaled(values: tf.Tensor) -> tf.Tensor:
+    """[batch, columns] float64 with NaN where missing -> float32 (x - min) / (max - min) of each
+    column's present training values, as scikit-learn's MinMaxScaler (which DeepCTR's examples
+    scale with); a missing value becomes the column's mean, scaled alike. Not clipped: a value
+    beyond the training range lies beyond [0, 1], as with MinMaxScaler. A constant column scales
+    to 0, as MinMaxScaler's does."""
+    present = tf.math.is_finite(values)
+    infinity = tf.constant(float('inf'), values.dtype)
+    low = _per_column(tft.min, tf.where(present, values, infinity))
+    high = _per_column(tft.max, tf.where(present, values, -infinity))
+    mean = _per_column(tft.mean, values)
+    # A column without a spread (constant, or never present) divides by 1 and is then set to 0.
+    spread = high - low
+    scaled = (tf.where(present, values, mean) - low) / tf.where(spread > 0, spread, 1.0)
+    return tf.cast(tf.where(spread > 0, scaled, tf.zeros_like(scaled)), tf.float32)
+
+
 # The one line of a vocabulary with no tokens (TFT's own placeholder for that case).
 _PLACEHOLDER_TOKEN = tft.analyzers.get_empy_vocabulary_dummy_value(tf.string)[1]
 

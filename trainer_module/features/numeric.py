@@ -1,25 +1,31 @@
-"""Numeric features (DeepCTR's DenseFeat of dimension 1): a number per row, scaled to a z-score.
+"""Numeric features (DeepCTR's DenseFeat of dimension 1): a number per row, scaled to a z-score,
+or to [0, 1] by the training minimum and maximum (`scaling: min_max`, as scikit-learn's
+MinMaxScaler, which DeepCTR's examples use: a notebook that scales so moves in with the same
+inputs).
 
-Transform scales every numeric feature in one pass (`preprocessing.z_scores`); a missing or NaN
-value becomes the feature's training mean (after `log1p` where the feature has it), so 0 after
-scaling.
+Transform scales every numeric feature in one pass (`preprocessing.z_scores`,
+`preprocessing.min_max_scaled`); a missing or NaN value becomes the feature's training mean (after
+`log1p` where the feature has it), so 0 after z-scaling.
 """
 
 import dataclasses
-from typing import Sequence
+from typing import Any, Dict, Sequence
 
 from trainer_module.features.kind import FeatureKind
 
 # The draft takes log(1 + x) of a column of non-negative numbers skewed more than this.
 HEAVY_TAIL_SKEW = 2
+SCALINGS = ('z_score', 'min_max')
 
 
 @dataclasses.dataclass(frozen=True)
 class DenseFeature:
-    """A numeric column, scaled to z-scores by Transform (DeepCTR's DenseFeat of dimension 1);
-    `log1p` first takes log(1 + x) of heavy-tailed values such as prices and counts."""
+    """A numeric column, scaled by Transform (DeepCTR's DenseFeat of dimension 1) to z-scores or,
+    with `scaling: min_max`, to [0, 1] of its training range; `log1p` first takes log(1 + x) of
+    heavy-tailed values such as prices and counts."""
     name: str
     log1p: bool = False
+    scaling: str = 'z_score'
 
 
 class Numeric(FeatureKind):
@@ -29,9 +35,11 @@ class Numeric(FeatureKind):
     config = DenseFeature
 
     def check(self, feature: DenseFeature, where, features) -> None:
-        """`log1p` is a bool."""
+        """`log1p` is a bool, `scaling` one of SCALINGS."""
         if not isinstance(feature.log1p, bool):
             raise ValueError(f'{where}.log1p: expected true or false, got {feature.log1p!r}')
+        if feature.scaling not in SCALINGS:
+            raise ValueError(f'{where}.scaling: {feature.scaling!r} is not one of {SCALINGS}')
 
     def values(self, feature: DenseFeature, inputs):
         """Its [batch] float64 numbers, NaN where missing, after log1p where it says so."""
@@ -45,14 +53,19 @@ class Numeric(FeatureKind):
         return values
 
     def transform(self, features: Sequence[DenseFeature], values, ids):
-        """Every numeric feature's z-scores, scaled in one pass."""
+        """Every numeric feature scaled, each scaling's features in one pass."""
         import tensorflow as tf
 
-        from trainer_module.preprocessing import z_scores
-        if not features:
-            return {}
-        scaled = z_scores(tf.stack([values[feature.name] for feature in features], axis=1))
-        return {feature.name: scaled[:, i] for i, feature in enumerate(features)}
+        from trainer_module.preprocessing import min_max_scaled, z_scores
+        outputs: Dict[str, Any] = {}
+        for scaling, scale in (('z_score', z_scores), ('min_max', min_max_scaled)):
+            scaled_features = [feature for feature in features if feature.scaling == scaling]
+            if scaled_features:
+                scaled = scale(tf.stack([values[feature.name] for feature in scaled_features],
+                                        axis=1))
+                outputs.update((feature.name, scaled[:, i])
+                               for i, feature in enumerate(scaled_features))
+        return outputs
 
     def model_columns(self, feature: DenseFeature, features, sizes):
         """A DenseFeat of dimension 1."""
