@@ -14,7 +14,7 @@ over the parts' one-hot columns cannot represent it at all.
 """
 
 import dataclasses
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 from trainer_module.features.categorical import Categorical, SparseFeature
 from trainer_module.features.kind import FeatureKind, Ids
@@ -93,19 +93,11 @@ class Cross(FeatureKind):
         return tf.strings.join([categorical_values(inputs[column]) for column in feature.columns],
                                separator=SEPARATOR)
 
-    def tokens(self, feature: CrossFeature, values):
-        """Its combinations, counted into its own vocabulary (none when hashed)."""
-        return {feature.name: values}
-
-    def transform(self, features: Sequence[CrossFeature], values, ids):
-        """Each cross's [batch] ids."""
-        return {feature.name: ids(feature.name, values[feature.name]) for feature in features}
-
-    def model_columns(self, feature: CrossFeature, features, sizes):
-        """A SparseFeat over its ids."""
-        from trainer_module.feature_column import SparseFeat
-        return [SparseFeat(feature.name, vocabulary_size=sizes[feature.name],
-                           embedding_dim=feature.embedding_dim)]
+    # Once joined, its values count, become ids and are embedded as a categorical feature's
+    # (those methods read only `name` and `embedding_dim`, which a cross has alike).
+    tokens = Categorical.tokens
+    transform = Categorical.transform
+    model_columns = Categorical.model_columns
 
 
 KIND = Cross()
