@@ -1,14 +1,16 @@
-"""`python -m MODULE ARG...` commands, each a process of its own forked from one Python that has
-already imported TensorFlow, TFX, TFT, TFMA and Beam.
+"""`python -m MODULE ARG...` and `python SCRIPT ARG...` commands, each a process of its own forked
+from one Python that has already imported TensorFlow, TFX, TFT, TFMA and Beam.
 
 The executed-spec test (test_kubeflow_executed.py) runs every task of a compiled pipeline as a
 process of its own, as a pod runs it: some fifty processes, each of which spent about 6 s of its
-6 to 30 importing the same libraries before doing its task's work. A `ForkServer` imports them
-once; each command is then a fork of it that runs MODULE as `python -m` does (runpy as
-`__main__`, `sys.argv` the module's path and the arguments, the working directory first on
-`sys.path`), with the command's working directory, its output in a file of its own, its exit
-handlers run and its exit status returned. The libraries' module-level state is what importing
-leaves, as in a fresh process: nothing is run in the server but the imports.
+6 to 30 importing the same libraries before doing its task's work; and every whole run of the
+local pipeline the tests make (helpers.run_pipeline) is a `python local_runner.py` of its own. A
+`ForkServer` imports them once; each command is then a fork of it that runs MODULE as `python -m`
+does (runpy as `__main__`, `sys.argv` the module's path and the arguments, the working directory
+first on `sys.path`) or SCRIPT as `python SCRIPT` does (the script's folder first on `sys.path`),
+with the command's working directory, its output in files of its own, its exit handlers run and
+its exit status returned. The libraries' module-level state is what importing leaves, as in a
+fresh process: nothing is run in the server but the imports.
 
 The server is this file run as a script (`python forked_python.py SOCKET`), with the environment
 every command gets: TensorFlow reads some of it (TF_USE_LEGACY_KERAS) when it is imported.
@@ -63,23 +65,42 @@ class ForkServer:
                 time.sleep(0.05)
 
     def run(self, command, cwd, timeout=900):
+        """`command` ([python, '-m', MODULE, ARG...]) in a fork -> (exit status, its stdout and
+        stderr as one text)."""
         python = shutil.which(command[0], path=self._env.get('PATH')) if command else None
         if (len(command) < 3 or command[1] != '-m' or python is None
                 or os.path.realpath(python) != os.path.realpath(sys.executable)):
             raise ValueError(f'not a `python -m MODULE` command of {sys.executable}: {command[:3]}')
+        status, (text,) = self._request({'module': command[2], 'args': command[3:], 'cwd': cwd},
+                                        ('output',), timeout)
+        return status, text
+
+    def run_script(self, script, args, cwd, timeout=1800):
+        """`python SCRIPT ARG...` in a fork -> (exit status, stdout, stderr)."""
+        status, (stdout, stderr) = self._request(
+            {'script': os.path.abspath(script), 'args': list(args), 'cwd': cwd},
+            ('stdout', 'stderr'), timeout)
+        return status, stdout, stderr
+
+    def _request(self, request, streams, timeout):
+        """(exit status, the text written to each of `streams`: 'output' for stdout and stderr
+        together, or 'stdout' and 'stderr')."""
         self._wait_until_ready()
-        output = tempfile.NamedTemporaryFile(dir=self._dir, suffix='.log', delete=False).name
-        request = {'module': command[2], 'args': command[3:], 'cwd': cwd, 'output': output}
+        paths = [tempfile.NamedTemporaryFile(dir=self._dir, suffix='.log', delete=False).name
+                 for _ in streams]
+        request = dict(request, **dict(zip(streams, paths)))
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
             connection.settimeout(timeout)
             connection.connect(self._socket_path)
             connection.sendall(json.dumps(request).encode() + b'\n')
             status = connection.makefile().readline()
-        with open(output) as f:
-            text = f.read()
-        os.remove(output)
+        texts = []
+        for path in paths:
+            with open(path, errors='replace') as f:
+                texts.append(f.read())
+            os.remove(path)
         # A fork that died without a word (killed, or crashed in native code) answers nothing.
-        return (int(status) if status else -1), text
+        return (int(status) if status else -1), texts
 
     def close(self):
         self._process.kill()
@@ -87,18 +108,32 @@ class ForkServer:
         shutil.rmtree(self._dir)
 
 
-def _run_module(request):
-    """In the fork: the request's module as `python -m` runs it; returns its exit status."""
+def _redirect(path, fd):
+    target = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    os.dup2(target, fd)
+    os.close(target)
+
+
+def _run_command(request):
+    """In the fork: the request's module as `python -m` runs it, or its script as `python`
+    does; returns its exit status."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the server's setting; the task waits on its own
     os.chdir(request['cwd'])
-    sys.path[0] = request['cwd']
-    fd = os.open(request['output'], os.O_WRONLY | os.O_TRUNC)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    sys.argv = [request['module'], *request['args']]
+    if 'output' in request:
+        _redirect(request['output'], 1)
+        os.dup2(1, 2)
+    else:
+        _redirect(request['stdout'], 1)
+        _redirect(request['stderr'], 2)
     try:
-        runpy.run_module(request['module'], run_name='__main__', alter_sys=True)
+        if 'script' in request:
+            sys.path[0] = os.path.dirname(request['script'])
+            sys.argv = [request['script'], *request['args']]
+            runpy.run_path(request['script'], run_name='__main__')
+        else:
+            sys.path[0] = request['cwd']
+            sys.argv = [request['module'], *request['args']]
+            runpy.run_module(request['module'], run_name='__main__', alter_sys=True)
         status = 0
     except SystemExit as exit_:
         code = exit_.code
@@ -129,7 +164,7 @@ def _serve(socket_path):
             server.close()
             status = 1
             try:
-                status = _run_module(request)
+                status = _run_command(request)
             finally:
                 connection.sendall(f'{status}\n'.encode())
                 os._exit(status)
