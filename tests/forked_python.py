@@ -109,6 +109,7 @@ class ForkServer:
 
 
 def _redirect(path, fd):
+    """File descriptor `fd` (1, 2) writes into the file at `path` from now on."""
     target = os.open(path, os.O_WRONLY | os.O_TRUNC)
     os.dup2(target, fd)
     os.close(target)
