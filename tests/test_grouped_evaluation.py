@@ -96,6 +96,7 @@ def _close(ours, theirs):
     return ours == theirs
 
 
+@pytest.mark.slow  # TFMA's own pipeline beside ours: 5-13 s
 @pytest.mark.parametrize('task', [Task(name='ctr', label='click'),
                                   Task(name='minutes', label='minutes', type='regression',
                                        gate=Gate(max=10.0))], ids=['binary', 'regression'])

@@ -219,6 +219,7 @@ def test_training_batches_draw_every_row_once_a_pass_in_a_new_order():
     assert len(small) == 7 and sorted(np.bincount(small)) == [2, 2, 3]
 
 
+@pytest.mark.slow  # a new Python process: 6-9 s
 def test_trainer_sets_threads_per_op_where_tensorflow_has_not_started():
     import subprocess
     import sys
@@ -253,6 +254,7 @@ def test_ids_outside_the_vocabulary_are_refused():
         model({'a': np.array([[3]]), 'b': np.array([[5]]), 'x': np.array([[0.5]])})
 
 
+@pytest.mark.slow  # a new Python process: 6-9 s
 def test_model_side_imports_nothing_from_the_pipeline_side():
     import subprocess
     import sys
@@ -263,6 +265,7 @@ def test_model_side_imports_nothing_from_the_pipeline_side():
     assert process.stdout.split() == ['[]']
 
 
+@pytest.mark.slow  # a new Python process: 6-9 s
 def test_keras_2_whatever_the_order_of_imports():
     """TensorFlow first, then any package of ours: `tf.keras` is still Keras 2 (tf_keras)."""
     import subprocess
@@ -363,7 +366,9 @@ PRECISION_COLUMNS = [
                      length_name='clicked_length', query_name='a')]
 
 
-@pytest.mark.parametrize('architecture', ['mmoe', 'omoe', 'shared_bottom', 'ple', 'esmm'])
+# MMoE alone in `make test-fast`: the five together train for about 25 s.
+@pytest.mark.parametrize('architecture', ['mmoe'] + [
+    pytest.param(name, marks=pytest.mark.slow) for name in ('omoe', 'shared_bottom', 'ple', 'esmm')])
 def test_mixed_bfloat16_computes_in_bfloat16_and_keeps_weights_and_predictions_float32(
         architecture):
     """`training.precision: mixed_bfloat16`: every architecture, with lists pooled by mean and by
