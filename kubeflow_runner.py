@@ -29,11 +29,11 @@ import json
 import os
 import shlex
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import yaml
 
-from pipeline import kfp_entrypoint
+from pipeline import kfp_entrypoint, spans
 from pipeline.cli import add_pipeline_flags, config_from_flags
 from pipeline.config import PROJECT_DIR, ConfigError, PipelineConfig
 
@@ -43,6 +43,8 @@ CONTAINER_PROJECT_DIR = '/mmoe'
 # per-task Evaluators' included; this clause keeps it to the BlessingGate's (see README).
 _BLESSING_QUERY = 'schema_title="tfx.ModelBlessing"'
 VERTEX, KFP = 'vertex', 'kfp'
+# Under the pipeline root: the span store of data by span (components/training_window.py).
+SPAN_STORE = 'span_store'
 
 
 def parse_args(argv=None):
@@ -63,6 +65,10 @@ def parse_args(argv=None):
     parser.add_argument('--serving-dir',
                         help='where the Pusher copies blessed models (default: '
                              '<pipeline root>/serving_model)')
+    parser.add_argument('--span-store',
+                        help='for data by span: where runs record the spans whose data passed '
+                             'the checks, from which each run takes its training window '
+                             '(default: <pipeline root>/span_store)')
     parser.add_argument('--endpoint',
                         help='a Kubeflow Pipelines endpoint: submit the compiled pipeline there')
     parser.add_argument('--experiment', default='mmoe', help='the KFP experiment of a submitted run')
@@ -190,19 +196,36 @@ def for_open_source_kfp(spec: Dict) -> Dict:
     return spec
 
 
+def set_parameter_defaults(spec: Dict, defaults: Dict):
+    """Gives the pipeline's parameters in `defaults` their default value, which TFX's compiler
+    leaves out: a run that does not set one (a recurring run, each day) gets the default."""
+    parameters = spec['root'].get('inputDefinitions', {}).get('parameters', {})
+    for name, value in defaults.items():
+        if name in parameters:
+            parameters[name].update({'defaultValue': value, 'isOptional': True})
+
+
 def compile_pipeline(config: PipelineConfig, image: str, pipeline_root: str, serving_dir: str,
-                     beam_args: List[str], output: str, backend: str = VERTEX) -> Dict:
+                     beam_args: List[str], output: str, backend: str = VERTEX,
+                     span_store: Optional[str] = None) -> Dict:
     """Writes the KFP v2 form of create_pipeline() for `backend` to `output`; returns the
-    PipelineJob dict. `config`'s paths must be ones the cluster can read (cluster_config())."""
+    PipelineJob dict. `config`'s paths must be ones the cluster can read (cluster_config()).
+    `span_store`: for data by span, where runs record their checked spans (default: under the
+    pipeline root)."""
     # pylint: disable=import-outside-toplevel
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-    from pipeline.pipeline import Baselines, create_pipeline
+    from components.training_window import BACKFILL_CHECK_ID
+    from pipeline.pipeline import SPAN_PARAMETERS, Baselines, create_pipeline
 
+    if spans.by_span(config.csv_pattern):
+        span_store = span_store or f'{pipeline_root.rstrip("/")}/{SPAN_STORE}'
+    else:
+        span_store = None
     pipeline = create_pipeline(
         config, pipeline_root, serving_dir, beam_pipeline_args=beam_args,
         baselines=Baselines.SERVING_DIR if backend == KFP else Baselines.METADATA_QUERIES,
-        history_runs=0)
+        history_runs=0, span_store=span_store)
     # Pipeline spec schema 2.1: parameters as `constant` values, which the KFP 2.x backend's driver
     # reads (it rejects the 2.0 `constantValue`), and the executor reading the `parameterValues`
     # that the KFP 2.x driver and Vertex AI send for it (docs/kubeflow.md).
@@ -210,6 +233,10 @@ def compile_pipeline(config: PipelineConfig, image: str, pipeline_root: str, ser
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image,
                                                                 use_pipeline_spec_2_1=True))
     pipeline_job = runner.run(pipeline, write_out=False)
+    set_parameter_defaults(pipeline_job['pipelineSpec'], SPAN_PARAMETERS)
+    tasks = pipeline_job['pipelineSpec']['root']['dag']['tasks']
+    if BACKFILL_CHECK_ID in tasks:
+        tasks[BACKFILL_CHECK_ID]['cachingOptions'] = {'enableCache': False}
     if backend == KFP:
         for_open_source_kfp(pipeline_job['pipelineSpec'])
     elif require_gate_blessing(pipeline_job) != 1:
@@ -245,7 +272,7 @@ def main(argv=None):
         sys.exit(f'error: {e}')
     serving_dir = args.serving_dir or f'{args.pipeline_root.rstrip("/")}/serving_model'
     compile_pipeline(config, args.image, args.pipeline_root, serving_dir, args.beam_arg,
-                     args.output, args.backend)
+                     args.output, args.backend, args.span_store)
     print(f'Compiled pipeline {config.pipeline_name!r} for {args.backend} to {args.output} '
           f'(image {args.image})')
     if args.endpoint:

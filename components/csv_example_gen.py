@@ -39,6 +39,7 @@ from apache_beam.io import fileio as beam_fileio
 from apache_beam.options.pipeline_options import StandardOptions
 from google.protobuf import json_format, struct_pb2, text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen import write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.dsl.io import fileio
@@ -347,6 +348,13 @@ class Executor(BaseExampleGenExecutor):
             output_dict[standard_component_specs.EXAMPLES_KEY])
         directory = bad_rows_dir(examples.uri)
         super().Do(input_dict, output_dict, {**exec_properties, _BAD_ROWS_DIR_KEY: directory})
+        # On Kubeflow the span comes as a parameter (from TFX's check before the cache on Vertex
+        # AI, from its task of its own on open-source Kubeflow Pipelines); the examples record
+        # it, as TFX's local driver has them record it.
+        span = exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME)
+        if span is not None and not examples.has_custom_property(
+                example_gen_utils.SPAN_PROPERTY_NAME):
+            examples.set_int_custom_property(example_gen_utils.SPAN_PROPERTY_NAME, int(span))
         bad = read_bad_rows(directory)
         examples.set_int_custom_property(BAD_ROWS_PROPERTY, len(bad))
         examples.set_string_custom_property(BAD_ROWS_DIR_PROPERTY, directory)

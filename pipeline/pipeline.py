@@ -8,6 +8,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
+from tfx.orchestration import data_types
 
 from components import atomic_pusher, csv_example_gen, grouped_evaluation, trainer_executor
 from components import transform as transform_component
@@ -35,6 +36,15 @@ from components.span_window import (
     WindowStrategy,
 )
 from components.statistics_gen import StatisticsGen
+from components.training_window import (
+    BACKFILL_CHECK_ID,
+    BACKFILL_KEY,
+    JUDGED_KEY,
+    TRAINING_KEY,
+    BackfillCheck,
+    TrainingWindow,
+)
+from components.training_window import COMPONENT_ID as TRAINING_WINDOW_ID
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.evaluation import bayes_aucs, eval_config, evaluator_id, interval_tests
 from pipeline.spans import SpanPlan, files_of
@@ -45,6 +55,11 @@ TRAINER_ID = 'Trainer'
 RUN_FN = 'trainer_module.run.run_fn'
 # How many of the gate's past runs each task's dashboard page shows in its History.
 HISTORY_RUNS = 30
+# A compiled pipeline's parameters of each run, by span (create_pipeline's `span_store`), with
+# their defaults: ExampleGen's RangeConfig as JSON ('' reads the newest span), and whether a span
+# older than one read already may be trained and judged on (components/training_window.py).
+RANGE_CONFIG_PARAMETER = 'range_config'
+SPAN_PARAMETERS: Dict[str, Any] = {RANGE_CONFIG_PARAMETER: '', BACKFILL_KEY: 0}
 
 
 class Baselines(enum.Enum):
@@ -113,16 +128,23 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
                     baselines: Baselines = Baselines.METADATA,
                     history_runs: int = HISTORY_RUNS,
                     spans: Optional[SpanPlan] = None,
-                    ingest_only: bool = False) -> tfx.dsl.Pipeline:
+                    ingest_only: bool = False,
+                    span_store: Optional[str] = None) -> tfx.dsl.Pipeline:
     """`baselines`: where the drift check's and the Evaluators' baselines come from (Baselines).
     `history_runs`: how many of the gate's past verdicts (from ML Metadata) the dashboards'
     History shows; 0 for none (KFP v2 compiles no Resolver that returns more than one
     artifact).
     `spans`: for data by span (pipeline/spans.py), the span this run reads and judges on and the
     earlier spans it trains on, which earlier runs read; `ingest_only`: the pipeline up to the
-    data checks only, which reads a span of a window that no run read yet."""
+    data checks only, which reads a span of a window that no run read yet.
+    `span_store`: for data by span in a compiled pipeline, where no resolver of ours runs, the
+    directory that records the spans whose data passed the checks, from which each run takes its
+    window (TrainingWindow); the span is then a parameter of each run (SPAN_PARAMETERS)."""
     split_configs, split_off_train = _split_configs(config)
-    if spans is not None:
+    if span_store is not None:
+        split_configs['range_config'] = data_types.RuntimeParameter(
+            name=RANGE_CONFIG_PARAMETER, ptype=str, default=SPAN_PARAMETERS[RANGE_CONFIG_PARAMETER])
+    elif spans is not None:
         split_configs['range_config'] = tfx.proto.RangeConfig(static_range=tfx.proto.StaticRange(
             start_span_number=spans.span, end_span_number=spans.span))
     example_gen = FileBasedExampleGen(
@@ -180,9 +202,26 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     # judge on every row of this one: a time-based eval split. The first span has no window.
     window = spans.window if spans is not None else ()
     training_examples = example_gen.outputs['examples']
-    window_resolver = []
-    if window:
-        window_resolver = [tfx.dsl.Resolver(
+    judged_examples, judged_splits = example_gen.outputs['examples'], [EVAL]
+    window_nodes: List[Any] = []
+    if span_store is not None:
+        # Never taken from the cache (kubeflow_runner.py): a span read before would be.
+        backfill_check = BackfillCheck(
+            examples=example_gen.outputs['examples'], span_store=span_store,
+            backfill=data_types.RuntimeParameter(name=BACKFILL_KEY, ptype=int,
+                                                 default=SPAN_PARAMETERS[BACKFILL_KEY]),
+        ).with_id(BACKFILL_CHECK_ID)
+        training_window = TrainingWindow(
+            examples=example_gen.outputs['examples'], span_store=span_store,
+            window_spans=config.training.window_spans).with_id(TRAINING_WINDOW_ID)
+        # It records the span as checked: only once the checks passed.
+        training_window.add_upstream_node(anomaly_check)
+        training_window.add_upstream_node(backfill_check)
+        window_nodes = [backfill_check, training_window]
+        training_examples = training_window.outputs[TRAINING_KEY]
+        judged_examples = training_window.outputs[JUDGED_KEY]
+    elif window:
+        window_nodes = [tfx.dsl.Resolver(
             strategy_class=WindowStrategy, config={'first': window[0], 'last': window[-1]},
             **{EXAMPLES_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples,
                                              producer_component_id=example_gen.id,
@@ -191,7 +230,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
                                             producer_component_id=ANOMALY_CHECK_ID,
                                             output_key=CHECKED_STATISTICS_KEY)},
         ).with_id('training_window_resolver')]
-        training_examples = window_resolver[0].outputs[EXAMPLES_KEY]
+        training_examples = window_nodes[0].outputs[EXAMPLES_KEY]
+        judged_splits = list(SPLITS)
 
     # TFX's Transform, reading and writing a batch of examples at a time (components/transform.py).
     transform = transform_component.Transform(
@@ -261,12 +301,12 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
 
     evaluators = [
         Evaluator(
-            examples=example_gen.outputs['examples'],
+            examples=judged_examples,
             model=trainer.outputs['model'],
             baseline_model=baseline_model,
             schema=schema_gen.outputs['schema'],
             eval_config=eval_config(config, task),
-            example_splits=list(SPLITS) if window else [EVAL],
+            example_splits=judged_splits,
             # TFMA's extractors, with groups of examples instead of single ones after the model
             # (the Evaluator's executor builds TFMA's metrics with combiners for such groups).
             module_path=grouped_evaluation.__name__,
@@ -312,7 +352,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
-        components=[*checks, *window_resolver, transform, *warm_start, trainer, *resolvers,
+        components=[*checks, *window_nodes, transform, *warm_start, trainer, *resolvers,
                     *evaluators, gate, *history, dashboard, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,

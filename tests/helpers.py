@@ -13,6 +13,9 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 
 from hypothesis import HealthCheck, settings
 
@@ -147,6 +150,27 @@ def _newest_run_states(metadata_path: str):
 def run_pipeline(output, *args) -> PipelineRun:
     """`python local_runner.py --output OUTPUT ARGS`, run to its end."""
     return PipelineRun(output, args)
+
+
+def kill_when(output, args, seen_line, when=None):
+    """Starts local_runner.py and kills it, Beam workers and all, once it prints a line that
+    `seen_line` accepts, then (with `when`) as soon as `when()` is true. Returns its output."""
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--output', output, *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT_DIR,
+        start_new_session=True)
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if seen_line(line):
+            while when is not None and not when() and process.poll() is None:
+                pass  # no sleep: the moment to kill may last a few milliseconds
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, ''.join(seen)
+    return ''.join(seen)
 
 
 def fork_output(run, directory):

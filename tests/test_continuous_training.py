@@ -3,8 +3,9 @@
 - `--span 2`: span 1, which no run read, is read first (its ExampleGen, statistics and checks);
   the Trainer learns from it, the Evaluators judge on every row of span 2, and nothing serves
   yet, so the Trainer starts cold;
-- the newest span (3): only its ExampleGen runs; the Trainer learns from spans 1 and 2 and starts
-  warm from span 2's model, with the embedding rows of the tokens it knew carried over;
+- the newest span (3), killed while it trains and run again: only its ExampleGen runs, once;
+  the Trainer learns from spans 1 and 2 and starts warm from span 2's model, with the embedding
+  rows of the tokens it knew carried over, and span 3 pushes one model;
 - `--span 2` again without --backfill, and a span that is not there: refused, naming them.
 
 That the same span again resolves the same base model (so that it comes from the cache and pushes
@@ -23,7 +24,7 @@ import tensorflow as tf
 from pipeline.datasets import ecommerce
 from pipeline.run_report import sqlite_store
 
-from helpers import history_rows, run_pipeline
+from helpers import history_rows, kill_when, run_pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -47,6 +48,8 @@ def days(tmp_path_factory):
 def runs(days):
     data, output = days
     first = run_pipeline(output, '--data', data, *SPAN_RUN, '--span', '2').check()
+    killed = kill_when(output, ['--data', data, *SPAN_RUN], lambda line: 'Trainer step' in line)
+    assert 'Judging on span 3, training on span 1 to span 2' in killed, killed
     newest = run_pipeline(output, '--data', data, *SPAN_RUN).check()
     return first, newest
 
@@ -91,6 +94,10 @@ def test_the_next_span_reads_only_itself_and_starts_from_the_serving_model(runs,
     assert f'warm start:     from {report["base_model"]}' in newest.stdout
     pushed = newest.summary['pushed_model']
     assert pushed and pushed != first.summary['pushed_model']
+    # The run killed in training pushed nothing; its rerun read nothing again, and pushed once.
+    assert newest.states()['CsvExampleGen'] == 'CACHED'
+    assert sorted(os.listdir(os.path.dirname(pushed))) == sorted(
+        os.path.basename(model) for model in (first.summary['pushed_model'], pushed))
     # The pushed model still scores what it serves; its provenance names its base.
     with open(os.path.join(pushed, 'assets.extra', 'provenance.json')) as f:
         assert json.load(f)['warm_start']['base_model'] == report['base_model']

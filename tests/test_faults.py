@@ -10,9 +10,6 @@ shuffled in training (so ctr gets worse than the serving model), and no purchase
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -21,40 +18,26 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import atomic_pusher
 from components.blessing_gate import describe
-from pipeline.config import PROJECT_DIR
 from pipeline.datasets import ecommerce
 from pipeline.run_report import sqlite_store
 
-from helpers import BAD, SMALL_TRAINING, SPLIT_DATA, fork_output, overall_row, run_pipeline
+from helpers import (
+    BAD,
+    SMALL_TRAINING,
+    SPLIT_DATA,
+    fork_output,
+    kill_when,
+    overall_row,
+    run_pipeline,
+)
 
 pytestmark = pytest.mark.e2e
 
 _STATE = metadata_store_pb2.Execution.State
 
 
-def _kill_when(output, args, seen_line, when=None):
-    """Starts local_runner.py and kills it, Beam workers and all, once it prints a line that
-    `seen_line` accepts, then (with `when`) as soon as `when()` is true. Returns its output."""
-    process = subprocess.Popen(
-        [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--output', output, *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT_DIR,
-        start_new_session=True)
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        if seen_line(line):
-            while when is not None and not when() and process.poll() is None:
-                pass  # no sleep: the moment to kill may last a few milliseconds
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-            break
-    process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL, ''.join(seen)
-    return ''.join(seen)
-
-
 def _kill_during_training(output, args):
-    return _kill_when(output, args, lambda line: 'Trainer step' in line)
+    return kill_when(output, args, lambda line: 'Trainer step' in line)
 
 
 def _started(output, component):
@@ -184,12 +167,12 @@ def killed_in_transform_and_in_the_push(tmp_path_factory, small_data, default_ru
                     os.path.join(output, 'serving_model'))
     before = _serving_versions(output)
     args = ['--data', str(data), *SPLIT_DATA, *SMALL_TRAINING]
-    killed = _kill_when(output, args, lambda line: line.rstrip().endswith('] Transform ...'),
+    killed = kill_when(output, args, lambda line: line.rstrip().endswith('] Transform ...'),
                         when=lambda: _started(output, 'Transform'))
     assert _serving_versions(output) == before
     staging = lambda: any(name.startswith(atomic_pusher.STAGING_PREFIX)  # noqa: E731
                           for name in _serving_versions(output))
-    killed += _kill_when(output, args, lambda line: line.rstrip().endswith('] Pusher ...'),
+    killed += kill_when(output, args, lambda line: line.rstrip().endswith('] Pusher ...'),
                          when=staging)
     after_kill = _serving_versions(output)
     return before, after_kill, killed, run_pipeline(output, *args).check()
