@@ -277,3 +277,35 @@ def test_image_is_required(tmp_path, monkeypatch, capsys):
         kubeflow_runner.main(['--output', str(tmp_path / 'pipeline.yaml'), '--pipeline-root',
                               PIPELINE_ROOT])
     assert exit_.value.code == 2 and '--image required' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('backend', ['vertex', 'kfp'])
+def test_data_by_span_compiles_the_span_as_a_parameter_and_the_window_from_the_store(
+        tmp_path, backend):
+    """Data by span, on either backend: the span (range_config) and backfill are parameters of
+    each run with defaults; the Trainer learns from TrainingWindow's window and the Evaluators
+    judge its rows of the run's span; BackfillCheck is never taken from the cache."""
+    output = tmp_path / 'pipeline.yaml'
+    kubeflow_runner.main(['--backend', backend, '--output', str(output), '--image', IMAGE,
+                          '--pipeline-root', PIPELINE_ROOT, '--data', DATA,
+                          '--set', 'csv_pattern=span-{SPAN}/*.csv'])
+    spec = yaml.safe_load(output.read_text())
+    assert spec['root']['inputDefinitions']['parameters'] == {
+        'backfill': {'parameterType': 'NUMBER_INTEGER', 'defaultValue': 0, 'isOptional': True},
+        'range_config': {'parameterType': 'STRING', 'defaultValue': '', 'isOptional': True}}
+    tasks = spec['root']['dag']['tasks']
+    example_gen = 'CsvExampleGen-pre-cache-check' if backend == 'kfp' else 'CsvExampleGen'
+    assert tasks[example_gen]['inputs']['parameters']['range_config'] == {
+        'componentInputParameter': 'range_config'}
+    assert tasks['BackfillCheck']['inputs']['parameters']['backfill'] == {
+        'componentInputParameter': 'backfill'}
+    assert tasks['BackfillCheck']['cachingOptions'] == {'enableCache': False}
+    assert tasks['TrainingWindow']['inputs']['parameters']['span_store'] == {
+        'runtimeValue': {'constant': f'{PIPELINE_ROOT}/span_store'}}
+    assert {'AnomalyCheck', 'BackfillCheck'} <= set(tasks['TrainingWindow']['dependentTasks'])
+    assert tasks['Transform']['inputs']['artifacts']['examples']['taskOutputArtifact'] == {
+        'producerTask': 'TrainingWindow', 'outputArtifactKey': 'training'}
+    for task in PipelineConfig().task_names:
+        assert tasks[evaluator_id(task)]['inputs']['artifacts']['examples'][
+            'taskOutputArtifact'] == {'producerTask': 'TrainingWindow',
+                                      'outputArtifactKey': 'judged'}
