@@ -1,6 +1,8 @@
 """kubeflow_runner.py: the same pipeline compiled into a KFP v2 spec, checked without a cluster."""
 
+import contextlib
 import importlib
+import io
 import json
 import os
 import re
@@ -28,23 +30,19 @@ BEAM_ARGS = ['--runner=DataflowRunner', '--project=my-project', '--region=europe
 RESOLVER_ID = 'latest_blessed_model_resolver'
 
 
-def _compile(tmp_path, output, *extra, env=None):
-    return subprocess.run(
-        [sys.executable, 'kubeflow_runner.py', '--output', str(tmp_path / output),
-         '--pipeline-root', PIPELINE_ROOT, *extra],
-        cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300,
-        env={**os.environ, **(env or {})})
-
-
 @pytest.fixture(scope='module')
 def compiled(tmp_path_factory):
     """(the YAML text, the PipelineSpec proto) of a compile with Dataflow arguments; the image
     and the data come from the environment."""
     tmp_path = tmp_path_factory.mktemp('kfp')
-    process = _compile(tmp_path, 'pipeline.yaml', *[f'--beam-arg={a}' for a in BEAM_ARGS],
-                       env={'MMOE_IMAGE': IMAGE, 'MMOE_DATA': DATA})
-    assert process.returncode == 0, process.stderr[-3000:]
-    assert f'to {tmp_path / "pipeline.yaml"} (image {IMAGE})' in process.stdout
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(printed):
+        env.setenv('MMOE_IMAGE', IMAGE)
+        env.setenv('MMOE_DATA', DATA)
+        assert kubeflow_runner.main(['--output', str(tmp_path / 'pipeline.yaml'),
+                                     '--pipeline-root', PIPELINE_ROOT,
+                                     *[f'--beam-arg={a}' for a in BEAM_ARGS]]) == 0
+    assert f'to {tmp_path / "pipeline.yaml"} (image {IMAGE})' in printed.getvalue()
     text = (tmp_path / 'pipeline.yaml').read_text()
     spec = json_format.ParseDict(yaml.safe_load(text), pipeline_spec_pb2.PipelineSpec())
     return text, spec
