@@ -31,7 +31,7 @@ stay as they are): an artifact's splits are directories under its own URI.
 import json
 import os
 import re
-from typing import Dict, List
+from typing import Dict
 
 from tfx import types
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
@@ -41,6 +41,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.csv_example_gen import EVAL, SPLITS, TRAIN, VALIDATION
 from components.span_window import SPAN, span_of
+from pipeline.spans import training_window
 
 COMPONENT_ID, BACKFILL_CHECK_ID = 'TrainingWindow', 'BackfillCheck'
 EXAMPLES_KEY, TRAINING_KEY, JUDGED_KEY = 'examples', 'training', 'judged'
@@ -120,17 +121,13 @@ class Executor(base_executor.BaseExecutor):
         judged = artifact_utils.get_single_instance(output_dict[JUDGED_KEY])
         store, span = exec_properties[STORE_KEY], _span(examples)
         records = recorded_spans(store)
-        earlier = sorted(s for s in records if s < span)
-        window: List[int] = []
-        if earlier:
-            window = list(range(max(earlier[0], span - exec_properties[WINDOW_SPANS_KEY]), span))
-            missing = [s for s in window if s not in records]
-            if missing:
-                raise ValueError(
-                    f'span {missing[0]} of the training window (span {window[0]} to span '
-                    f'{window[-1]}) was never read and checked by a run ({store} has no '
-                    f'span-{missing[0]}.json): run the pipeline on it first (range_config), or '
-                    'set training.window_spans to train on fewer')
+        window, missing = training_window(span, records, exec_properties[WINDOW_SPANS_KEY])
+        if missing:
+            raise ValueError(
+                f'span {missing[0]} of the training window (span {window[0]} to span '
+                f'{window[-1]}) was never read and checked by a run ({store} has no '
+                f'span-{missing[0]}.json): run the pipeline on it first (range_config), or '
+                'set training.window_spans to train on fewer')
         record_span(store, examples)
         own = examples.uri
         if window:
@@ -145,7 +142,7 @@ class Executor(base_executor.BaseExecutor):
             _copy_split(own, EVAL, judged.uri, EVAL, '')
         training.split_names = artifact_utils.encode_split_names([TRAIN, VALIDATION])
         judged.split_names = artifact_utils.encode_split_names([EVAL])
-        training.set_string_custom_property(WINDOW_PROPERTY, json.dumps(window or [span]))
+        training.set_string_custom_property(WINDOW_PROPERTY, json.dumps(list(window) or [span]))
         judged.set_int_custom_property(SPAN, span)
 
 

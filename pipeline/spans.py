@@ -17,7 +17,7 @@ import datetime
 import glob
 import os
 import re
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from pipeline.config import ConfigError
 
@@ -114,6 +114,19 @@ def files_of(pattern: str, span: int) -> str:
     return _SPAN.sub(lambda m: str(span).zfill(int(m['width'] or 0)), pattern)
 
 
+def training_window(span: int, spans: Iterable[int], window_spans: int
+                    ) -> Tuple[Tuple[int, ...], List[int]]:
+    """(the window of a run on `span`: the `window_spans` spans before it, none before the first
+    of `spans` (the spans there are); those of them missing from `spans`). Empty when no span of
+    `spans` is before `span`: a first span trains on its own rows."""
+    there = set(spans)
+    earlier = [s for s in there if s < span]
+    if not earlier:
+        return (), []
+    window = tuple(range(max(min(earlier), span - window_spans), span))
+    return window, [s for s in window if s not in there]
+
+
 class SpanPlan(NamedTuple):
     """What one run reads: `span`, the span ExampleGen reads and the Evaluators judge on, and
     `window`, the spans before it that the Trainer learns from, oldest first (empty for a first
@@ -141,11 +154,7 @@ def plan(data_dir: str, pattern: str, window_spans: int, span: Optional[int] = N
             f'--span: {name(pattern, span)} is older than {name(pattern, serving_span)}, which the '
             'serving model was judged on; to train and judge on older data on purpose, add '
             '--backfill')
-    earlier = [s for s in found if s < span]
-    if not earlier:
-        return SpanPlan(span, ())
-    window = tuple(range(max(min(earlier), span - window_spans), span))
-    missing = [s for s in window if s not in found]
+    window, missing = training_window(span, found, window_spans)
     if missing:
         raise ConfigError(
             f'data: {name(pattern, missing[0])} is missing (no file matches '
