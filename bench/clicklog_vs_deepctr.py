@@ -153,9 +153,9 @@ def deepctr_mmoe(train, eval_rows, seed, epochs):
     return aucs, trained / clock.seconds, epochs_run
 
 
-def pipeline_run(train, eval_rows, seed, epochs, attention=False, match=False):
-    """The whole pipeline on the rows; returns ({task: eval AUC}, Trainer examples/s, passes
-    over the training split)."""
+def pipeline_run(train, eval_rows, seed, epochs, attention=False, match=False, sets=()):
+    """The whole pipeline on the rows, with the `--set` values `sets` more; returns ({task: eval
+    AUC}, Trainer examples/s, passes over the training split)."""
     # pylint: disable=import-outside-toplevel
     import json
     import subprocess
@@ -173,7 +173,8 @@ def pipeline_run(train, eval_rows, seed, epochs, attention=False, match=False):
             'eval_csv_pattern=eval/*.csv',
             *clicklog_settings(clicklog.MAX_HISTORY, EMBEDDING_DIM, attention, match,
                                scaling='min_max'),
-            f'model.seed={seed}', f'training.epochs={epochs}', f'training.batch_size={BATCH}']
+            f'model.seed={seed}', f'training.epochs={epochs}', f'training.batch_size={BATCH}',
+            *sets]
         output = os.path.join(root, 'outputs')
         with open(os.path.join(root, 'run.log'), 'w') as log:
             run = subprocess.Popen(
@@ -210,17 +211,30 @@ CONTENDERS = {
                                                                          attention=True),
     'the pipeline, mean-pooled histories and their matches': functools.partial(pipeline_run,
                                                                               match=True),
+    'the pipeline, mean-pooled histories, early stopping on the mean validation AUC':
+        functools.partial(pipeline_run, sets=('training.early_stopping_metric=auc',)),
 }
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='contenders (--contenders takes their numbers):\n' + '\n'.join(
+            f'  {i}: {name}' for i, name in enumerate(CONTENDERS)))
     parser.add_argument('--rows', type=int, default=200000, help='training rows')
     parser.add_argument('--eval-rows', type=int, default=50000)
     parser.add_argument('--seed', type=int, default=7, help="the data's seed")
     parser.add_argument('--rounds', type=int, default=1, help='trainings of each contender')
     parser.add_argument('--epochs', type=int, default=10, help='at most, with early stopping')
+    parser.add_argument('--contenders', default=None,
+                        help='the contenders to run, by number, e.g. 0,1,4 (default: all)')
     args = parser.parse_args()
+    names = list(CONTENDERS)
+    if args.contenders:
+        try:
+            names = [names[int(i)] for i in args.contenders.split(',')]
+        except (ValueError, IndexError):
+            parser.error(f'--contenders: numbers from 0 to {len(names) - 1}, got {args.contenders}')
 
     started = time.perf_counter()
     frame, probabilities = clicklog.generate(args.rows + args.eval_rows, seed=args.seed)
@@ -231,7 +245,6 @@ def main():
           + ', '.join(f"{task} {auc['expected']:.4f} (on these rows {auc['on_sample']:.4f})"
                       for task, auc in bayes.items()), flush=True)
 
-    names = list(CONTENDERS)
     measured = {name: [] for name in names}
     for i in range(args.rounds):
         for name in names[i % len(names):] + names[:i % len(names)]:
@@ -256,6 +269,14 @@ def main():
               + ' | '.join(f"{aucs[task]:.4f} ({bayes[task]['on_sample'] - aucs[task]:.4f})"
                            for task in tasks)
               + f' | {statistics.median(run[1] for run in runs):,.0f} |')
+    print(f'\neach round (seeds 0 to {args.rounds - 1}) and the mean:')
+    print('| contender | ' + ' | '.join(f'{task} AUC, each seed | {task}, mean' for task in tasks)
+          + ' |')
+    print('|---|' + '---|---:|' * len(tasks))
+    for name, runs in measured.items():
+        print(f'| {name} | ' + ' | '.join(
+            ' / '.join(f'{run[0][task]:.4f}' for run in runs)
+            + f' | {statistics.mean(run[0][task] for run in runs):.4f}' for task in tasks) + ' |')
 
 
 if __name__ == '__main__':

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 from pipeline.datasets import ecommerce
-from trainer_module import architectures, features
+from trainer_module import architectures, early_stopping, features
 from trainer_module.features import CrossFeature, DenseFeature, SequenceFeature, SparseFeature
 from trainer_module.settings import (
     DISTRIBUTIONS,
@@ -290,6 +290,10 @@ class PipelineConfig(TaskColumns):
             if getattr(self.model, setting) < 0:
                 raise ConfigError(f'model.{setting}: must be 0 or more, got '
                                   f'{getattr(self.model, setting)}')
+        try:
+            early_stopping.resolve(self.training.early_stopping_metric, self.tasks)
+        except ValueError as e:
+            raise ConfigError(f'training.early_stopping_metric: {e}') from None
         for setting in ('epochs', 'early_stopping_patience'):
             if getattr(self.training, setting) <= 0:
                 raise ConfigError(f'training.{setting}: must be more than 0 passes over the '

@@ -26,7 +26,13 @@ def _data(n=400, seed=0):
 def test_each_type_makes_its_loss_and_training_metrics(name):
     kind = TASK_TYPES[name]
     assert type(kind.make_loss()).__name__ == kind.loss
-    assert [m.name for m in kind.make_training_metrics()] == [n for _, n in kind.training_metrics]
+    assert [m.name for m in kind.make_training_metrics()] == [m.name for m in kind.training_metrics]
+    assert [type(m).__name__ for m in kind.make_training_metrics()] == [
+        m.keras_class for m in kind.training_metrics]
+    for metric in kind.training_metrics:
+        assert kind.training_metric(metric.name) is metric
+    with pytest.raises(KeyError):
+        kind.training_metric('no_such_metric')
     assert kind.default_metric is kind.gated_metrics[0]
     assert kind.gated_metric(None) is kind.default_metric
     with pytest.raises(KeyError):

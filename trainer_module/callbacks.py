@@ -1,5 +1,6 @@
-"""The Trainer's Keras callbacks: progress lines (`ProgressLog`) and the tasks' learned
-log-variances in the epoch logs (`TaskUncertaintyLog`)."""
+"""The Trainer's Keras callbacks: progress lines (`ProgressLog`), the tasks' learned
+log-variances in the epoch logs (`TaskUncertaintyLog`) and the mean of the tasks' metric that
+early stopping watches (`MeanOfTasks`)."""
 
 import logging
 from typing import Dict
@@ -63,3 +64,24 @@ class TaskUncertaintyLog(keras.callbacks.Callback):
         """Adds `log_variance_<task>` to the epoch's `logs`."""
         for task, value in task_log_variances(self.model, self.settings).items():
             logs[f'log_variance_{task}'] = value
+
+
+class MeanOfTasks(keras.callbacks.Callback):
+    """Adds to the epoch's logs the mean of the tasks' entries that `monitor` (an
+    `early_stopping.Monitor`) averages, as its key (`val_auc`: the mean of `val_<task>_auc`), and
+    the same of the training entries (`auc`). Before EarlyStopping, which reads it, and
+    TensorBoard, which writes it."""
+
+    def __init__(self, monitor):
+        super().__init__()
+        self.monitor = monitor
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Adds the means of the validation entries, and of the training ones where Keras logged
+        them."""
+        validation = [(self.monitor.key, self.monitor.terms)]
+        training = [(key[len('val_'):], tuple(term[len('val_'):] for term in terms))
+                    for key, terms in validation]
+        for key, terms in validation + training:
+            if all(term in logs for term in terms):
+                logs[key] = sum(float(logs[term]) for term in terms) / len(terms)

@@ -86,10 +86,13 @@ class ModelConfig:
 class TrainingConfig:
     """Training makes `epochs` passes over the training split, at most `train_steps` batches when
     that is set. It evaluates on the whole validation split `evaluations_per_epoch` times a pass,
-    and stops early once the validation loss has not improved for `early_stopping_patience`
-    passes, keeping the best weights: a patience in passes, not in evaluations, gives every
-    embedding row its updates before a plateau counts, and does not stop on the ups and downs of
-    a few batches.
+    and stops early once what `early_stopping_metric` names has not improved for
+    `early_stopping_patience` passes, keeping the weights of the evaluation where it was best: a
+    patience in passes, not in evaluations, gives every embedding row its updates before a plateau
+    counts, and does not stop on the ups and downs of a few batches. `early_stopping_metric`:
+    'loss' (the validation loss the model trains on), '<task>.<metric>' (one task's training
+    metric on the validation split: 'ctr.auc') or '<metric>' (its mean over every task: 'auc');
+    trainer_module/early_stopping.py.
     `batch_size` is the global batch: under a `distribution` it is split across the replicas.
     `steps_per_execution` batches run per call into the TensorFlow graph (Keras'
     `steps_per_execution`): fewer calls from Python, at the cost of coarser progress lines.
@@ -123,6 +126,7 @@ class TrainingConfig:
     train_steps: Optional[int] = None
     evaluations_per_epoch: int = 4
     early_stopping_patience: float = 1.0
+    early_stopping_metric: str = 'loss'
     steps_per_execution: int = 25
     intra_op_parallelism_threads: int = 1
     batch_size: int = 256

@@ -6,7 +6,7 @@ run summary ask these; a new task type is a module here and an entry in TASK_TYP
 
 from typing import Dict, Mapping
 
-from trainer_module.task_types.base import Metric, TaskType
+from trainer_module.task_types.base import Metric, TaskType, TrainingMetric
 from trainer_module.task_types.binary import BINARY
 from trainer_module.task_types.regression import REGRESSION
 
@@ -26,4 +26,4 @@ def task_type(name: str) -> TaskType:
         raise KeyError(f'{name!r} is not one of {tuple(TASK_TYPES)}') from None
 
 
-__all__ = ['METRICS', 'TASK_TYPES', 'Metric', 'TaskType', 'task_type']
+__all__ = ['METRICS', 'TASK_TYPES', 'Metric', 'TaskType', 'TrainingMetric', 'task_type']

@@ -54,6 +54,23 @@ class Metric:
         return 'higher' if self.higher_is_better else 'lower'
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingMetric:
+    """A metric Keras computes while the Trainer trains, on each batch and on the whole validation
+    split at each evaluation: `keras_class` names its tf_keras class, `name` its entry in the
+    training logs (`<task>_<name>`, `val_<task>_<name>` for the validation split), which
+    `training.early_stopping_metric` may name; `higher_is_better` is the direction early stopping
+    watches it in."""
+    keras_class: str
+    name: str
+    higher_is_better: bool
+
+    @property
+    def mode(self) -> str:
+        """Keras' `EarlyStopping` mode: 'max' or 'min'."""
+        return 'max' if self.higher_is_better else 'min'
+
+
 def _keras(module: str, name: str):
     return getattr(importlib.import_module(f'tf_keras.{module}'), name)
 
@@ -63,18 +80,19 @@ class TaskType:
     """One kind of task.
 
     `deepctr_task` is the model output's DeepCTR task type (PredictionLayer: sigmoid for 'binary',
-    identity for 'regression'). `loss` and `training_metrics` name tf_keras classes (with the
-    metrics' names in the training logs). `reported_metrics` are the TFMA metrics (class names)
-    its Evaluator computes and shows without gating on them. `gated_metrics` are the metrics a
-    task of this type may be gated on, the default first; `interval_metrics` are given intervals
-    beside the gated one. `calibration` is the metric a task's calibration bound reads, None where
-    predictions are not probabilities. `uncertainty_scale` scales the loss under the uncertainty
-    weighting (`layers.TaskUncertainty`): 1 for a likelihood, 1/2 for a Gaussian's squared error.
+    identity for 'regression'). `loss` names a tf_keras class; `training_metrics` are what Keras
+    reports in the training logs, which early stopping may watch. `reported_metrics` are the TFMA
+    metrics (class names) its Evaluator computes and shows without gating on them.
+    `gated_metrics` are the metrics a task of this type may be gated on, the default first;
+    `interval_metrics` are given intervals beside the gated one. `calibration` is the metric a
+    task's calibration bound reads, None where predictions are not probabilities.
+    `uncertainty_scale` scales the loss under the uncertainty weighting (`layers.TaskUncertainty`):
+    1 for a likelihood, 1/2 for a Gaussian's squared error.
     """
     name: str
     deepctr_task: str
     loss: str
-    training_metrics: Tuple[Tuple[str, str], ...]
+    training_metrics: Tuple[TrainingMetric, ...]
     reported_metrics: Tuple[str, ...]
     gated_metrics: Tuple[Metric, ...]
     interval_metrics: Tuple[Metric, ...] = ()
@@ -101,10 +119,17 @@ class TaskType:
         """A new tf_keras loss of this type."""
         return _keras('losses', self.loss)()
 
+    def training_metric(self, name: str) -> TrainingMetric:
+        """The training metric `name`; KeyError when this type has none."""
+        for metric in self.training_metrics:
+            if metric.name == name:
+                return metric
+        raise KeyError(name)
+
     def make_training_metrics(self) -> list:
         """New tf_keras metrics of this type, as the training logs name them."""
-        return [_keras('metrics', class_name)(name=name)
-                for class_name, name in self.training_metrics]
+        return [_keras('metrics', metric.keras_class)(name=metric.name)
+                for metric in self.training_metrics]
 
     def metrics_with_intervals(self, gated: Metric, grouped: bool) -> Tuple[Metric, ...]:
         """The metrics given an interval for a task gated on `gated`: the gated one first, then

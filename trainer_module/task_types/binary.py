@@ -2,7 +2,7 @@
 entropy and judged on AUC, group AUC or calibration."""
 
 from trainer_module.task_types import group_auc, statistics
-from trainer_module.task_types.base import Metric, TaskType, ignoring_groups
+from trainer_module.task_types.base import Metric, TaskType, TrainingMetric, ignoring_groups
 
 AUC = Metric('auc', 'AUC', 'AUC', higher_is_better=True, value_range=(0.0, 1.0),
              interval=ignoring_groups(statistics.auc_interval),
@@ -24,7 +24,9 @@ CALIBRATION = Metric('calibration', 'calibration', 'Calibration', higher_is_bett
 
 BINARY = TaskType(
     name='binary', deepctr_task='binary', loss='BinaryCrossentropy',
-    training_metrics=(('AUC', 'auc'),),
+    # Keras' AUC: a Riemann sum over 200 thresholds, on every batch and on the whole
+    # validation split at each evaluation.
+    training_metrics=(TrainingMetric('AUC', 'auc', higher_is_better=True),),
     reported_metrics=('ExampleCount', 'AUCPrecisionRecall', 'BinaryCrossentropy', 'Calibration',
                       'MeanLabel', 'MeanPrediction', 'CalibrationPlot', 'ConfusionMatrixPlot'),
     gated_metrics=(AUC, GAUC), interval_metrics=(AUC, GAUC), calibration=CALIBRATION,
