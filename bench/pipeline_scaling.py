@@ -1,8 +1,9 @@
 """What the whole local pipeline costs as the data grows longer and wider.
 
     .venv/bin/python bench/pipeline_scaling.py [--sizes 10000,100000] [--with-1m] [--with-5m]
-        [--with-10m] [--widths 16,40,80,160] [--width-rows 1000] [--layout clicklog [--max-history 20] [--match]]
-        [--set KEY=VALUE ...] [--beam-arg=...] [--out DIR]
+        [--with-10m] [--widths 16,40,80,160] [--width-rows 1000]
+        [--layout clicklog [--max-history 20] [--match]] [--set KEY=VALUE ...] [--beam-arg=...]
+        [--out DIR]
 
 Row axis: for each size it generates the e-commerce data (`pipeline.datasets.ecommerce`, seed 7,
 16 columns) and runs `local_runner.py` on it with the default config; with `--layout clicklog`,
