@@ -1,6 +1,7 @@
 # make run   - create .venv (Python 3.10) if missing, install, run the pipeline on the bundled data
 # make test  - the same environment, then the test suite (two pytest workers where there are cores)
-# make test-fast - the tests that neither run the pipeline nor are slow (pytest -m 'not e2e and not slow')
+# make test-fast - the tests that neither run the pipeline, nor a component's Beam job, nor are slow
+#                  (pytest -m 'not e2e and not slow and not beam')
 # make lint  - ruff (ruff.toml) over the project and mypy (mypy.ini) over its packages
 # make test and make test-fast install Debian's chromium first where none is found (the dashboard tests)
 # make image  - build and push the container image of the Kubeflow pipeline (needs Docker)
@@ -57,7 +58,7 @@ test: $(STAMP) browser
 	$(PY) -m pytest $(TESTS) $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP) browser
-	$(PY) -m pytest $(TESTS) -m 'not e2e and not slow' $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest $(TESTS) -m 'not e2e and not slow and not beam' $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # A violation of either fails CI (.ci/run runs this before the tests).
 lint: $(STAMP)

@@ -96,6 +96,7 @@ def test_without_a_schema_tfx_bsl_infers_the_columns():
     assert decoded.equals(example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(FULL))
 
 
+@pytest.mark.beam
 def test_a_file_is_read_in_batches_with_its_raw_records(tmp_path, monkeypatch):
     monkeypatch.setattr(batched_records, 'BATCH_RECORDS', 2)
     path = str(tmp_path / 'part-0.gz')

@@ -140,6 +140,7 @@ def transformed(tmp_path_factory):
     return rows, tft.TFTransformOutput(output_dir)
 
 
+@pytest.mark.beam
 def test_a_bounded_vocabulary_keeps_the_frequent_values_and_counts_the_lists_sharing_it(
         transformed):
     _, output = transformed
@@ -155,6 +156,7 @@ def test_a_bounded_vocabulary_keeps_the_frequent_values_and_counts_the_lists_sha
         output.vocabulary_by_name('zip')
 
 
+@pytest.mark.beam
 def test_lists_keep_their_last_values_as_ids_padded_with_their_lengths(transformed):
     rows, output = transformed
     spec = output.transformed_feature_spec()
@@ -171,6 +173,7 @@ def test_lists_keep_their_last_values_as_ids_padded_with_their_lengths(transform
     assert list(second['tags']) == [3, 0] and second['tags_length'] == 1
 
 
+@pytest.mark.beam
 def test_min_max_scales_by_the_training_range_as_scikit_learns_scaler(transformed):
     rows, _ = transformed
     # Training prices 2, 4, missing, 1: (x - 1) / 3, not clipped beyond the range (MinMaxScaler's),
@@ -178,6 +181,7 @@ def test_min_max_scales_by_the_training_range_as_scikit_learns_scaler(transforme
     np.testing.assert_allclose([row['price'] for row in rows], [2.0, 4 / 9], rtol=1e-6)
 
 
+@pytest.mark.beam
 def test_a_hashed_feature_hashes_in_the_graph_as_tensorflow_does(transformed):
     rows, _ = transformed
     expected = tf.strings.to_hash_bucket_fast([b'z1', b'zz'], 7).numpy()
@@ -185,6 +189,7 @@ def test_a_hashed_feature_hashes_in_the_graph_as_tensorflow_does(transformed):
     assert [row['user_id'] for row in rows] == [2, 0]  # u3 is outside the top 2: OOV
 
 
+@pytest.mark.beam
 def test_the_model_columns_are_sized_from_the_vocabularies(transformed):
     _, output = transformed
     columns = {column.name: column for column in features.feature_columns_from_transform(
@@ -198,6 +203,7 @@ def test_the_model_columns_are_sized_from_the_vocabularies(transformed):
     assert columns['tags'].vocabulary_size == 3 + 1
 
 
+@pytest.mark.beam
 def test_a_cross_hashes_or_counts_its_columns_values_joined(transformed):
     rows, output = transformed
     expected = tf.strings.to_hash_bucket_fast([b'u3_X_z1', b'u1_X_zz'], 7).numpy()
@@ -211,6 +217,7 @@ def test_a_cross_hashes_or_counts_its_columns_values_joined(transformed):
     assert (columns['user_x_zip'].vocabulary_size, columns['item_x_user'].vocabulary_size) == (7, 3)
 
 
+@pytest.mark.beam
 def test_the_exported_model_takes_the_raw_columns_and_computes_the_crosses_inside(
         transformed, tmp_path):
     _, output = transformed

@@ -100,6 +100,7 @@ def _close(ours, theirs):
 @pytest.mark.parametrize('task', [Task(name='ctr', label='click'),
                                   Task(name='minutes', label='minutes', type='regression',
                                        gate=Gate(max=10.0))], ids=['binary', 'regression'])
+@pytest.mark.beam
 def test_grouped_extracts_give_tfma_s_own_metrics_and_plots(task):
     ours, theirs = _configs(task)
     batches = list(_batches(task))
@@ -138,6 +139,7 @@ def test_grouped_extracts_give_tfma_s_own_metrics_and_plots(task):
                                   label=f'Check{kind}')
 
 
+@pytest.mark.beam
 def test_a_batch_is_split_into_groups_of_the_same_slices():
     config = eval_config(PipelineConfig(slice_features=('device',)), Task(name='ctr',
                                                                           label='click'))
@@ -163,6 +165,7 @@ def test_a_batch_is_split_into_groups_of_the_same_slices():
         beam_util.assert_that(groups, check)
 
 
+@pytest.mark.beam
 def test_a_row_of_a_list_feature_is_in_the_slice_of_each_of_its_values():
     config = eval_config(PipelineConfig(slice_features=('hist',), drift=(),
                                         sequence_features=(SequenceFeature('hist'),)),
@@ -188,6 +191,7 @@ def test_a_row_of_a_list_feature_is_in_the_slice_of_each_of_its_values():
         beam_util.assert_that(groups, check)
 
 
+@pytest.mark.beam
 def test_an_eval_example_without_its_label_is_named():
     config = eval_config(PipelineConfig(), Task(name='ctr', label='click'))
     batch = {tfma.INPUT_KEY: np.zeros(3, dtype=object), tfma.FEATURES_KEY: {},
@@ -287,6 +291,7 @@ def test_the_combiners_pickle_after_tfx_reloads_the_evaluators_module():
             assert type(dill_pickler.loads(dill_pickler.dumps(combiner))) is type(combiner)
 
 
+@pytest.mark.beam
 def test_the_group_auc_through_tfma_is_the_auc_within_each_user_averaged_by_their_rows():
     """The Evaluators' path (grouped extracts, TFMA's evaluator) on batches with a user id per
     row, against pandas' groupby and sklearn's AUC per user: per slice, for both models and their

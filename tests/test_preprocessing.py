@@ -29,6 +29,8 @@ RAW_METADATA = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature
     'purchase': tf.io.VarLenFeature(tf.int64),
 }))
 
+pytestmark = pytest.mark.beam
+
 
 def _row(user, hour, price, reviews=None, click=1, purchase=0, city=b'c1'):
     return {'user_id': [user.encode()] if user is not None else [], 'hour': [hour],

@@ -89,6 +89,7 @@ def _varlen(values, dtype=None):
                                    dense_shape=np.array([len(values), 1]))
 
 
+@pytest.mark.beam
 def test_its_evaluator_judges_the_clicked_rows_alone():
     config = _config('slice_features=[device]', 'evaluation.group_by=null')
     tfma_config = config_util.update_eval_config_with_defaults(

@@ -182,12 +182,14 @@ def _assert_same_statistics(ours, theirs):
             assert _without_mean(a) == _without_mean(b), (split, path)
 
 
+@pytest.mark.beam
 def test_the_same_statistics_as_tfx_own_executor(ecommerce_runs):
     _assert_same_statistics(*ecommerce_runs)
     train = _features(_split_statistics(ecommerce_runs[0])['train'])
     assert train[('user_id',)].string_stats.top_values and train[('price',)].num_stats.histograms
 
 
+@pytest.mark.beam
 def test_the_same_statistics_of_list_features_and_missing_ones(clicklog_runs):
     """A history is a list of 1 to 50 values; TFDV counts values per row, and rows without one."""
     _assert_same_statistics(*clicklog_runs)
@@ -199,6 +201,7 @@ def test_the_same_statistics_of_list_features_and_missing_ones(clicklog_runs):
     assert common.num_missing == 0 and history['eval'].string_stats.common_stats.num_missing > 0
 
 
+@pytest.mark.beam
 def test_the_artifact_has_tfx_own_splits_span_and_properties(ecommerce_runs, clicklog_runs):
     for ours, theirs in (ecommerce_runs, clicklog_runs):
         assert ours.split_names == theirs.split_names
@@ -266,6 +269,7 @@ def _outcome(decode, batch):
     return 'batch', decoded.to_pydict(), decoded.schema
 
 
+@pytest.mark.beam
 def test_the_decoder_parses_what_gives_tfx_bsls_record_batch(ecommerce_examples,
                                                              clicklog_examples):
     """CsvExampleGen's examples (those of the runs above: missing values, lists, missing lists)

@@ -32,6 +32,8 @@ SPLITS = {'train': 300, 'validation': 60}
 SCHEMA = io_utils.parse_pbtxt_file(CONFIG.schema, schema_pb2.Schema())
 TYPES = {feature.name: feature.type for feature in SCHEMA.feature}
 
+pytestmark = pytest.mark.beam
+
 
 @pytest.fixture(scope='module')
 def rows():
@@ -97,8 +99,6 @@ def default_config_runs(examples, tmp_path_factory):
             _run(tfx_executor.Executor, examples, output / 'theirs'))
 
 
-# Both executors on the default config: about 10 s on 2 cores.
-@pytest.mark.slow
 def test_the_same_vocabularies_and_transformed_examples_as_tfx_own_executor(default_config_runs):
     ours, theirs = default_config_runs
     assets = [sorted(glob.glob(os.path.join(graph, 'transform_fn', 'assets', '*')))
