@@ -43,6 +43,8 @@ from components.csv_example_gen import EVAL, SPLITS, TRAIN, VALIDATION
 from components.span_window import SPAN, span_of
 from pipeline.spans import training_window
 
+# `training_window` is pipeline.spans', the local runner's rule too: there it runs before
+# TensorFlow and TFX load, which any module of components/ imports.
 COMPONENT_ID, BACKFILL_CHECK_ID = 'TrainingWindow', 'BackfillCheck'
 EXAMPLES_KEY, TRAINING_KEY, JUDGED_KEY = 'examples', 'training', 'judged'
 STORE_KEY, WINDOW_SPANS_KEY, BACKFILL_KEY = 'span_store', 'window_spans', 'backfill'
