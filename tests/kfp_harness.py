@@ -281,7 +281,8 @@ class SpecRun:
         checked = {}
         check = container.get('lifecycle', {}).get('preCacheCheck')
         if check and self.dialect.runs_pre_cache_check:
-            self._execute(name, self._command(name, check, executor_input))
+            if not self._execute(name, self._command(name, check, executor_input)):
+                return
             with open(executor_input['outputs']['outputFile']) as f:
                 checked = json.load(f).get('parameterValues', {})
         # The cache key: the inputs' artifact names and parameter values, the outputs' definitions
