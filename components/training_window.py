@@ -60,7 +60,7 @@ def record_span(store: str, examples: types.Artifact):
     fileio.makedirs(store)
     path = os.path.join(store, f'span-{span_of(examples)}.json')
     with fileio.open(f'{path}.tmp', 'w') as f:
-        f.write(json.dumps({'uri': examples.uri, 'split_names': examples.split_names}))
+        f.write(json.dumps({'uri': examples.uri}))
     fileio.rename(f'{path}.tmp', path, overwrite=True)
 
 
